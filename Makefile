@@ -1,0 +1,45 @@
+# costwarden — every target installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TOOLS ?= .tools
+PYTEST_ARGS ?=
+
+.PHONY: install tools test lint run sim bench demo clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+tools: $(TOOLS)/kubectl
+
+$(TOOLS)/kubectl: tools/fetch_kube_tools.py | install
+	$(PY) tools/fetch_kube_tools.py $(TOOLS)
+
+test: install tools
+	KUBECTL=$(abspath $(TOOLS))/kubectl HELM=$(abspath $(TOOLS))/helm $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check operator tests bench tools
+	$(VENV)/bin/ruff format --check operator tests bench tools
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+run: install
+	$(VENV)/bin/costwarden run $(ARGS)
+
+sim: install
+	$(VENV)/bin/costwarden sim serve --port 8765 --kubeconfig out/sim.kubeconfig
+
+bench: install
+	$(PY) bench/run.py
+
+demo: install tools
+	$(VENV)/bin/costwarden demo $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache out

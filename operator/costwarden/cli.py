@@ -1,0 +1,5 @@
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    raise SystemExit("not yet")

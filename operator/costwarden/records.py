@@ -1,0 +1,292 @@
+"""Small frozen snapshots of cluster objects: the only shape the pure core ever sees.
+
+The operator's kopf indexes hold these records instead of whole bodies, so memory stays
+proportional to the handful of fields the engine needs (cost tools that cache full objects grow
+to gigabytes on big clusters). They are built from raw Kubernetes dicts by ``from_body``
+functions that never raise on odd input: a missing or unparsable field becomes a neutral value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+# Contract names (DESIGN.md): never rename.
+ANNOTATION_SPEND = "costwarden.dev/spend"
+ANNOTATION_RATE = "costwarden.dev/rate"
+ANNOTATION_SPEND_AT = "costwarden.dev/spend-at"
+ANNOTATION_BUDGETS = "costwarden.dev/budgets"
+ANNOTATION_NODE_PRICE = "costwarden.dev/hourly-price"
+ANNOTATION_GPU_UTIL = "costwarden.dev/gpu-utilization"
+
+SKYPILOT_CLUSTER_LABEL = "skypilot-cluster-name"
+SKYPILOT_CLUSTER_ANNOTATION = "skypilot-cluster-name"
+SKYPILOT_USER_ANNOTATION = "skypilot-user"
+SKYPILOT_PARENT_LABEL = "parent"
+
+GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "google.com/tpu")
+
+_ZERO = Decimal(0)
+_GIB = Decimal(1024**3)
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
+_SUFFIXES: dict[str, Decimal] = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+}
+
+
+def parse_quantity(value: object) -> Decimal | None:
+    """A Kubernetes resource quantity ("500m", "16Gi", "2") as a Decimal, or None if unparsable."""
+    if value is None:
+        return None
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return Decimal(str(value))
+    match = _QUANTITY.match(str(value).strip())
+    if not match or match.group(2) not in _SUFFIXES:
+        return None
+    try:
+        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
+    except InvalidOperation:
+        return None
+
+
+def parse_decimal(value: object) -> Decimal | None:
+    """A plain decimal string (as in our annotations), or None if absent or malformed."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 timestamp as an aware UTC datetime, or None."""
+    if not value or not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with a Z suffix, second precision (what kubectl users expect to read)."""
+    return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((str(k), str(v)) for k, v in (mapping or {}).items()))
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """What pricing needs to know about a node."""
+
+    name: str
+    labels: tuple[tuple[str, str], ...] = ()
+    provider_id: str = ""
+    cpu_cores: Decimal = _ZERO
+    memory_gib: Decimal = _ZERO
+    gpus: int = 0
+    price_override: Decimal | None = None  # annotation costwarden.dev/hourly-price
+    price_override_error: str | None = None  # annotation present but malformed
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> NodeRecord:
+        meta = body.get("metadata") or {}
+        spec = body.get("spec") or {}
+        status = body.get("status") or {}
+        capacity = status.get("capacity") or {}
+        allocatable = status.get("allocatable") or {}
+        resources = capacity or allocatable
+        gpus = 0
+        for key in GPU_RESOURCES:
+            qty = parse_quantity(resources.get(key))
+            if qty:
+                gpus = int(qty)
+                break
+        raw_price = (meta.get("annotations") or {}).get(ANNOTATION_NODE_PRICE)
+        price = parse_decimal(raw_price) if raw_price is not None else None
+        error = None
+        if raw_price is not None and (price is None or price < 0):
+            error = f"node {meta.get('name')}: annotation {ANNOTATION_NODE_PRICE}={raw_price!r} is not a USD amount"
+            price = None
+        memory = parse_quantity(resources.get("memory")) or _ZERO
+        return cls(
+            name=str(meta.get("name", "")),
+            labels=_frozen(meta.get("labels")),
+            provider_id=str(spec.get("providerID") or ""),
+            cpu_cores=parse_quantity(resources.get("cpu")) or _ZERO,
+            memory_gib=memory / _GIB,
+            gpus=gpus,
+            price_override=price,
+            price_override_error=error,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PodSpendMark:
+    """The spend a pod carried in its annotations when last written (our restart memory)."""
+
+    spend: Decimal
+    rate: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PodRecord:
+    """What pricing, attribution and the ledger need to know about a pod."""
+
+    namespace: str
+    name: str
+    uid: str
+    node_name: str | None = None
+    phase: str = "Pending"  # Pending | Running | Succeeded | Failed | Unknown
+    labels: tuple[tuple[str, str], ...] = ()
+    gpus: int = 0
+    cpu_request: Decimal = _ZERO  # cores, summed over containers (max with init containers)
+    memory_request_gib: Decimal = _ZERO
+    created: datetime | None = None
+    started: datetime | None = None  # status.startTime
+    finished: datetime | None = None  # latest container termination when Succeeded/Failed
+    deleting: bool = False
+    skypilot_cluster: str | None = None  # the name the user typed (annotation), else the label value
+    skypilot_user: str | None = None
+    spend_mark: PodSpendMark | None = None  # from costwarden.dev/spend + spend-at (+ rate)
+    budgets_annotation: str | None = None
+    gpu_utilization: Decimal | None = None  # percent, from telemetry or an annotation feed
+    owner_kind: str | None = None
+    owner_name: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    @property
+    def is_skypilot(self) -> bool:
+        labels = self.label_map
+        return labels.get(SKYPILOT_PARENT_LABEL) == "skypilot" or SKYPILOT_CLUSTER_LABEL in labels
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> PodRecord:
+        meta = body.get("metadata") or {}
+        spec = body.get("spec") or {}
+        status = body.get("status") or {}
+        labels = meta.get("labels") or {}
+        annotations = meta.get("annotations") or {}
+        gpus, cpu, memory = _pod_requests(spec)
+        owners = meta.get("ownerReferences") or []
+        owner = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
+        return cls(
+            namespace=str(meta.get("namespace", "")),
+            name=str(meta.get("name", "")),
+            uid=str(meta.get("uid", "")),
+            node_name=spec.get("nodeName"),
+            phase=str(status.get("phase") or "Pending"),
+            labels=_frozen(labels),
+            gpus=gpus,
+            cpu_request=cpu,
+            memory_request_gib=memory / _GIB,
+            created=parse_time(meta.get("creationTimestamp")),
+            started=parse_time(status.get("startTime")),
+            finished=_finished_at(status),
+            deleting=bool(meta.get("deletionTimestamp")),
+            skypilot_cluster=annotations.get(SKYPILOT_CLUSTER_ANNOTATION) or labels.get(SKYPILOT_CLUSTER_LABEL),
+            skypilot_user=annotations.get(SKYPILOT_USER_ANNOTATION) or labels.get("skypilot-user"),
+            spend_mark=_spend_mark(annotations),
+            budgets_annotation=annotations.get(ANNOTATION_BUDGETS),
+            gpu_utilization=parse_decimal(annotations.get(ANNOTATION_GPU_UTIL)),
+            owner_kind=owner.get("kind") if owner else None,
+            owner_name=owner.get("name") if owner else None,
+        )
+
+
+def _container_requests(container: Mapping[str, Any]) -> tuple[int, Decimal, Decimal]:
+    resources = container.get("resources") or {}
+    requests = resources.get("requests") or {}
+    limits = resources.get("limits") or {}
+    gpus = 0
+    for key in GPU_RESOURCES:
+        qty = parse_quantity(requests.get(key, limits.get(key)))
+        if qty:
+            gpus += int(qty)
+    cpu = parse_quantity(requests.get("cpu", limits.get("cpu"))) or _ZERO
+    memory = parse_quantity(requests.get("memory", limits.get("memory"))) or _ZERO
+    return gpus, cpu, memory
+
+
+def _pod_requests(spec: Mapping[str, Any]) -> tuple[int, Decimal, Decimal]:
+    """Effective pod requests: sum over containers, at least the largest init container."""
+    gpus, cpu, memory = 0, _ZERO, _ZERO
+    for container in spec.get("containers") or []:
+        g, c, m = _container_requests(container)
+        gpus, cpu, memory = gpus + g, cpu + c, memory + m
+    for container in spec.get("initContainers") or []:
+        g, c, m = _container_requests(container)
+        gpus, cpu, memory = max(gpus, g), max(cpu, c), max(memory, m)
+    return gpus, cpu, memory
+
+
+def _finished_at(status: Mapping[str, Any]) -> datetime | None:
+    if status.get("phase") not in ("Succeeded", "Failed"):
+        return None
+    times = []
+    for cs in status.get("containerStatuses") or []:
+        terminated = (cs.get("state") or {}).get("terminated") or {}
+        finished = parse_time(terminated.get("finishedAt"))
+        if finished:
+            times.append(finished)
+    return max(times) if times else None
+
+
+def _spend_mark(annotations: Mapping[str, Any]) -> PodSpendMark | None:
+    spend = parse_decimal(annotations.get(ANNOTATION_SPEND))
+    at = parse_time(annotations.get(ANNOTATION_SPEND_AT))
+    if spend is None or at is None or spend < 0:
+        return None
+    rate = parse_decimal(annotations.get(ANNOTATION_RATE))
+    return PodSpendMark(spend=spend, rate=rate if rate is not None and rate >= 0 else _ZERO, at=at)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSnapshot:
+    """Everything the engine reads in one pass; built by the shell from its indexes."""
+
+    nodes: Mapping[str, NodeRecord] = field(default_factory=dict)
+    pods: tuple[PodRecord, ...] = ()
