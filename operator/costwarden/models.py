@@ -222,6 +222,25 @@ class CostBudgetStatus(BaseModel):
     actions: list[ActionRecord] = Field(default_factory=list)
     ledger: BudgetLedger = Field(default_factory=BudgetLedger)
 
+    def to_k8s(self) -> dict[str, Any]:
+        """The status as the CRD stores it: display figures as JSON numbers rounded here, at the
+        edge, and the ledger's money as exact decimal strings (it is the restart memory)."""
+        body: dict[str, Any] = self.model_dump(by_alias=True, mode="json", exclude_none=True)
+        for key, places in _DISPLAY_PLACES.items():
+            value = getattr(self, _DISPLAY_ATTRS[key])
+            if value is not None:
+                body[key] = float(round(Decimal(value), places))
+        return body
+
+
+_DISPLAY_ATTRS = {
+    "spend": "spend",
+    "hourlyRate": "hourly_rate",
+    "percentUsed": "percent_used",
+    "idleNodeHourlyCost": "idle_node_hourly_cost",
+}
+_DISPLAY_PLACES = {"spend": 2, "hourlyRate": 4, "percentUsed": 1, "idleNodeHourlyCost": 4}
+
 
 def field_path(loc: tuple[int | str, ...], prefix: str = "spec") -> str:
     """Render a pydantic error location as a Kubernetes-style field path (spec.thresholds[1].percent)."""
