@@ -1,5 +1,100 @@
+"""The ``costwarden`` command: ``run`` the operator, ``sim serve`` the Kubernetes stand-in."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
 import sys
+from decimal import Decimal
+from pathlib import Path
+
+from costwarden import __version__
+
+
+def _positive(kind: type[float] | type[int]):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> float | int:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+
+    return parse
+
+
+def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = subparsers.add_parser("run", help="run the operator against a cluster")
+    run.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
+    run.add_argument(
+        "--namespace", "-n", action="append", default=[], dest="namespaces", help="watch only these (repeatable)"
+    )
+    run.add_argument("--interval", type=_positive(float), default=10.0, help="seconds between budget evaluations")
+    run.add_argument("--accrual-interval", type=_positive(float), default=10.0, help="seconds between pod passes")
+    run.add_argument("--metrics-port", type=int, default=9090, help="port for /metrics (0 disables)")
+    run.add_argument("--price-overrides", type=Path, help="YAML file of price overrides")
+    run.add_argument("--dry-run", action="store_true", help="compute and log, write nothing to the cluster")
+    run.add_argument(
+        "--annotation-interval", type=_positive(float), default=60.0, help="min seconds between spend writes per pod"
+    )
+    run.add_argument("--write-rate", type=_positive(float), default=20.0, help="annotation writes per second (global)")
+    run.add_argument("--peering", help="kopf peering name for leader election among replicas")
+    run.add_argument("--verbose", "-v", action="store_true")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from costwarden.operator.app import ConfigurationError, run_operator
+    from costwarden.operator.settings import OperatorSettings
+
+    settings = OperatorSettings(
+        kubeconfig=args.kubeconfig,
+        namespaces=tuple(args.namespaces),
+        interval=args.interval,
+        accrual_interval=args.accrual_interval,
+        metrics_port=args.metrics_port,
+        price_overrides=args.price_overrides,
+        dry_run=args.dry_run,
+        annotation_interval=args.annotation_interval,
+        annotation_rate_change=Decimal("0.01"),
+        write_rate=args.write_rate,
+        peering=args.peering,
+    )
+    try:
+        asyncio.run(run_operator(settings))
+    except ConfigurationError as exc:
+        print(f"costwarden: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from costwarden.sim import cli as sim_cli
+
+    parser = argparse.ArgumentParser(prog="costwarden", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"costwarden {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    _add_run(subparsers)
+    sim_cli.add_subparser(subparsers)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("not yet")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "run":
+        return _run(args)
+    if args.command == "sim":
+        from costwarden.sim import cli as sim_cli
+
+        return sim_cli.run(args)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

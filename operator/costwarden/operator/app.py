@@ -1,0 +1,147 @@
+"""Starting the operator: runtime, kopf settings, metrics server; in-process or on a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from costwarden.operator.handlers import build_registry
+from costwarden.operator.kube import KubeClient, load_configuration
+from costwarden.operator.runtime import Runtime, utc_now
+from costwarden.operator.settings import OperatorSettings
+from costwarden.pricing import PriceBook, load_bundled_catalog, load_overrides_text
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(Exception):
+    """A setting or file the operator cannot start with; the message names it."""
+
+
+def build_runtime(settings: OperatorSettings, clock: Callable[[], datetime] = utc_now) -> Runtime:
+    overrides = None
+    if settings.price_overrides is not None:
+        path = Path(settings.price_overrides)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigurationError(f"price overrides file {path}: {exc.strerror}") from exc
+        try:
+            overrides = load_overrides_text(text, str(path))
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+    try:
+        configuration = load_configuration(settings.kubeconfig)
+    except Exception as exc:
+        raise ConfigurationError(f"cannot load Kubernetes credentials ({settings.kubeconfig or 'in-cluster'}): {exc}") from exc
+    kube = KubeClient(configuration, dry_run=settings.dry_run)
+    return Runtime(settings=settings, kube=kube, prices=PriceBook(load_bundled_catalog(), overrides), clock=clock)
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    ks = kopf.OperatorSettings()
+    ks.posting.level = logging.WARNING  # no Event per successful timer run
+    ks.peering.standalone = settings.peering is None
+    if settings.peering is not None:
+        ks.peering.name = settings.peering
+        ks.peering.mandatory = True
+    ks.persistence.finalizer = "costwarden.dev/finalizer"
+    ks.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="costwarden.dev")
+    ks.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="costwarden.dev")
+    ks.watching.server_timeout = 300
+    ks.watching.client_timeout = 330
+    ks.watching.connect_timeout = 10
+    ks.networking.request_timeout = 30
+    return ks
+
+
+async def run_operator(
+    settings: OperatorSettings,
+    runtime: Runtime | None = None,
+    *,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+) -> None:
+    runtime = runtime or build_runtime(settings)
+    metrics_server = None
+    if settings.metrics_port:
+        metrics_server, _ = start_http_server(
+            settings.metrics_port, settings.metrics_host, registry=runtime.metrics.registry
+        )
+        log.info("metrics on http://%s:%s/metrics", settings.metrics_host, settings.metrics_port)
+    try:
+        await kopf.operator(
+            registry=build_registry(settings.interval),
+            settings=kopf_settings(settings),
+            memo=kopf.Memo(runtime=runtime),
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            standalone=settings.peering is None,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+
+
+class OperatorThread:
+    """The real operator on its own thread and event loop (tests, benchmarks, the demo)."""
+
+    def __init__(self, settings: OperatorSettings, clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.runtime = build_runtime(settings, clock)
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="costwarden-operator", daemon=True)
+        self.error: BaseException | None = None
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self.error = exc
+            log.exception("operator thread ended with an error")
+        finally:
+            self._ready.set()
+            self._loop.close()
+
+    async def _serve(self) -> None:
+        self._stop = asyncio.Event()
+        ready = asyncio.Event()
+        waiter = asyncio.create_task(ready.wait())
+        waiter.add_done_callback(lambda _: self._ready.set())
+        await run_operator(self.settings, self.runtime, stop_flag=self._stop, ready_flag=ready)
+
+    def start(self, timeout: float = 30.0) -> OperatorThread:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("operator did not become ready in time")
+        if self.error is not None:
+            raise RuntimeError("operator failed to start") from self.error
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self._stop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("operator did not stop in time")
+
+    def __enter__(self) -> OperatorThread:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+

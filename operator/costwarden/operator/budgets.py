@@ -1,0 +1,136 @@
+"""Evaluating one CostBudget: gather its pods, run the engine, carry out what it decided."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from costwarden.engine.evaluation import BudgetDecision, BudgetInput, CoveredPod, evaluate_budget, invalid_decision
+from costwarden.engine.selection import budget_covers
+from costwarden.models import GROUP, KIND, VERSION, Action, CostBudgetStatus, explain, parse_spec
+from costwarden.operator.kube import ObjectRef
+from costwarden.operator.runtime import BudgetFigures, Runtime
+from costwarden.records import NodeRecord, PodRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetObject:
+    """The parts of a CostBudget body the evaluation reads."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int | None
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(f"{GROUP}/{VERSION}", KIND, self.namespace, self.name, self.uid)
+
+
+def previous_status(raw: Mapping[str, Any], budget: str) -> CostBudgetStatus:
+    """The stored status; a corrupt one is logged and replaced, never a crash loop."""
+    try:
+        return CostBudgetStatus.model_validate(dict(raw or {}))
+    except ValidationError as exc:
+        log.error("CostBudget %s: stored status is unreadable, starting a fresh ledger: %s", budget, explain(exc, "status"))
+        return CostBudgetStatus()
+
+
+async def evaluate(
+    runtime: Runtime,
+    budget: BudgetObject,
+    pods: Iterable[PodRecord],
+    nodes: Mapping[str, NodeRecord],
+    now: datetime,
+) -> tuple[dict[str, Any], Counter[str]]:
+    """Evaluate one budget at ``now``; returns the status to write and a Counter of what was done."""
+    counts: Counter[str] = Counter()
+    key = (budget.namespace, budget.name)
+    status = previous_status(budget.status, f"{budget.namespace}/{budget.name}")
+    try:
+        spec = parse_spec(budget.spec)
+    except ValidationError as exc:
+        problems = explain(exc)
+        decision = invalid_decision(
+            BudgetInput(budget.namespace, budget.name, budget.generation, None, status), problems, now
+        )
+        runtime.coverage.drop(key)
+        runtime.budgets.pop(key, None)
+        counts["invalid"] += 1
+    else:
+        covered: list[CoveredPod] = []
+        for pod in pods:
+            if budget_covers(spec, budget.namespace, pod):
+                node = nodes.get(pod.node_name) if pod.node_name else None
+                covered.append(CoveredPod(pod, runtime.book.figure(pod, runtime.price_of(node), now)))
+        idle = _idle_of(runtime, covered)
+        decision = evaluate_budget(
+            BudgetInput(budget.namespace, budget.name, budget.generation, spec, status), covered, now, idle
+        )
+        runtime.coverage.set(key, (c.pod.uid for c in covered))
+        new = decision.status
+        runtime.budgets[key] = BudgetFigures(
+            spend=new.spend or Decimal(0),
+            limit=spec.limit,
+            hourly_rate=new.hourly_rate or Decimal(0),
+            percent_used=new.percent_used or Decimal(0),
+            phase=str(new.phase or ""),
+        )
+        counts["pods"] += len(covered)
+    await _carry_out(runtime, budget, decision, now, counts)
+    return _status_patch(decision.status, status), counts
+
+
+def _idle_of(runtime: Runtime, covered: list[CoveredPod]) -> Decimal | None:
+    nodes = {c.pod.node_name for c in covered if c.pod.node_name}
+    if not nodes:
+        return None
+    return sum((runtime.idle_costs.get(n, Decimal(0)) for n in nodes), Decimal(0))
+
+
+async def _carry_out(
+    runtime: Runtime, budget: BudgetObject, decision: BudgetDecision, now: datetime, counts: Counter[str]
+) -> None:
+    """This release notifies through Events only; enforcement actions are recorded as not taken."""
+    for event in decision.events:
+        result = await runtime.kube.post_event(
+            budget.ref, reason=event.reason, message=event.message, event_type=event.type, now=now
+        )
+        counts[f"event_{result.value}"] += 1
+    crossed = {c.record_id for c in decision.crossings}
+    for record in decision.status.actions:
+        if record.id not in crossed:
+            continue
+        if record.action == Action.NOTIFY:
+            record.result = "DryRun" if runtime.kube.dry_run else "Done"
+            record.message = "Kubernetes Event posted on the budget"
+        else:
+            record.result = "Skipped"
+            record.message = f"{record.action.value} is not carried out by this operator version; an Event was posted"
+        counts[f"threshold_{record.result.lower()}"] += 1
+    if runtime.kube.dry_run:
+        counts["status_dry_run"] += 1
+
+
+def _status_patch(new: CostBudgetStatus, old: CostBudgetStatus) -> dict[str, Any]:
+    """A merge patch: ledger entries of pods that left are deleted explicitly with null."""
+    body = new.to_k8s()
+    ledger = body.setdefault("ledger", {})
+    pods = ledger.setdefault("pods", {})
+    for uid in old.ledger.pods:
+        if uid not in new.ledger.pods:
+            pods[uid] = None
+    if old.exhausts_at and not new.exhausts_at:
+        body["exhaustsAt"] = None
+    return body

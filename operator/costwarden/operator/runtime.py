@@ -1,0 +1,101 @@
+"""The operator's live state, created at startup and handed to handlers through kopf's memo."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from costwarden.operator.kube import KubeClient
+from costwarden.operator.metrics import Metrics
+from costwarden.operator.settings import OperatorSettings
+from costwarden.operator.spendbook import SpendBook
+from costwarden.operator.throttle import TokenBucket, WritePolicy
+from costwarden.pricing import NodePrice, PriceBook
+from costwarden.records import NodeRecord
+
+BudgetKey = tuple[str, str]  # (namespace, name)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class BudgetFigures:
+    """The latest evaluated figures of one budget, for /metrics."""
+
+    spend: Decimal
+    limit: Decimal
+    hourly_rate: Decimal
+    percent_used: Decimal
+    phase: str
+
+
+class Coverage:
+    """Which budgets cover which pods, as last evaluated by each budget's timer."""
+
+    def __init__(self) -> None:
+        self._pods_of: dict[BudgetKey, frozenset[str]] = {}
+
+    def set(self, budget: BudgetKey, uids: Iterable[str]) -> None:
+        self._pods_of[budget] = frozenset(uids)
+
+    def drop(self, budget: BudgetKey) -> None:
+        self._pods_of.pop(budget, None)
+
+    def budgets_by_pod(self) -> dict[str, str]:
+        """uid -> the comma-separated names for the costwarden.dev/budgets annotation."""
+        names: dict[str, list[str]] = {}
+        for (_, name), uids in self._pods_of.items():
+            for uid in uids:
+                names.setdefault(uid, []).append(name)
+        return {uid: ",".join(sorted(found)) for uid, found in names.items()}
+
+
+@dataclass
+class Runtime:
+    settings: OperatorSettings
+    kube: KubeClient
+    prices: PriceBook
+    clock: Callable[[], datetime] = utc_now
+    monotonic: Callable[[], float] = time.monotonic
+    metrics: Metrics = field(default_factory=Metrics)
+    book: SpendBook = field(default_factory=SpendBook)
+    coverage: Coverage = field(default_factory=Coverage)
+    budgets: dict[BudgetKey, BudgetFigures] = field(default_factory=dict)
+    node_prices: dict[str, NodePrice] = field(default_factory=dict)
+    idle_costs: dict[str, Decimal] = field(default_factory=dict)
+    pod_names: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # uid -> (ns, name, node)
+    bucket: TokenBucket = field(init=False)
+    policy: WritePolicy = field(init=False)
+
+    _nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    _nodes_at: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        self.bucket = TokenBucket(self.settings.write_rate, self.settings.write_burst, self.monotonic())
+        self.policy = WritePolicy(self.settings.annotation_interval, self.settings.annotation_rate_change)
+        self.metrics.attach(self)
+
+    def node_map(self, index: Mapping[str, Iterable[NodeRecord]], max_age: float = 1.0) -> dict[str, NodeRecord]:
+        """Nodes by name from the kopf index, rebuilt at most every ``max_age`` seconds."""
+        now = self.monotonic()
+        if now - self._nodes_at >= max_age:
+            self._nodes = {record.name: record for store in index.values() for record in store}
+            self._nodes_at = now
+        return self._nodes
+
+    def price_of(self, node: NodeRecord | None) -> NodePrice | None:
+        if node is None:
+            return None
+        price = self.prices.price(node)
+        self.node_prices[node.name] = price
+        return price
+
+    def retain_nodes(self, nodes: Mapping[str, NodeRecord]) -> None:
+        for name in [n for n in self.node_prices if n not in nodes]:
+            self.node_prices.pop(name, None)
+            self.idle_costs.pop(name, None)

@@ -1,0 +1,27 @@
+"""Operator settings as one frozen dataclass, filled from the command line (kopf's pattern)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSettings:
+    """Everything the shell reads; nothing below this reads the environment."""
+
+    kubeconfig: Path | None = None  # None: in-cluster service account, else $KUBECONFIG/~/.kube/config
+    namespaces: tuple[str, ...] = ()  # empty: the whole cluster
+    interval: float = 10.0  # seconds between evaluations of each budget
+    accrual_interval: float = 10.0  # seconds between passes over all pods
+    metrics_port: int = 9090  # 0 disables the /metrics server
+    metrics_host: str = "0.0.0.0"  # noqa: S104 - a pod serves metrics to the cluster
+    price_overrides: Path | None = None
+    dry_run: bool = False  # compute and log, write nothing to the cluster
+    annotation_interval: float = 60.0  # at most one steady-state spend write per pod per this many seconds
+    annotation_rate_change: Decimal = Decimal("0.01")  # a relative rate change that is written at once
+    write_rate: float = 20.0  # global token bucket for annotation writes: tokens per second
+    write_burst: int = 100
+    peering: str | None = None  # kopf peering name; None runs standalone
+    protected_namespaces: tuple[str, ...] = field(default=("kube-system",))

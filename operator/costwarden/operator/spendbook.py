@@ -1,0 +1,72 @@
+"""In-memory spend of every pod, continued from the pods' own annotations after a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from costwarden.engine.ledger import PodAccrual, accrue
+from costwarden.engine.rates import PodRate, pod_rate
+from costwarden.pricing import NodePrice
+from costwarden.records import PodRecord, PodSpendMark
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenMark:
+    """What we last wrote onto a pod (or found there): the throttle compares against it."""
+
+    mark: PodSpendMark
+    budgets: str | None
+
+
+class SpendBook:
+    """Per-pod accruals keyed by uid. Only the event loop touches it (no locking needed)."""
+
+    def __init__(self) -> None:
+        self._accruals: dict[str, PodAccrual] = {}
+        self._rates: dict[str, PodRate] = {}
+        self._written: dict[str, WrittenMark] = {}
+
+    def figure(self, pod: PodRecord, price: NodePrice | None, now: datetime) -> PodAccrual:
+        """The pod's lifetime spend at ``now``; monotonic across calls."""
+        rate = pod_rate(pod, price)
+        previous = self._accruals.get(pod.uid)
+        if previous is not None and now < previous.at:
+            return previous
+        accrual = accrue(pod, rate.total, now, previous)
+        self._accruals[pod.uid] = accrual
+        self._rates[pod.uid] = rate
+        return accrual
+
+    def rate(self, uid: str) -> PodRate | None:
+        return self._rates.get(uid)
+
+    def written(self, pod: PodRecord) -> WrittenMark | None:
+        """Our last write, else what the pod's annotations say (after a restart)."""
+        known = self._written.get(pod.uid)
+        if known is not None:
+            return known
+        if pod.spend_mark is None:
+            return None
+        return WrittenMark(pod.spend_mark, pod.budgets_annotation)
+
+    def record_write(self, uid: str, accrual: PodAccrual, budgets: str) -> None:
+        self._written[uid] = WrittenMark(PodSpendMark(accrual.spend, accrual.rate, accrual.at), budgets)
+
+    def retain(self, live_uids: Iterable[str]) -> int:
+        """Forget pods that are gone; returns how many were dropped."""
+        live = set(live_uids)
+        gone = [uid for uid in self._accruals if uid not in live]
+        for uid in gone:
+            self._accruals.pop(uid, None)
+            self._rates.pop(uid, None)
+            self._written.pop(uid, None)
+        return len(gone)
+
+    def total_rate(self) -> Decimal:
+        return sum((r.total for r in self._rates.values()), Decimal(0))
+
+    def __len__(self) -> int:
+        return len(self._accruals)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from costwarden.operator.app import OperatorThread
+from costwarden.operator.settings import OperatorSettings
+from costwarden.sim.testing import ThreadedSimCluster
+from tests.clock import ManualClock
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def load_crd() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "crds" / "costbudget.yaml").read_text()))
+
+
+@pytest.fixture
+def cluster() -> Iterator[ThreadedSimCluster]:
+    with ThreadedSimCluster() as sim:
+        sim.create(load_crd())
+        yield sim
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def start_operator(cluster: ThreadedSimCluster, clock: ManualClock) -> Iterator[Callable[..., OperatorThread]]:
+    running: list[OperatorThread] = []
+
+    def start(**overrides: Any) -> OperatorThread:
+        options: dict[str, Any] = {
+            "kubeconfig": cluster.kubeconfig,
+            "interval": 0.3,
+            "accrual_interval": 0.3,
+            "metrics_port": free_port(),
+            "metrics_host": "127.0.0.1",
+            "annotation_interval": 60.0,
+        }
+        options.update(overrides)
+        operator = OperatorThread(OperatorSettings(**options), clock=clock).start()
+        running.append(operator)
+        return operator
+
+    yield start
+    for operator in running:
+        operator.stop()
