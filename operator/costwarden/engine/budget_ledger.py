@@ -1,0 +1,123 @@
+"""A budget's accounting memory (``status.ledger``) brought up to date for one evaluation.
+
+The ledger holds the start of the period it counts, ``closedSpend`` (spend in this period of
+pods that are no longer covered) and, per covered pod uid, the pod's last lifetime figure and its
+``baseline``: the pod's lifetime spend when the period began (or when it was first covered), so
+that the pod's spend in the period is ``figure - baseline``.
+
+- A pod in the ledger but no longer covered (deleted, vanished while the operator was down, or
+  no longer matched) is closed with its last figure: ``closedSpend += figure - baseline``.
+- A pod seen for the first time gets baseline 0 when it started inside the period (and always
+  for Lifetime budgets); a pod that started earlier gets an estimate of its spend at the period
+  start: ``spend - rate * (now - periodStart)`` for a running pod, or an even split of its spend
+  over its run for a pod that has already ended.
+- On period rollover (the ledger's ``periodStart`` is not the current one) ``closedSpend``
+  restarts at 0, pods that vanished meanwhile are dropped (their spend belonged to the old
+  period), and each pod's baseline becomes its estimated figure at the boundary, never below
+  its last figure from the old period.
+- A pod's figure never decreases: it is the larger of the ledger's and this pass's accrual.
+
+All figures are exact decimals (see ``money``); with constant rates these estimates are exact too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from costwarden.engine.ledger import CoveredPod, PodAccrual
+from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between, share_before
+from costwarden.models import BudgetLedger, PodLedgerEntry
+from costwarden.records import PodRecord, format_time, parse_time
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    ledger: BudgetLedger
+    spend: Decimal  # USD in the current period
+    hourly_rate: Decimal  # USD/hour of the covered pods now
+
+
+def _first_baseline(pod: PodRecord, accrual: PodAccrual, period_start: datetime | None) -> Decimal:
+    if period_start is None:
+        return ZERO
+    start = pod.started or pod.created
+    if start is not None and start >= period_start:
+        return ZERO
+    if pod.is_terminal:
+        end = pod.finished or accrual.at
+        if start is None:
+            return accrual.spend if end <= period_start else ZERO
+        return share_before(accrual.spend, start, end, period_start)
+    return max(accrual.spend - cost_between(accrual.rate, period_start, accrual.at), ZERO)
+
+
+def _rolled_baseline(
+    pod: PodRecord, accrual: PodAccrual, entry: PodLedgerEntry, figure: Decimal, period_start: datetime | None
+) -> Decimal:
+    if period_start is None:
+        return ZERO
+    entry_at = parse_time(entry.at)
+    floor = entry.spend if entry_at is not None and entry_at <= period_start else ZERO
+    if not pod.is_terminal:
+        estimate = figure - cost_between(accrual.rate, period_start, accrual.at)
+    elif entry_at is None:
+        estimate = figure if (pod.finished or accrual.at) <= period_start else floor
+    else:
+        end = pod.finished or accrual.at
+        estimate = entry.spend + share_before(figure - entry.spend, entry_at, end, period_start)
+    return min(max(estimate, floor), figure)
+
+
+def _is_fresh(ledger: BudgetLedger) -> bool:
+    return ledger.period_start is None and not ledger.pods and ledger.closed_spend == 0
+
+
+def settle(
+    ledger: BudgetLedger, period_start: datetime | None, pods: Sequence[CoveredPod], now: datetime
+) -> Settlement:
+    """The updated ledger, the budget's spend in the period and its hourly rate."""
+    key = format_time(period_start) if period_start is not None else None
+    rolled = ledger.period_start != key and not _is_fresh(ledger)
+    now_text = format_time(now)
+    with localcontext(MONEY_CONTEXT):
+        covered = {item.pod.uid for item in pods}
+        closed = ZERO if rolled else ledger.closed_spend
+        if not rolled:
+            for uid, entry in ledger.pods.items():
+                if uid not in covered:
+                    closed += max(entry.spend - entry.baseline, ZERO)
+        entries: dict[str, PodLedgerEntry] = {}
+        spend, rate = closed, ZERO
+        for item in pods:
+            pod, accrual = item.pod, item.accrual
+            if pod.uid in entries:
+                continue
+            previous = ledger.pods.get(pod.uid)
+            if previous is None:
+                figure = accrual.spend
+                baseline = _first_baseline(pod, accrual, period_start)
+            else:
+                figure = max(previous.spend, accrual.spend)
+                baseline = (
+                    _rolled_baseline(pod, accrual, previous, figure, period_start)
+                    if rolled
+                    else previous.baseline
+                )
+            spend += max(figure - baseline, ZERO)
+            rate += accrual.rate
+            at = now_text if accrual.at == now else format_time(accrual.at)
+            if (
+                previous is not None
+                and previous.spend == figure
+                and previous.baseline == baseline
+                and previous.at == at
+                and previous.name == pod.name
+            ):
+                entries[pod.uid] = previous
+            else:
+                entries[pod.uid] = PodLedgerEntry(spend=figure, at=at, baseline=baseline, name=pod.name)
+    updated = BudgetLedger(period_start=key, closed_spend=closed, pods=entries)
+    return Settlement(ledger=updated, spend=spend, hourly_rate=rate)

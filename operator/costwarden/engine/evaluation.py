@@ -1,0 +1,257 @@
+"""Evaluate one CostBudget: its spend in the period, thresholds, phase, conditions and events.
+
+``evaluate_budget`` is a pure function of the budget (spec and previous status), the pods it
+covers with their accruals of this pass, and ``now``. It returns the new status and, as data,
+what the shell should do: threshold crossings to act on and Kubernetes Events to emit.
+
+Spend. The budget's ledger (``status.ledger``, see ``budget_ledger``) is its restart memory:
+``spend = closedSpend + sum(pod figure - pod baseline)`` over the covered pods, where a pod's
+figure is its lifetime spend (never lower than the ledger's last figure) and its baseline its
+lifetime spend when the period began or when the budget first covered it. Pods that stop being
+covered are closed into ``closedSpend`` with their last figure; a new period (UTC calendar, see
+``periods``) restarts ``closedSpend`` and moves every baseline to the boundary. Within a period
+the spend never decreases. ``hourlyRate`` is the sum of the covered pods' rates; ``pods`` and
+``gpus`` count the covered pods that have not ended.
+
+Thresholds. ``percentUsed = spend / limit * 100``. A threshold is crossed when percentUsed
+reaches its percent and its record ``threshold/<percent>/<period start | lifetime>`` is not in
+``status.actions``; each crossing is returned and recorded as a Pending ActionRecord, so it fires
+once per period and again in the next one. ``status.actions`` keeps the newest 50 records but
+never drops one of the current period.
+
+Phase, by precedence: Enforced (a Scale/Suspend/Kill of this period is Done: after a kill the
+spend stays over the limit, so Exceeded would otherwise hide that we acted), Exceeded (percent
+>= 100), Warning (a threshold reached, or 80 % when there are none), Ok. Conditions: ``Ready``
+True/Evaluated and ``BudgetExceeded`` True/False. Events: one per crossing (Warning when the
+threshold is >= 100 % or its action destructive) and one when the phase changes.
+
+``invalid_decision`` marks a budget whose spec does not validate: phase Invalid, ``Ready`` False
+with reason InvalidSpec, no crossings, the ledger and actions untouched.
+
+Money stays exact here; rounding happens only for display (``CostBudgetStatus.to_k8s``,
+messages).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from costwarden.engine.budget_ledger import settle
+from costwarden.engine.conditions import BUDGET_EXCEEDED, READY, set_condition
+from costwarden.engine.forecast import exhausts_at
+from costwarden.engine.ledger import CoveredPod
+from costwarden.engine.money import MONEY_CONTEXT, plain, usd
+from costwarden.engine.periods import period_bounds
+from costwarden.engine.thresholds import (
+    DESTRUCTIVE_ACTIONS,
+    bound_actions,
+    enforced,
+    new_crossings,
+    period_key,
+)
+from costwarden.models import Action, ActionRecord, CostBudgetSpec, CostBudgetStatus, Phase
+from costwarden.records import format_time
+
+__all__ = [
+    "BudgetDecision",
+    "BudgetInput",
+    "CoveredPod",
+    "EventIntent",
+    "ThresholdCrossing",
+    "evaluate_budget",
+    "invalid_decision",
+]
+
+_HUNDRED = Decimal(100)
+_DEFAULT_WARNING_PERCENT = Decimal(80)
+_ALERTING_PHASES = frozenset({Phase.WARNING, Phase.EXCEEDED, Phase.ENFORCED, Phase.INVALID})
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetInput:
+    namespace: str
+    name: str
+    generation: int | None
+    spec: CostBudgetSpec
+    status: CostBudgetStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdCrossing:
+    percent: Decimal
+    action: Action
+    record_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventIntent:
+    reason: str
+    message: str
+    type: str  # "Normal" | "Warning"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetDecision:
+    status: CostBudgetStatus
+    crossings: tuple[ThresholdCrossing, ...]
+    events: tuple[EventIntent, ...]
+
+
+def _phase(spec: CostBudgetSpec, percent_used: Decimal, is_enforced: bool) -> Phase:
+    if is_enforced:
+        return Phase.ENFORCED
+    if percent_used >= _HUNDRED:
+        return Phase.EXCEEDED
+    if spec.thresholds:
+        warned = any(percent_used >= threshold.percent for threshold in spec.thresholds)
+    else:
+        warned = percent_used >= _DEFAULT_WARNING_PERCENT
+    return Phase.WARNING if warned else Phase.OK
+
+
+def _phase_event(budget: BudgetInput, before: Phase | None, after: Phase) -> EventIntent | None:
+    if before == after or (before is None and after is Phase.OK):
+        return None
+    was = before.value if before is not None else "none"
+    return EventIntent(
+        reason="PhaseChanged",
+        message=f"CostBudget {budget.namespace}/{budget.name} phase changed from {was} to {after.value}",
+        type="Warning" if after in _ALERTING_PHASES else "Normal",
+    )
+
+
+def _crossing_event(
+    budget: BudgetInput, crossing: ThresholdCrossing, spend: Decimal, percent_used: Decimal
+) -> EventIntent:
+    limit = budget.spec.limit
+    destructive = crossing.percent >= _HUNDRED or crossing.action in DESTRUCTIVE_ACTIONS
+    return EventIntent(
+        reason="ThresholdCrossed",
+        message=(
+            f"CostBudget {budget.namespace}/{budget.name}: spend ${usd(spend)} of ${plain(limit)} "
+            f"({percent_used.quantize(Decimal('0.1'))}% used) reached the {plain(crossing.percent)}% "
+            f"threshold; action {crossing.action.value}"
+        ),
+        type="Warning" if destructive else "Normal",
+    )
+
+
+def evaluate_budget(
+    budget: BudgetInput, pods: Sequence[CoveredPod], now: datetime, idle_hourly: Decimal | None = None
+) -> BudgetDecision:
+    """The budget's new status, its new threshold crossings and the events to emit (see module doc)."""
+    spec, status = budget.spec, budget.status
+    period_start, period_end = period_bounds(spec.period, now)
+    key = period_key(period_start)
+    now_text = format_time(now)
+    settlement = settle(status.ledger, period_start, pods, now)
+    spend, rate = settlement.spend, settlement.hourly_rate
+    with localcontext(MONEY_CONTEXT):
+        percent_used = spend / spec.limit * _HUNDRED
+    live = [item.pod for item in pods if not item.pod.is_terminal]
+
+    actions = list(status.actions)
+    crossings = []
+    for threshold, record_id in new_crossings(spec.thresholds, percent_used, key, actions):
+        crossings.append(
+            ThresholdCrossing(percent=threshold.percent, action=threshold.action, record_id=record_id)
+        )
+        actions.append(
+            ActionRecord(
+                id=record_id,
+                time=now_text,
+                trigger=f"spend {usd(spend)} reached {plain(threshold.percent)}% of {plain(spec.limit)}",
+                action=threshold.action,
+                targets=[],
+                result="Pending",
+            )
+        )
+    actions = bound_actions(actions, key, period_start)
+
+    phase = _phase(spec, percent_used, enforced(actions, key, period_start))
+    exceeded = percent_used >= _HUNDRED
+    conditions = set_condition(
+        status.conditions,
+        READY,
+        status="True",
+        reason="Evaluated",
+        message="spend evaluated",
+        now_text=now_text,
+        generation=budget.generation,
+    )
+    conditions = set_condition(
+        conditions,
+        BUDGET_EXCEEDED,
+        status="True" if exceeded else "False",
+        reason="LimitReached" if exceeded else "WithinLimit",
+        message="spend has reached the limit" if exceeded else "spend is below the limit",
+        now_text=now_text,
+        generation=budget.generation,
+    )
+    exhausts = exhausts_at(spend, spec.limit, rate, now, period_end)
+    new_status = status.model_copy(
+        update={
+            "phase": phase,
+            "spend": spend,
+            "hourly_rate": rate,
+            "percent_used": percent_used,
+            "exhausts_at": format_time(exhausts) if exhausts is not None else None,
+            "pods": len(live),
+            "gpus": sum(pod.gpus for pod in live),
+            "idle_node_hourly_cost": idle_hourly,
+            "last_evaluated": now_text,
+            "observed_generation": budget.generation,
+            "conditions": conditions,
+            "actions": actions,
+            "ledger": settlement.ledger,
+        }
+    )
+    events = [_crossing_event(budget, crossing, spend, percent_used) for crossing in crossings]
+    phase_event = _phase_event(budget, status.phase, phase)
+    if phase_event is not None:
+        events.append(phase_event)
+    return BudgetDecision(status=new_status, crossings=tuple(crossings), events=tuple(events))
+
+
+def invalid_decision(budget: BudgetInput, problems: Sequence[str], now: datetime) -> BudgetDecision:
+    """Phase Invalid with ``Ready`` False/InvalidSpec listing ``problems``; ledger and actions untouched."""
+    status = budget.status
+    message = "; ".join(problems) or "the spec is invalid"
+    previous_ready = next((c for c in status.conditions if c.type == READY), None)
+    unchanged = (
+        status.phase is Phase.INVALID
+        and previous_ready is not None
+        and previous_ready.reason == "InvalidSpec"
+        and previous_ready.message == message
+    )
+    now_text = format_time(now)
+    conditions = set_condition(
+        status.conditions,
+        READY,
+        status="False",
+        reason="InvalidSpec",
+        message=message,
+        now_text=now_text,
+        generation=budget.generation,
+    )
+    new_status = status.model_copy(
+        update={
+            "phase": Phase.INVALID,
+            "last_evaluated": now_text,
+            "observed_generation": budget.generation,
+            "conditions": conditions,
+        }
+    )
+    events: tuple[EventIntent, ...] = ()
+    if not unchanged:
+        events = (
+            EventIntent(
+                reason="InvalidSpec",
+                message=f"CostBudget {budget.namespace}/{budget.name} is invalid: {message}",
+                type="Warning",
+            ),
+        )
+    return BudgetDecision(status=new_status, crossings=(), events=events)
