@@ -1,0 +1,21 @@
+"""Pricing: node facts, the bundled catalog, operator overrides and price resolution (pure)."""
+
+from costwarden.pricing.catalog import Catalog, CatalogError, CatalogRow, load_bundled_catalog
+from costwarden.pricing.classify import NodeFacts, classify_node
+from costwarden.pricing.overrides import OverridesError, PriceOverrides, load_overrides_text, parse_overrides
+from costwarden.pricing.resolve import NodePrice, PriceBook
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "CatalogRow",
+    "NodeFacts",
+    "NodePrice",
+    "OverridesError",
+    "PriceBook",
+    "PriceOverrides",
+    "classify_node",
+    "load_bundled_catalog",
+    "load_overrides_text",
+    "parse_overrides",
+]
