@@ -7,11 +7,20 @@ Money fields are ``Decimal``: they are parsed from the YAML number without a flo
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 GROUP = "costwarden.dev"
 VERSION = "v1alpha1"
@@ -47,7 +56,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=20, decimal_places=6)]
+def _json_number(value: Any) -> Any:
+    """Spec numbers are JSON numbers, as the CRD types them: no numeric strings, no booleans."""
+    if isinstance(value, str | bool):
+        raise ValueError("Input should be a number")
+    return value
+
+
+JsonNumber = BeforeValidator(_json_number)
+PositiveMoney = Annotated[Decimal, JsonNumber, Field(gt=0, max_digits=20, decimal_places=6)]
 
 
 class LabelSelectorRequirement(_Strict):
@@ -66,22 +83,24 @@ class LabelSelectorRequirement(_Strict):
 
 class LabelSelector(_Strict):
     match_labels: dict[str, str] = Field(default_factory=dict, alias="matchLabels")
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, alias="matchExpressions")
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, alias="matchExpressions", max_length=32
+    )
 
 
 class Threshold(_Strict):
-    percent: Decimal = Field(gt=0, le=1000)
+    percent: Annotated[Decimal, JsonNumber] = Field(gt=0, le=1000)
     action: Action
 
 
 class BurnRateAnomaly(_Strict):
-    multiplier: Decimal = Field(gt=1, le=1000)
+    multiplier: Annotated[Decimal, JsonNumber] = Field(gt=1, le=1000)
     action: Action = Action.NOTIFY
 
 
 class IdleGpuAnomaly(_Strict):
-    below_percent: Decimal = Field(alias="belowPercent", ge=0, le=100)
-    for_minutes: int = Field(alias="forMinutes", ge=1, le=10080)
+    below_percent: Annotated[Decimal, JsonNumber] = Field(alias="belowPercent", ge=0, le=100)
+    for_minutes: Annotated[int, JsonNumber] = Field(alias="forMinutes", ge=1, le=10080)
     action: Action = Action.NOTIFY
 
 
@@ -103,9 +122,9 @@ class SlackNotify(_Strict):
     @model_validator(mode="after")
     def _one_way_to_post(self) -> SlackNotify:
         if self.token_secret_ref is None and self.webhook_secret_ref is None:
-            raise ValueError("slack needs tokenSecretRef (with channel) or webhookSecretRef")
+            raise ValueError("spec.notify.slack needs tokenSecretRef (with channel) or webhookSecretRef")
         if self.token_secret_ref is not None and not self.channel:
-            raise ValueError("slack.tokenSecretRef needs a channel")
+            raise ValueError("spec.notify.slack.tokenSecretRef needs spec.notify.slack.channel")
         return self
 
 
@@ -124,9 +143,11 @@ class NotifySpec(_Strict):
 
 
 class Enforcement(_Strict):
-    dry_run: bool = Field(default=False, alias="dryRun")
-    grace_period_seconds: int = Field(default=30, alias="gracePeriodSeconds", ge=0, le=86400)
-    block_new_pods: bool = Field(default=False, alias="blockNewPods")
+    dry_run: bool = Field(default=False, alias="dryRun", strict=True)
+    grace_period_seconds: Annotated[int, JsonNumber] = Field(
+        default=30, alias="gracePeriodSeconds", ge=0, le=86400
+    )
+    block_new_pods: bool = Field(default=False, alias="blockNewPods", strict=True)
 
 
 class CostBudgetSpec(_Strict):
@@ -143,17 +164,16 @@ class CostBudgetSpec(_Strict):
     @field_validator("thresholds")
     @classmethod
     def _strictly_ascending(cls, thresholds: list[Threshold]) -> list[Threshold]:
-        for before, after in zip(thresholds, thresholds[1:], strict=False):
+        for before, after in itertools.pairwise(thresholds):
             if after.percent <= before.percent:
-                raise ValueError(
-                    f"thresholds must be strictly ascending by percent ({before.percent} then {after.percent})"
-                )
+                order = f"{before.percent} then {after.percent}"
+                raise ValueError(f"thresholds must be strictly ascending by percent ({order})")
         return thresholds
 
     @model_validator(mode="after")
     def _burn_rate_needs_expected_rate(self) -> CostBudgetSpec:
         if self.anomalies.burn_rate is not None and self.expected_hourly_rate is None:
-            raise ValueError("anomalies.burnRate needs spec.expectedHourlyRate")
+            raise ValueError("spec.anomalies.burnRate needs spec.expectedHourlyRate")
         return self
 
 
