@@ -137,14 +137,18 @@ def running_status(started: datetime) -> dict[str, Any]:
     }
 
 
-def plain_pod(name: str, *, namespace: str, node: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+def plain_pod(
+    name: str, *, namespace: str, node: str, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "labels": labels or {"app": name}},
         "spec": {
             "nodeName": node,
-            "containers": [{"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}],
+            "containers": [
+                {"name": "main", "image": "busybox", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}
+            ],
         },
     }
 

@@ -24,19 +24,35 @@ def _positive(kind: type[float] | type[int]):  # type: ignore[no-untyped-def]
 
 def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = subparsers.add_parser("run", help="run the operator against a cluster")
-    run.add_argument("--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)")
     run.add_argument(
-        "--namespace", "-n", action="append", default=[], dest="namespaces", help="watch only these (repeatable)"
+        "--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)"
     )
-    run.add_argument("--interval", type=_positive(float), default=10.0, help="seconds between budget evaluations")
-    run.add_argument("--accrual-interval", type=_positive(float), default=10.0, help="seconds between pod passes")
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        dest="namespaces",
+        help="watch only these (repeatable)",
+    )
+    run.add_argument(
+        "--interval", type=_positive(float), default=10.0, help="seconds between budget evaluations"
+    )
+    run.add_argument(
+        "--accrual-interval", type=_positive(float), default=10.0, help="seconds between pod passes"
+    )
     run.add_argument("--metrics-port", type=int, default=9090, help="port for /metrics (0 disables)")
     run.add_argument("--price-overrides", type=Path, help="YAML file of price overrides")
     run.add_argument("--dry-run", action="store_true", help="compute and log, write nothing to the cluster")
     run.add_argument(
-        "--annotation-interval", type=_positive(float), default=60.0, help="min seconds between spend writes per pod"
+        "--annotation-interval",
+        type=_positive(float),
+        default=60.0,
+        help="min seconds between spend writes per pod",
     )
-    run.add_argument("--write-rate", type=_positive(float), default=20.0, help="annotation writes per second (global)")
+    run.add_argument(
+        "--write-rate", type=_positive(float), default=20.0, help="annotation writes per second (global)"
+    )
     run.add_argument("--peering", help="kopf peering name for leader election among replicas")
     run.add_argument("--verbose", "-v", action="store_true")
 

@@ -41,7 +41,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def start_operator(cluster: ThreadedSimCluster, clock: ManualClock) -> Iterator[Callable[..., OperatorThread]]:
+def start_operator(
+    cluster: ThreadedSimCluster, clock: ManualClock
+) -> Iterator[Callable[..., OperatorThread]]:
     running: list[OperatorThread] = []
 
     def start(**overrides: Any) -> OperatorThread:

@@ -45,11 +45,19 @@ def seed_skypilot_cluster(cluster: ThreadedSimCluster, workers: int = 1) -> list
         role = "head" if index == 0 else "worker"
         node = f"ip-10-0-1-{index + 10}.ec2.internal"
         cluster.create(shapes.eks_p5_node(node))
-        pod = shapes.skypilot_pod("llama-sweep-2ea4", "llama-sweep", namespace=NS, node=node, role=role, index=index)
+        pod = shapes.skypilot_pod(
+            "llama-sweep-2ea4", "llama-sweep", namespace=NS, node=node, role=role, index=index
+        )
         created = cluster.create(pod)
         name = created["metadata"]["name"]
-        cluster.patch("v1", "pods", name, {"status": shapes.running_status(T0 - timedelta(hours=1))}, namespace=NS,
-                      subresource="status")
+        cluster.patch(
+            "v1",
+            "pods",
+            name,
+            {"status": shapes.running_status(T0 - timedelta(hours=1))},
+            namespace=NS,
+            subresource="status",
+        )
         names.append(name)
     return names
 
@@ -79,7 +87,9 @@ def test_spend_rises_live_on_budget_pods_and_metrics(cluster, clock, start_opera
     assert status["hourlyRate"] == 110.08
     assert status["pods"] == 2 and status["gpus"] == 16
     assert status["phase"] == "Ok"
-    cluster.wait_for(lambda: all("costwarden.dev/spend" in annotations_of(cluster, p) for p in pods), timeout=20)
+    cluster.wait_for(
+        lambda: all("costwarden.dev/spend" in annotations_of(cluster, p) for p in pods), timeout=20
+    )
     for pod in pods:
         notes = annotations_of(cluster, pod)
         assert Decimal(notes["costwarden.dev/spend"]) == P5_HOURLY
@@ -114,7 +124,11 @@ def test_spend_rises_live_on_budget_pods_and_metrics(cluster, clock, start_opera
     port = operator.settings.metrics_port
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     assert 'costwarden_budget_limit_usd{budget="llama-sweep",namespace="research"} 500.0' in metrics
-    assert 'costwarden_pod_hourly_cost_usd{namespace="research",node="ip-10-0-1-10.ec2.internal",pod="llama-sweep-2ea4-head"} 55.04' in metrics
+    assert (
+        'costwarden_pod_hourly_cost_usd{namespace="research",node="ip-10-0-1-10.ec2.internal",'
+        'pod="llama-sweep-2ea4-head"} 55.04'
+        in metrics
+    )
     assert "costwarden_reconcile_duration_seconds_count" in metrics
     assert 'costwarden_api_writes_total{kind="pod_annotation",result="done"}' in metrics
 
@@ -154,16 +168,26 @@ def test_skypilot_pods_outside_budgets_are_annotated_and_others_left_alone(clust
     seed_skypilot_cluster(cluster, workers=0)
     cluster.create(shapes.aks_t4_spot_node())
     sky = shapes.skypilot_pod(
-        "dev-box-91ac", "dev_box", namespace=NS, node="aks-gpuspot-31415926-vmss000000", gpus=1, cpu="4", memory="28Gi"
+        "dev-box-91ac",
+        "dev_box",
+        namespace=NS,
+        node="aks-gpuspot-31415926-vmss000000",
+        gpus=1,
+        cpu="4",
+        memory="28Gi",
     )
     cluster.create(sky)
     plain = shapes.plain_pod("web", namespace=NS, node="aks-gpuspot-31415926-vmss000000")
     cluster.create(plain)
     for name in ("dev-box-91ac-head", "web"):
-        cluster.patch("v1", "pods", name, {"status": shapes.running_status(T0)}, namespace=NS, subresource="status")
+        cluster.patch(
+            "v1", "pods", name, {"status": shapes.running_status(T0)}, namespace=NS, subresource="status"
+        )
     operator = start_operator()
     clock.advance(timedelta(hours=1))
-    cluster.wait_for(lambda: "costwarden.dev/spend" in annotations_of(cluster, "dev-box-91ac-head"), timeout=20)
+    cluster.wait_for(
+        lambda: "costwarden.dev/spend" in annotations_of(cluster, "dev-box-91ac-head"), timeout=20
+    )
     notes = annotations_of(cluster, "dev-box-91ac-head")
     assert Decimal(notes["costwarden.dev/rate"]) > 0
     assert "costwarden.dev/budgets" not in notes

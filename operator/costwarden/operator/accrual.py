@@ -80,7 +80,9 @@ async def accrual_pass(
             names,
         )
         if reason is not None:
-            pending.append((priority(reason, written.mark if written else None, now), pod.uid, pod, accrual, names))
+            pending.append(
+                (priority(reason, written.mark if written else None, now), pod.uid, pod, accrual, names)
+            )
     for uid in [u for u in runtime.pod_names if u not in set(live)]:
         runtime.pod_names.pop(uid, None)
     counts["forgotten"] += runtime.book.retain(live)

@@ -41,9 +41,13 @@ def build_runtime(settings: OperatorSettings, clock: Callable[[], datetime] = ut
     try:
         configuration = load_configuration(settings.kubeconfig)
     except Exception as exc:
-        raise ConfigurationError(f"cannot load Kubernetes credentials ({settings.kubeconfig or 'in-cluster'}): {exc}") from exc
+        raise ConfigurationError(
+            f"cannot load Kubernetes credentials ({settings.kubeconfig or 'in-cluster'}): {exc}"
+        ) from exc
     kube = KubeClient(configuration, dry_run=settings.dry_run)
-    return Runtime(settings=settings, kube=kube, prices=PriceBook(load_bundled_catalog(), overrides), clock=clock)
+    return Runtime(
+        settings=settings, kube=kube, prices=PriceBook(load_bundled_catalog(), overrides), clock=clock
+    )
 
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
@@ -143,5 +147,3 @@ class OperatorThread:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
-
-

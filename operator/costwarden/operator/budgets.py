@@ -12,7 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from costwarden.engine.evaluation import BudgetDecision, BudgetInput, CoveredPod, evaluate_budget, invalid_decision
+from costwarden.engine.evaluation import (
+    BudgetDecision,
+    BudgetInput,
+    CoveredPod,
+    evaluate_budget,
+    invalid_decision,
+)
 from costwarden.engine.selection import budget_covers
 from costwarden.models import GROUP, KIND, VERSION, Action, CostBudgetStatus, explain, parse_spec
 from costwarden.operator.kube import ObjectRef
@@ -43,7 +49,11 @@ def previous_status(raw: Mapping[str, Any], budget: str) -> CostBudgetStatus:
     try:
         return CostBudgetStatus.model_validate(dict(raw or {}))
     except ValidationError as exc:
-        log.error("CostBudget %s: stored status is unreadable, starting a fresh ledger: %s", budget, explain(exc, "status"))
+        log.error(
+            "CostBudget %s: stored status is unreadable, starting a fresh ledger: %s",
+            budget,
+            explain(exc, "status"),
+        )
         return CostBudgetStatus()
 
 
@@ -117,7 +127,9 @@ async def _carry_out(
             record.message = "Kubernetes Event posted on the budget"
         else:
             record.result = "Skipped"
-            record.message = f"{record.action.value} is not carried out by this operator version; an Event was posted"
+            record.message = (
+                f"{record.action.value} is not carried out by this operator version; an Event was posted"
+            )
         counts[f"threshold_{record.result.lower()}"] += 1
     if runtime.kube.dry_run:
         counts["status_dry_run"] += 1

@@ -59,7 +59,9 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
     @kopf.on.startup(registry=registry)
     async def start_accrual(memo: Any, **kwargs: Any) -> None:
         runtime = runtime_of(memo)
-        task = asyncio.create_task(_accrual_loop(runtime, kwargs[POD_INDEX], kwargs[NODE_INDEX]), name="accrual")
+        task = asyncio.create_task(
+            _accrual_loop(runtime, kwargs[POD_INDEX], kwargs[NODE_INDEX]), name="accrual"
+        )
         memo["accrual_task"] = task
 
     @kopf.on.cleanup(registry=registry)
@@ -73,7 +75,14 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
 
     @kopf.timer(GROUP, VERSION, PLURAL, interval=interval, registry=registry)
     async def evaluate_budget(
-        body: kopf.Body, meta: kopf.Meta, name: str, namespace: str, patch: kopf.Patch, memo: Any, **kwargs: Any
+        *,
+        body: kopf.Body,
+        meta: kopf.Meta,
+        name: str,
+        namespace: str,
+        patch: kopf.Patch,
+        memo: Any,
+        **kwargs: Any,
     ) -> None:
         runtime = runtime_of(memo)
         started = runtime.monotonic()

@@ -77,7 +77,9 @@ class KubeClient:
     def close(self) -> None:
         self._api.close()
 
-    async def patch_pod_annotations(self, namespace: str, name: str, annotations: Mapping[str, str | None]) -> WriteResult:
+    async def patch_pod_annotations(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> WriteResult:
         body = {"metadata": {"annotations": dict(annotations)}}
         return await self._write(
             f"annotate pod {namespace}/{name} {dict(annotations)}",
@@ -113,7 +115,8 @@ class KubeClient:
             "count": 1,
         }
         return await self._write(
-            f"post {event_type} event {reason} on {involved.kind} {involved.namespace}/{involved.name}: {message}",
+            f"post {event_type} event {reason} on {involved.kind} "
+            f"{involved.namespace}/{involved.name}: {message}",
             self._core.create_namespaced_event,
             involved.namespace,
             body,

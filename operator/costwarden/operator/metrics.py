@@ -45,8 +45,12 @@ class _RuntimeCollector(Collector):
         labels = ["namespace", "budget"]
         spend = GaugeMetricFamily("costwarden_budget_spend_usd", "Spend in the current period", labels=labels)
         limit = GaugeMetricFamily("costwarden_budget_limit_usd", "Budget limit", labels=labels)
-        rate = GaugeMetricFamily("costwarden_budget_hourly_rate_usd", "Current burn rate, USD/hour", labels=labels)
-        used = GaugeMetricFamily("costwarden_budget_used_percent", "Spend as a percent of the limit", labels=labels)
+        rate = GaugeMetricFamily(
+            "costwarden_budget_hourly_rate_usd", "Current burn rate, USD/hour", labels=labels
+        )
+        used = GaugeMetricFamily(
+            "costwarden_budget_used_percent", "Spend as a percent of the limit", labels=labels
+        )
         for (namespace, name), fig in sorted(rt.budgets.items()):
             spend.add_metric([namespace, name], float(fig.spend))
             limit.add_metric([namespace, name], float(fig.limit))
@@ -68,7 +72,9 @@ class _RuntimeCollector(Collector):
             "Node price, USD/hour, and which rule priced it",
             labels=["node", "instance_type", "capacity_type", "source"],
         )
-        idle = GaugeMetricFamily("costwarden_node_idle_hourly_cost_usd", "Node cost not used by pods", labels=["node"])
+        idle = GaugeMetricFamily(
+            "costwarden_node_idle_hourly_cost_usd", "Node cost not used by pods", labels=["node"]
+        )
         for node, price in sorted(rt.node_prices.items()):
             facts = price.facts
             node_cost.add_metric(

@@ -80,7 +80,9 @@ class Runtime:
         self.policy = WritePolicy(self.settings.annotation_interval, self.settings.annotation_rate_change)
         self.metrics.attach(self)
 
-    def node_map(self, index: Mapping[str, Iterable[NodeRecord]], max_age: float = 1.0) -> dict[str, NodeRecord]:
+    def node_map(
+        self, index: Mapping[str, Iterable[NodeRecord]], max_age: float = 1.0
+    ) -> dict[str, NodeRecord]:
         """Nodes by name from the kopf index, rebuilt at most every ``max_age`` seconds."""
         now = self.monotonic()
         if now - self._nodes_at >= max_age:

@@ -16,7 +16,7 @@ class OperatorSettings:
     interval: float = 10.0  # seconds between evaluations of each budget
     accrual_interval: float = 10.0  # seconds between passes over all pods
     metrics_port: int = 9090  # 0 disables the /metrics server
-    metrics_host: str = "0.0.0.0"  # noqa: S104 - a pod serves metrics to the cluster
+    metrics_host: str = "0.0.0.0"
     price_overrides: Path | None = None
     dry_run: bool = False  # compute and log, write nothing to the cluster
     annotation_interval: float = 60.0  # at most one steady-state spend write per pod per this many seconds

@@ -1,0 +1,29 @@
+"""Run every benchmark and print their JSON figures (record them in bench/RESULTS.md)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import engine_bench
+import operator_bench
+
+
+def main() -> None:
+    header = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "python": platform.python_version(),
+    }
+    results = {"engine": engine_bench.main(), "operator": operator_bench.main()}
+    print(json.dumps({**header, **results}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
