@@ -18,12 +18,13 @@ from costwarden.engine.idle import idle_node_costs
 from costwarden.engine.ledger import PodAccrual, accrue, mark_annotations, spend_mark
 from costwarden.engine.periods import period_bounds
 from costwarden.engine.rates import ZERO_RATE, PodRate, UnitPrices, pod_rate
-from costwarden.engine.selection import budget_covers, coverage, covered_pods, selector_matches
+from costwarden.engine.selection import Coverage, budget_covers, coverage, covered_pods, selector_matches
 
 __all__ = [
     "ZERO_RATE",
     "BudgetDecision",
     "BudgetInput",
+    "Coverage",
     "CoveredPod",
     "EventIntent",
     "PodAccrual",

@@ -38,6 +38,8 @@ class Settlement:
     ledger: BudgetLedger
     spend: Decimal  # USD in the current period
     hourly_rate: Decimal  # USD/hour of the covered pods now
+    live_pods: int  # covered pods that have not ended
+    live_gpus: int
 
 
 def _first_baseline(pod: PodRecord, accrual: PodAccrual, period_start: datetime | None) -> Decimal:
@@ -78,46 +80,69 @@ def _is_fresh(ledger: BudgetLedger) -> bool:
 def settle(
     ledger: BudgetLedger, period_start: datetime | None, pods: Sequence[CoveredPod], now: datetime
 ) -> Settlement:
-    """The updated ledger, the budget's spend in the period and its hourly rate."""
+    """The updated ledger, the budget's spend in the period, its hourly rate and live pods."""
+    return settle_at(ledger, period_start, pods, now, format_time(now))
+
+
+def settle_at(
+    ledger: BudgetLedger,
+    period_start: datetime | None,
+    pods: Sequence[CoveredPod],
+    now: datetime,
+    now_text: str,
+) -> Settlement:
+    """``settle`` with ``now`` already rendered (``format_time(now)``), as the caller has it."""
     key = format_time(period_start) if period_start is not None else None
     rolled = ledger.period_start != key and not _is_fresh(ledger)
-    now_text = format_time(now)
+    # The model's own validator: the constructor's validation without its per-call overhead
+    # (tens of thousands of entries per pass).
+    make_entry = PodLedgerEntry.__pydantic_validator__.validate_python
+    known = ledger.pods
+    entries: dict[str, PodLedgerEntry] = {}
     with localcontext(MONEY_CONTEXT):
-        covered = {item.pod.uid for item in pods}
-        closed = ZERO if rolled else ledger.closed_spend
-        if not rolled:
-            for uid, entry in ledger.pods.items():
-                if uid not in covered:
-                    closed += max(entry.spend - entry.baseline, ZERO)
-        entries: dict[str, PodLedgerEntry] = {}
-        spend, rate = closed, ZERO
+        open_spend, rate, live_pods, live_gpus = ZERO, ZERO, 0, 0
         for item in pods:
             pod, accrual = item.pod, item.accrual
-            if pod.uid in entries:
+            uid = pod.uid
+            if uid in entries:
                 continue
-            previous = ledger.pods.get(pod.uid)
+            previous = known.get(uid)
             if previous is None:
                 figure = accrual.spend
                 baseline = _first_baseline(pod, accrual, period_start)
             else:
-                figure = max(previous.spend, accrual.spend)
+                figure = previous.spend if previous.spend > accrual.spend else accrual.spend
                 baseline = (
                     _rolled_baseline(pod, accrual, previous, figure, period_start)
                     if rolled
                     else previous.baseline
                 )
-            spend += max(figure - baseline, ZERO)
+            if figure > baseline:
+                open_spend += figure - baseline
             rate += accrual.rate
+            if not pod.is_terminal:
+                live_pods += 1
+                live_gpus += pod.gpus
             at = now_text if accrual.at == now else format_time(accrual.at)
             if (
                 previous is not None
                 and previous.spend == figure
-                and previous.baseline == baseline
                 and previous.at == at
+                and previous.baseline == baseline
                 and previous.name == pod.name
             ):
-                entries[pod.uid] = previous
-            else:
-                entries[pod.uid] = PodLedgerEntry(spend=figure, at=at, baseline=baseline, name=pod.name)
+                entries[uid] = previous
+                continue
+            shared = item.ledger_entries.get(baseline)
+            if shared is None or shared.spend != figure or shared.at != at or shared.name != pod.name:
+                shared = make_entry({"spend": figure, "at": at, "baseline": baseline, "name": pod.name})
+                item.ledger_entries[baseline] = shared
+            entries[uid] = shared
+        closed = ZERO if rolled else ledger.closed_spend
+        if not rolled:
+            for uid, entry in known.items():
+                if uid not in entries and entry.spend > entry.baseline:
+                    closed += entry.spend - entry.baseline
+        spend = closed + open_spend
     updated = BudgetLedger(period_start=key, closed_spend=closed, pods=entries)
-    return Settlement(ledger=updated, spend=spend, hourly_rate=rate)
+    return Settlement(ledger=updated, spend=spend, hourly_rate=rate, live_pods=live_pods, live_gpus=live_gpus)

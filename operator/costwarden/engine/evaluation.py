@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from costwarden.engine.budget_ledger import settle
+from costwarden.engine.budget_ledger import settle_at
 from costwarden.engine.conditions import BUDGET_EXCEEDED, READY, set_condition
 from costwarden.engine.forecast import exhausts_at
 from costwarden.engine.ledger import CoveredPod
@@ -75,7 +75,7 @@ class BudgetInput:
     namespace: str
     name: str
     generation: int | None
-    spec: CostBudgetSpec
+    spec: CostBudgetSpec | None  # None only when the spec did not validate (``invalid_decision``)
     status: CostBudgetStatus
 
 
@@ -124,9 +124,8 @@ def _phase_event(budget: BudgetInput, before: Phase | None, after: Phase) -> Eve
 
 
 def _crossing_event(
-    budget: BudgetInput, crossing: ThresholdCrossing, spend: Decimal, percent_used: Decimal
+    budget: BudgetInput, crossing: ThresholdCrossing, spend: Decimal, limit: Decimal, percent_used: Decimal
 ) -> EventIntent:
-    limit = budget.spec.limit
     destructive = crossing.percent >= _HUNDRED or crossing.action in DESTRUCTIVE_ACTIONS
     return EventIntent(
         reason="ThresholdCrossed",
@@ -144,14 +143,17 @@ def evaluate_budget(
 ) -> BudgetDecision:
     """The budget's new status, its new threshold crossings and the events to emit (see module doc)."""
     spec, status = budget.spec, budget.status
+    if spec is None:
+        raise ValueError(
+            f"CostBudget {budget.namespace}/{budget.name} has no valid spec: use invalid_decision"
+        )
     period_start, period_end = period_bounds(spec.period, now)
     key = period_key(period_start)
     now_text = format_time(now)
-    settlement = settle(status.ledger, period_start, pods, now)
+    settlement = settle_at(status.ledger, period_start, pods, now, now_text)
     spend, rate = settlement.spend, settlement.hourly_rate
     with localcontext(MONEY_CONTEXT):
         percent_used = spend / spec.limit * _HUNDRED
-    live = [item.pod for item in pods if not item.pod.is_terminal]
 
     actions = list(status.actions)
     crossings = []
@@ -199,8 +201,8 @@ def evaluate_budget(
             "hourly_rate": rate,
             "percent_used": percent_used,
             "exhausts_at": format_time(exhausts) if exhausts is not None else None,
-            "pods": len(live),
-            "gpus": sum(pod.gpus for pod in live),
+            "pods": settlement.live_pods,
+            "gpus": settlement.live_gpus,
             "idle_node_hourly_cost": idle_hourly,
             "last_evaluated": now_text,
             "observed_generation": budget.generation,
@@ -209,7 +211,7 @@ def evaluate_budget(
             "ledger": settlement.ledger,
         }
     )
-    events = [_crossing_event(budget, crossing, spend, percent_used) for crossing in crossings]
+    events = [_crossing_event(budget, crossing, spend, spec.limit, percent_used) for crossing in crossings]
     phase_event = _phase_event(budget, status.phase, phase)
     if phase_event is not None:
         events.append(phase_event)

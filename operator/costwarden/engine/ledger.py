@@ -13,11 +13,12 @@ written with whole-second precision.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between, plain
+from costwarden.models import PodLedgerEntry
 from costwarden.records import (
     ANNOTATION_RATE,
     ANNOTATION_SPEND,
@@ -39,17 +40,18 @@ class PodAccrual:
 
 @dataclass(frozen=True, slots=True)
 class CoveredPod:
-    """A pod a budget covers, with its accrual of this pass."""
+    """A pod a budget covers, with its accrual of this pass.
+
+    Build one per pod per pass and hand the same object to every budget that covers the pod:
+    budgets that agree on the pod's figure then share one ledger entry (``ledger_entries``, a
+    memo private to this object) instead of allocating one each.
+    """
 
     pod: PodRecord
     accrual: PodAccrual
-
-
-def _accrual_end(pod: PodRecord, now: datetime) -> datetime:
-    """Charges stop when a terminal pod finished (or now, if the kubelet did not say when)."""
-    if pod.is_terminal and pod.finished is not None:
-        return min(now, pod.finished)
-    return now
+    ledger_entries: dict[Decimal, PodLedgerEntry] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
 
 def accrue(pod: PodRecord, rate: Decimal, now: datetime, previous: PodAccrual | None) -> PodAccrual:
@@ -64,11 +66,14 @@ def accrue(pod: PodRecord, rate: Decimal, now: datetime, previous: PodAccrual | 
     went backwards (``now`` before the figure's time) nothing accrues and the later time is kept,
     so that interval is never charged twice. The returned spend never decreases.
     """
-    end = _accrual_end(pod, now)
-    next_rate = ZERO if pod.is_terminal else max(rate, ZERO)
+    end, next_rate = now, rate if rate > ZERO else ZERO
+    if pod.is_terminal:
+        next_rate = ZERO
+        if pod.finished is not None and pod.finished < now:
+            end = pod.finished
     if previous is not None:
         spend = MONEY_CONTEXT.add(previous.spend, cost_between(previous.rate, previous.at, end))
-        return PodAccrual(spend=spend, rate=next_rate, at=max(now, previous.at))
+        return PodAccrual(spend, next_rate, now if now > previous.at else previous.at)
     mark = pod.spend_mark
     if mark is not None:
         spend = MONEY_CONTEXT.add(mark.spend, cost_between(mark.rate, mark.at, end))

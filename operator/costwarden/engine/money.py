@@ -1,7 +1,8 @@
 """Money over time: the one place where a USD/hour rate meets elapsed time.
 
 A charge for ``rate`` over ``[start, end)`` is computed as ``F(end) - F(start)``, where
-``F(t) = rate * hours(t - epoch)`` rounded once to a fixed quantum (a billionth of a dollar).
+``F(t) = rate * hours(t - epoch)`` rounded once, from the exact rational, to a whole
+nanodollar (``QUANTUM``).
 Because every charge is a difference of the same anchored function, charges telescope
 exactly: accruing ``t0 → t1`` and then ``t1 → t2`` at one rate gives, to the last digit, what
 accruing ``t0 → t2`` gives. That is what lets a pod's spend be resumed after a restart from its
@@ -33,17 +34,32 @@ def micros_between(start: datetime, end: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def _anchored(rate: Decimal, moment: datetime) -> Decimal:
-    ctx = MONEY_CONTEXT
-    product = ctx.multiply(rate, Decimal(micros_between(_EPOCH, moment)))
-    return ctx.divide(product, HOUR_MICROS).quantize(QUANTUM, context=ctx)
+def _round_half_even(numerator: int, denominator: int) -> int:
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient & 1):
+        quotient += 1
+    return quotient
 
 
 def cost_between(rate: Decimal, start: datetime, end: datetime) -> Decimal:
-    """USD charged at ``rate`` (USD/hour) from ``start`` to ``end``; zero when end <= start or rate <= 0."""
-    if rate <= 0 or end <= start:
+    """USD charged at ``rate`` (USD/hour) from ``start`` to ``end``; zero when end <= start or rate <= 0.
+
+    ``F(t)`` is taken in whole nanodollars, rounded half-even from the exact rational
+    ``rate * micros(t - epoch) / 3.6e9`` (integer arithmetic: no intermediate rounding at all).
+    """
+    if rate <= ZERO or end <= start:
         return ZERO
-    return MONEY_CONTEXT.subtract(_anchored(rate, end), _anchored(rate, start))
+    numerator, denominator = rate.as_integer_ratio()
+    numerator *= 10  # nanodollars = rate * micros * 1e9 / 3.6e9 = rate * micros * 10 / 36
+    denominator *= 36
+    to_end, to_start = end - _EPOCH, start - _EPOCH
+    end_micros = (to_end.days * 86_400 + to_end.seconds) * 1_000_000 + to_end.microseconds
+    start_micros = (to_start.days * 86_400 + to_start.seconds) * 1_000_000 + to_start.microseconds
+    nanos = _round_half_even(numerator * end_micros, denominator) - _round_half_even(
+        numerator * start_micros, denominator
+    )
+    return MONEY_CONTEXT.multiply(Decimal(nanos), QUANTUM)
 
 
 def share_before(amount: Decimal, start: datetime, end: datetime, boundary: datetime) -> Decimal:

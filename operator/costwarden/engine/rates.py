@@ -43,18 +43,17 @@ class PodRate:
 
 
 ZERO_RATE = PodRate(total=ZERO, gpu=ZERO, cpu=ZERO, ram=ZERO)
-
-
-def _billable(request: Decimal, usage: Decimal | None) -> Decimal:
-    amount = request if usage is None else max(request, usage)
-    return max(amount, ZERO)
+_TERMINAL = frozenset({"Succeeded", "Failed"})
 
 
 def pod_rate(pod: PodRecord, price: UnitPrices | None) -> PodRate:
-    """The pod's USD/hour on its node; zero when unscheduled, terminal, or the node is unpriced."""
-    if price is None or not pod.node_name or pod.is_terminal:
+    """The pod's USD/hour on its node; zero when unscheduled, terminal, or the node is unpriced.
+
+    CPU and RAM are billed on max(request, usage); usage is not observed yet, so on the request.
+    """
+    if price is None or not pod.node_name or pod.phase in _TERMINAL:
         return ZERO_RATE
-    gpu = price.per_gpu * max(pod.gpus, 0)
-    cpu = price.per_vcpu * _billable(pod.cpu_request, None)
-    ram = price.per_gib * _billable(pod.memory_request_gib, None)
-    return PodRate(total=gpu + cpu + ram, gpu=gpu, cpu=cpu, ram=ram)
+    gpu = price.per_gpu * pod.gpus if pod.gpus > 0 else ZERO
+    cpu = price.per_vcpu * pod.cpu_request if pod.cpu_request > ZERO else ZERO
+    ram = price.per_gib * pod.memory_request_gib if pod.memory_request_gib > ZERO else ZERO
+    return PodRate(gpu + cpu + ram, gpu, cpu, ram)

@@ -6,15 +6,17 @@ followed by ``-`` and a short user hash (4 hex digits; 8 in some releases). A na
 Kubernetes' 42-character limit is cut and gets a 2-character base36 hash of the typed name before
 the user hash (``sky/utils/common_utils.make_cluster_name_on_cloud``). The pod's annotation of the
 same key holds the name as typed, which ``PodRecord.skypilot_cluster`` prefers.
+
+``budget_covers`` answers for one pod; ``Coverage`` (from ``coverage``) is the same test compiled
+once per budget, with a memo per label set, for the many pods of a pass.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable, Mapping
 
-from costwarden.models import CostBudgetSpec, LabelSelector
+from costwarden.models import CostBudgetSpec, LabelSelector, LabelSelectorRequirement
 from costwarden.records import SKYPILOT_CLUSTER_LABEL, PodRecord
 
 _K8S_NAME_LIMIT = 42
@@ -22,48 +24,40 @@ _NAME_HASH_LENGTH = 2
 _USER_HASH_LENGTHS = (4, 8)
 _HEX = frozenset("0123456789abcdef")
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+_MEMO_LIMIT = 4096
 
 LabelTest = Callable[[Mapping[str, str]], bool]
+_LabelKey = tuple[tuple[str, str], ...]
 
 
-def _requirement(key: str, operator: str, values: frozenset[str]) -> LabelTest:
-    if operator == "In":
-        return lambda labels: labels.get(key) in values
-    if operator == "NotIn":
-        return lambda labels: labels.get(key) not in values
-    if operator == "Exists":
-        return lambda labels: key in labels
-    return lambda labels: key not in labels
-
-
-def compile_selector(selector: LabelSelector) -> LabelTest:
-    """A predicate over a label map with metav1.LabelSelector semantics (compile once, test many).
-
-    matchLabels AND every matchExpression; NotIn and DoesNotExist match a pod without the key;
-    the empty selector matches everything.
-    """
-    wanted = tuple(selector.match_labels.items())
-    tests = tuple(
-        _requirement(req.key, req.operator, frozenset(req.values)) for req in selector.match_expressions
-    )
-
-    def matches(labels: Mapping[str, str]) -> bool:
-        for key, value in wanted:
-            if labels.get(key) != value:
-                return False
-        return all(test(labels) for test in tests)
-
-    return matches
+def _requirement_holds(requirement: LabelSelectorRequirement, labels: Mapping[str, str]) -> bool:
+    value = labels.get(requirement.key)
+    if requirement.operator == "In":
+        return value is not None and value in requirement.values
+    if requirement.operator == "NotIn":
+        return value is None or value not in requirement.values
+    if requirement.operator == "Exists":
+        return requirement.key in labels
+    return requirement.key not in labels
 
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
-    """metav1.LabelSelector semantics: matchLabels AND matchExpressions; empty matches all."""
-    return compile_selector(selector)(labels)
+    """metav1.LabelSelector semantics: matchLabels AND every matchExpression; NotIn and
+    DoesNotExist match a pod without the key; the empty selector matches everything."""
+    for key, value in selector.match_labels.items():
+        if labels.get(key) != value:
+            return False
+    return all(_requirement_holds(requirement, labels) for requirement in selector.match_expressions)
+
+
+def compile_selector(selector: LabelSelector) -> LabelTest:
+    """``selector_matches`` bound to one selector."""
+    return lambda labels: selector_matches(selector, labels)
 
 
 def name_on_cloud_prefix(typed_name: str) -> str:
     """The typed SkyPilot cluster name as SkyPilot renders it for the cloud, before any hash."""
-    return re.sub(r"[._]", "-", typed_name).lower()
+    return typed_name.replace(".", "-").replace("_", "-").lower()
 
 
 def _base36(number: int) -> str:
@@ -74,19 +68,30 @@ def _base36(number: int) -> str:
     return digits or "0"
 
 
-def cloud_name_test(typed_name: str) -> Callable[[str], bool]:
-    """A predicate: is a ``skypilot-cluster-name`` label value the cloud name of cluster ``typed_name``?"""
+def _cloud_name_heads(typed_name: str) -> dict[int, str]:
+    """What precedes ``-<user hash>`` in the cloud name, per user-hash length."""
     prefix = name_on_cloud_prefix(typed_name)
-    digest = hashlib.md5(typed_name.encode(), usedforsecurity=False).hexdigest()
-    name_hash = _base36(int(digest, 16))[:_NAME_HASH_LENGTH]
     heads: dict[int, str] = {}
+    name_hash = ""
     for length in _USER_HASH_LENGTHS:
         if len(prefix) <= _K8S_NAME_LIMIT - length - 1:
             heads[length] = prefix
-        else:
-            cut = prefix[: _K8S_NAME_LIMIT - _NAME_HASH_LENGTH - 2 - length].rstrip("-")
-            heads[length] = f"{cut}-{name_hash}"
-    exact = {typed_name, prefix}
+            continue
+        if not name_hash:
+            digest = hashlib.md5(typed_name.encode(), usedforsecurity=False).hexdigest()
+            name_hash = _base36(int(digest, 16))[:_NAME_HASH_LENGTH]
+        cut = prefix[: _K8S_NAME_LIMIT - _NAME_HASH_LENGTH - 2 - length].rstrip("-")
+        heads[length] = f"{cut}-{name_hash}"
+    return heads
+
+
+def cloud_name_test(typed_name: str) -> Callable[[str], bool]:
+    """A predicate: is a ``skypilot-cluster-name`` label value the cloud name of cluster ``typed_name``?
+
+    The label may also be the typed name itself or its rendering without a hash.
+    """
+    exact = {typed_name, name_on_cloud_prefix(typed_name)}
+    heads = _cloud_name_heads(typed_name)
 
     def matches(label_value: str) -> bool:
         if label_value in exact:
@@ -110,40 +115,78 @@ def skypilot_label_matches(typed_name: str, label_value: str) -> bool:
     return cloud_name_test(typed_name)(label_value)
 
 
-def _skypilot_test(typed_name: str) -> Callable[[PodRecord, Mapping[str, str]], bool]:
-    label_matches = cloud_name_test(typed_name)
-
-    def belongs(pod: PodRecord, labels: Mapping[str, str]) -> bool:
-        if pod.skypilot_cluster == typed_name:
-            return True
-        label = labels.get(SKYPILOT_CLUSTER_LABEL)
-        return label is not None and label_matches(label)
-
-    return belongs
-
-
-def coverage(spec: CostBudgetSpec, budget_namespace: str) -> Callable[[PodRecord], bool]:
-    """A predicate telling whether the budget covers a pod (compile once per budget, test many pods)."""
-    labels_match = compile_selector(spec.selector)
-    cluster_test = _skypilot_test(spec.skypilot_cluster) if spec.skypilot_cluster else None
-
-    def covers(pod: PodRecord) -> bool:
-        if pod.namespace != budget_namespace:
-            return False
-        labels = dict(pod.labels)
-        if not labels_match(labels):
-            return False
-        return cluster_test is None or cluster_test(pod, labels)
-
-    return covers
-
-
 def budget_covers(spec: CostBudgetSpec, budget_namespace: str, pod: PodRecord) -> bool:
-    """Same namespace, selector matches, and (if ``skypilotCluster`` is set) the pod is in that cluster."""
-    return coverage(spec, budget_namespace)(pod)
+    """Same namespace, selector matches, and (if ``skypilotCluster`` is set) the pod is in that
+    cluster: its typed name (annotation) equals it, or its cloud-name label is that cluster's."""
+    if pod.namespace != budget_namespace:
+        return False
+    labels = dict(pod.labels)
+    if not selector_matches(spec.selector, labels):
+        return False
+    typed_name = spec.skypilot_cluster
+    if not typed_name or pod.skypilot_cluster == typed_name:
+        return True
+    cluster_label = labels.get(SKYPILOT_CLUSTER_LABEL)
+    return cluster_label is not None and skypilot_label_matches(typed_name, cluster_label)
+
+
+class Coverage:
+    """``budget_covers`` for one budget, compiled once and applied to many pods.
+
+    The label part of the verdict (selector, SkyPilot cluster label) is remembered per distinct
+    label set, since the pods of one workload share theirs; the memo is private to this object
+    and cleared when it grows large. Keep one per budget generation to reuse it across passes.
+    """
+
+    __slots__ = ("_cluster_label_test", "_memo", "_namespace", "_selector", "_typed_name")
+
+    def __init__(self, spec: CostBudgetSpec, budget_namespace: str) -> None:
+        self._namespace = budget_namespace
+        self._selector = spec.selector
+        self._typed_name = spec.skypilot_cluster or None
+        self._cluster_label_test = cloud_name_test(self._typed_name) if self._typed_name else None
+        self._memo: dict[_LabelKey, tuple[bool, bool]] = {}
+
+    def _judge(self, labels: _LabelKey) -> tuple[bool, bool]:
+        label_map = dict(labels)
+        selected = selector_matches(self._selector, label_map)
+        cluster_label = label_map.get(SKYPILOT_CLUSTER_LABEL)
+        in_cluster = bool(
+            selected
+            and self._cluster_label_test is not None
+            and cluster_label is not None
+            and self._cluster_label_test(cluster_label)
+        )
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        verdict = self._memo[labels] = (selected, in_cluster)
+        return verdict
+
+    def __call__(self, pod: PodRecord) -> bool:
+        if pod.namespace != self._namespace:
+            return False
+        selected, in_cluster = self._memo.get(pod.labels) or self._judge(pod.labels)
+        typed_name = self._typed_name
+        return selected and (typed_name is None or in_cluster or pod.skypilot_cluster == typed_name)
+
+    def select(self, pods: Iterable[PodRecord]) -> list[PodRecord]:
+        """The covered pods among ``pods``, in their order (the loop of ``__call__``, inlined)."""
+        memo, judge, namespace, typed_name = self._memo, self._judge, self._namespace, self._typed_name
+        chosen = []
+        for pod in pods:
+            if pod.namespace != namespace:
+                continue
+            selected, in_cluster = memo.get(pod.labels) or judge(pod.labels)
+            if selected and (typed_name is None or in_cluster or pod.skypilot_cluster == typed_name):
+                chosen.append(pod)
+        return chosen
+
+
+def coverage(spec: CostBudgetSpec, budget_namespace: str) -> Coverage:
+    """The budget's compiled coverage test (see ``Coverage``)."""
+    return Coverage(spec, budget_namespace)
 
 
 def covered_pods(spec: CostBudgetSpec, budget_namespace: str, pods: Iterable[PodRecord]) -> list[PodRecord]:
     """The pods among ``pods`` that the budget covers, in their order."""
-    covers = coverage(spec, budget_namespace)
-    return [pod for pod in pods if covers(pod)]
+    return Coverage(spec, budget_namespace).select(pods)
