@@ -28,9 +28,15 @@ def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     serve.set_defaults(func=run)
 
 
-async def serve(port: int, kubeconfig: Path, crds: Path | None, stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set (or forever)."""
-    cluster = SimCluster()
+async def serve(
+    port: int,
+    kubeconfig: Path,
+    crds: Path | None,
+    stop: asyncio.Event | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Serve until ``stop`` is set (or forever); ``ready`` is set once the kubeconfig is written."""
+    cluster = SimCluster(access_log=True)
     await cluster.start(port)
     try:
         if crds is not None:
@@ -38,6 +44,8 @@ async def serve(port: int, kubeconfig: Path, crds: Path | None, stop: asyncio.Ev
             logger.info("applied %d manifests from %s", len(applied), crds)
         cluster.write_kubeconfig(kubeconfig)
         print(f"Kubernetes API stand-in at {cluster.url}; kubeconfig: {kubeconfig}", flush=True)
+        if ready is not None:
+            ready.set()
         await (stop or asyncio.Event()).wait()
     finally:
         await cluster.stop()

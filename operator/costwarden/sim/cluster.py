@@ -67,12 +67,14 @@ class SimCluster:
         history_limit: int = 20_000,
         bookmark_interval: float = 30.0,
         host: str = "127.0.0.1",
+        access_log: bool = False,
     ) -> None:
         self.store = Store(history_limit)
         self.registry = Registry()
         self.api = ObjectApi(self.store, self.registry, clock)
         self.emulator = SimEmulator(api=self.api, clock=clock, bookmark_interval=bookmark_interval)
         self._host = host
+        self._access_log = access_log
         self._port: int | None = None
         self._runner: aiohttp.web.ServerRunner | None = None
         for name in SEEDED_NAMESPACES:
@@ -84,7 +86,8 @@ class SimCluster:
         if self._runner is not None:
             raise RuntimeError("SimCluster is already started")
         await self.emulator.__aenter__()
-        server = aiohttp.web.Server(self.emulator, handler_cancellation=True)
+        options: dict[str, Any] = {} if self._access_log else {"access_log": None}
+        server = aiohttp.web.Server(self.emulator, handler_cancellation=True, **options)
         runner = aiohttp.web.ServerRunner(server, shutdown_timeout=1.0)
         await runner.setup()
         site = aiohttp.web.TCPSite(runner, self._host, port)

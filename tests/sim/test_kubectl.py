@@ -1,0 +1,139 @@
+"""The real kubectl (1.30+, from `make tools`) against the stand-in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from costwarden.sim import schema
+from costwarden.sim.testing import ThreadedSimCluster
+from tests.sim.crd import API_VERSION, budget, budget_crd, pod
+
+KUBECTL = os.environ.get("KUBECTL", "")
+pytestmark = [
+    pytest.mark.kubectl,
+    pytest.mark.skipif(
+        not KUBECTL or not Path(KUBECTL).is_file(), reason="KUBECTL is not set to a kubectl binary"
+    ),
+]
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path, home: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(kubeconfig)}
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [KUBECTL, *args], env=self.env, capture_output=True, text=True, timeout=60, check=False
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[ThreadedSimCluster]:
+    with ThreadedSimCluster(tmp_path / "kubeconfig") as sim:
+        yield sim
+
+
+@pytest.fixture
+def kubectl(cluster: ThreadedSimCluster, tmp_path: Path) -> Kubectl:
+    return Kubectl(cluster.kubeconfig, tmp_path / "home")
+
+
+def write(tmp_path: Path, name: str, *docs: dict[str, object]) -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump_all(docs))
+    return str(path)
+
+
+def table(output: str) -> list[list[str]]:
+    return [line.split() for line in output.strip().splitlines()]
+
+
+def test_apply_crd_and_custom_object_then_get_printer_columns(
+    kubectl: Kubectl, cluster: ThreadedSimCluster, tmp_path: Path
+) -> None:
+    assert "created" in kubectl.run("apply", "-f", write(tmp_path, "crd.yaml", budget_crd())).stdout
+    kubectl.run("wait", "--for=condition=Established", "crd/budgets.testing.costwarden.dev", "--timeout=10s")
+    assert (
+        "budget.testing.costwarden.dev/b created"
+        in kubectl.run("apply", "-f", write(tmp_path, "b.yaml", budget("b", limit=500))).stdout
+    )
+    cluster.patch(
+        API_VERSION, "budgets", "b", {"status": {"spend": 412.07, "phase": "Warning"}}, subresource="status"
+    )
+    rows = table(kubectl.run("get", "budgets").stdout)
+    assert rows[0] == ["NAME", "SPEND", "LIMIT", "PHASE", "AGE"]
+    assert rows[1][:4] == ["b", "412.07", "500", "Warning"]
+    assert table(kubectl.run("get", "bu", "-A").stdout)[1][:2] == ["default", "b"]
+    again = kubectl.run("apply", "-f", write(tmp_path, "b2.yaml", budget("b", limit=600))).stdout
+    assert "configured" in again
+    assert (cluster.get(API_VERSION, "budgets", "b") or {})["spec"]["limit"] == 600
+
+
+def test_get_pods_by_label(kubectl: Kubectl, cluster: ThreadedSimCluster, tmp_path: Path) -> None:
+    kubectl.run(
+        "apply",
+        "-f",
+        write(tmp_path, "pods.yaml", pod("a", labels={"app": "web"}), pod("b", labels={"app": "db"})),
+    )
+    rows = table(kubectl.run("get", "pods", "-l", "app=web").stdout)
+    assert rows[0] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert [r[0] for r in rows[1:]] == ["a"]
+    names = kubectl.run("get", "pods", "--field-selector", "metadata.name=b", "-o", "name").stdout.split()
+    assert names == ["pod/b"]
+
+
+def test_patch_and_delete(kubectl: Kubectl, cluster: ThreadedSimCluster, tmp_path: Path) -> None:
+    cluster.create(budget_crd())
+    cluster.create(budget("b"))
+    cluster.create(pod("a"))
+    kubectl.run("patch", "pod", "a", "-p", '{"metadata":{"labels":{"patched":"yes"}}}')
+    kubectl.run("patch", "budget", "b", "--type=merge", "-p", '{"spec":{"limit":7}}')
+    kubectl.run(
+        "patch", "budget", "b", "--subresource=status", "--type=merge", "-p", '{"status":{"spend":2}}'
+    )
+    assert (cluster.get("v1", "pods", "a") or {})["metadata"]["labels"] == {"patched": "yes"}
+    stored = cluster.get(API_VERSION, "budgets", "b") or {}
+    assert (stored["spec"]["limit"], stored["status"]["spend"]) == (7, 2)
+    assert 'pod "a" deleted' in kubectl.run("delete", "pod", "a").stdout
+    kubectl.run("delete", "budget", "b", "--wait=true", "--timeout=10s")
+    assert cluster.get("v1", "pods", "a") is None and cluster.get(API_VERSION, "budgets", "b") is None
+
+
+def test_server_side_apply(kubectl: Kubectl, cluster: ThreadedSimCluster, tmp_path: Path) -> None:
+    cluster.create(budget_crd())
+    out = kubectl.run("apply", "--server-side", "-f", write(tmp_path, "b.yaml", budget("b"), pod("p"))).stdout
+    assert "serverside-applied" in out
+    assert cluster.get(API_VERSION, "budgets", "b") is not None and cluster.get("v1", "pods", "p") is not None
+
+
+@pytest.mark.skipif(schema.load_validator() is None, reason="crdvalidation not written yet")
+def test_invalid_object_is_refused_naming_the_field(
+    kubectl: Kubectl, cluster: ThreadedSimCluster, tmp_path: Path
+) -> None:
+    cluster.create(budget_crd())
+    refused = kubectl.run("apply", "-f", write(tmp_path, "bad.yaml", budget("bad", limit=0)), check=False)
+    assert refused.returncode != 0
+    # kubectl words 422s itself from the Status details: 'The Budget "bad" is invalid: <causes>'
+    assert 'Budget "bad" is invalid: spec.limit: Invalid value: 0' in refused.stderr
+
+
+def test_unknown_field_is_refused_by_strict_validation(
+    kubectl: Kubectl, cluster: ThreadedSimCluster, tmp_path: Path
+) -> None:
+    cluster.create(budget_crd())
+    refused = kubectl.run("create", "-f", write(tmp_path, "junk.yaml", budget("junk", junk=1)), check=False)
+    assert refused.returncode != 0
+    assert 'unknown field "spec.junk"' in refused.stderr
+    assert cluster.get(API_VERSION, "budgets", "junk") is None
