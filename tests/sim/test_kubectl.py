@@ -137,3 +137,43 @@ def test_unknown_field_is_refused_by_strict_validation(
     assert refused.returncode != 0
     assert 'unknown field "spec.junk"' in refused.stderr
     assert cluster.get(API_VERSION, "budgets", "junk") is None
+
+
+def test_typed_client_protobuf_bodies(kubectl: Kubectl, cluster: ThreadedSimCluster) -> None:
+    kubectl.run("create", "namespace", "team")
+    kubectl.run("create", "configmap", "c", "-n", "team", "--from-literal=a=b")
+    kubectl.run("create", "secret", "generic", "s", "--from-literal=p=q")
+    assert (cluster.get("v1", "configmaps", "c", "team") or {})["data"] == {"a": "b"}
+    assert (cluster.get("v1", "secrets", "s") or {})["type"] == "Opaque"
+    refused = kubectl.run("create", "deployment", "d", "--image=nginx", check=False)
+    assert refused.returncode != 0 and "apps/v1/Deployment are not decoded" in refused.stderr
+
+
+HELM = os.environ.get("HELM", "")
+
+
+@pytest.mark.skipif(not HELM or not Path(HELM).is_file(), reason="HELM is not set to a helm binary")
+def test_helm_install_upgrade_uninstall(
+    kubectl: Kubectl, cluster: ThreadedSimCluster, tmp_path: Path
+) -> None:
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: demo\nversion: 0.1.0\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\ndata: {value: {{ .Values.value | default "a" | quote }}}\n'
+    )
+
+    def helm(*args: str) -> str:
+        proc = subprocess.run(
+            [HELM, *args], env=kubectl.env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    helm("install", "demo", str(chart))
+    helm("upgrade", "demo", str(chart), "--set", "value=b")
+    assert (cluster.get("v1", "configmaps", "demo") or {})["data"] == {"value": "b"}
+    assert "demo" in helm("list", "-q")
+    helm("uninstall", "demo")
+    assert cluster.get("v1", "configmaps", "demo") is None
+    assert [s for s in cluster.list("v1", "secrets", "default") if s["type"] == "helm.sh/release.v1"] == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from costwarden.sim import errors, patching, routing, schema, tables
+from costwarden.sim import errors, patching, protobuf, routing, schema, tables
 from costwarden.sim.resources import version_priority
 from costwarden.sim.selectors import FieldSelector, LabelSelector, SelectorError, label_selector_string
 
@@ -166,3 +166,49 @@ def test_api_paths() -> None:
 def test_version_priority() -> None:
     versions = ["v1alpha1", "v2", "foo", "v1beta2", "v1", "v1beta1"]
     assert sorted(versions, key=version_priority) == ["v2", "v1", "v1beta2", "v1beta1", "v1alpha1", "foo"]
+
+
+def _varint(number: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, number = number & 0x7F, number >> 7
+        out.append(byte | (0x80 if number else 0))
+        if not number:
+            return bytes(out)
+
+
+def _field(number: int, value: bytes | int) -> bytes:
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    return _varint(number << 3 | 2) + _varint(len(value)) + value
+
+
+def test_protobuf_secret_decodes_to_json() -> None:
+    meta = (
+        _field(1, b"s1")
+        + _field(3, b"ns")
+        + _field(11, _field(1, b"owner") + _field(2, b"helm"))
+        + _field(2, b"")
+    )
+    meta += _field(8, _field(1, 1_800_000_000))
+    secret = (
+        _field(1, meta)
+        + _field(2, _field(1, b"release") + _field(2, b"\x00\x01"))
+        + _field(3, b"helm.sh/release.v1")
+    )
+    envelope = _field(1, _field(1, b"v1") + _field(2, b"Secret")) + _field(2, secret)
+    decoded = protobuf.decode_object(protobuf.MAGIC + envelope)
+    assert decoded == {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "s1",
+            "namespace": "ns",
+            "labels": {"owner": "helm"},
+            "creationTimestamp": "2027-01-15T08:00:00Z",
+        },
+        "data": {"release": "AAE="},
+        "type": "helm.sh/release.v1",
+    }
+    with pytest.raises(protobuf.ProtobufError, match="apps/v1/Deployment"):
+        protobuf.decode_object(protobuf.MAGIC + _field(1, _field(1, b"apps/v1") + _field(2, b"Deployment")))

@@ -147,6 +147,8 @@ def create_defaults(info: ResourceInfo, obj: dict[str, Any]) -> None:
     elif info.group == "" and info.plural == "namespaces":
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj["status"] = {"phase": "Active"}
+    elif info.group == "" and info.plural == "secrets":
+        obj.setdefault("type", "Opaque")
     elif info.group == "apps" and info.scale is not None:
         obj.setdefault("spec", {}).setdefault("replicas", 1)
         obj["status"] = {}

@@ -21,7 +21,7 @@ import yaml
 from kmock._internal import enums, references, rendering
 from multidict import CIMultiDict
 
-from costwarden.sim import discovery, errors, openapi, routing, tables
+from costwarden.sim import discovery, errors, openapi, protobuf, routing, tables
 from costwarden.sim.errors import ApiError
 from costwarden.sim.objects import ObjectApi, Target, WriteResult
 from costwarden.sim.selectors import FieldSelector, LabelSelector, SelectorError
@@ -41,7 +41,15 @@ def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> ai
 def _decode(body: bytes, content_type: str) -> Any:
     if not body.strip():
         return None
-    if "protobuf" in content_type or "cbor" in content_type:
+    if "protobuf" in content_type:
+        try:
+            return protobuf.decode_object(body)
+        except protobuf.ProtobufError as exc:
+            accepted = ("application/json", "application/yaml")
+            raise ApiError(
+                415, "UnsupportedMediaType", f"{errors.unsupported_media_type(accepted).message} ({exc})"
+            ) from exc
+    if "cbor" in content_type:
         raise errors.unsupported_media_type(("application/json", "application/yaml"))
     try:
         if "yaml" in content_type:
