@@ -159,9 +159,9 @@ def test_helm_install_upgrade_uninstall(
     chart = tmp_path / "chart"
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text("apiVersion: v2\nname: demo\nversion: 0.1.0\n")
-    (chart / "templates" / "cm.yaml").write_text(
-        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\ndata: {value: {{ .Values.value | default "a" | quote }}}\n'
-    )
+    template = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo}\n"
+    template += 'data: {value: {{ .Values.value | default "a" | quote }}}\n'
+    (chart / "templates" / "cm.yaml").write_text(template)
 
     def helm(*args: str) -> str:
         proc = subprocess.run(
