@@ -107,8 +107,15 @@ async def test_status_subresource_splits_writes(api: Api) -> None:
     assert replaced.body["status"] == {"spend": 2.5}
     pod_status = await api.post(PODS, {**pod("a"), "status": {"phase": "Running"}})
     assert pod_status.body["status"]["phase"] == "Pending"
-    running = await api.patch(f"{PODS}/a/status", {"status": {"phase": "Running"}})
+    running = await api.patch(
+        f"{PODS}/a/status", {"status": {"phase": "Running", "containerStatuses": [{"name": "main"}]}}
+    )
     assert running.body["status"]["phase"] == "Running"
+    # Go serializes these even when zero; typed clients (kubernetes Python client) require them
+    assert running.body["status"]["containerStatuses"] == [
+        {"name": "main", "ready": False, "restartCount": 0, "image": "", "imageID": ""}
+    ]
+    assert running.body["spec"]["containers"][0]["imagePullPolicy"] == "Always"
 
 
 async def test_finalizers_hold_deletion_until_removed(api: Api, clock: ManualClock) -> None:

@@ -154,3 +154,41 @@ def create_defaults(info: ResourceInfo, obj: dict[str, Any]) -> None:
         obj["status"] = {}
     elif info.reset_status_on_create and info.crd is None and not info.group.endswith("k8s.io"):
         obj["status"] = {}
+
+
+_STATUS_ZERO_VALUES = (("name", ""), ("ready", False), ("restartCount", 0), ("image", ""), ("imageID", ""))
+
+
+def _container_defaults(container: dict[str, Any]) -> None:
+    image = str(container.get("image", ""))
+    tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
+    pull = "IfNotPresent" if tagged and not image.endswith(":latest") else "Always"
+    container.setdefault("imagePullPolicy", pull)
+    container.setdefault("terminationMessagePath", "/dev/termination-log")
+    container.setdefault("terminationMessagePolicy", "File")
+    container.setdefault("resources", {})
+    for port in container.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+
+
+def normalize(info: ResourceInfo, obj: dict[str, Any]) -> None:
+    """Fields Go always serializes (no omitempty) or defaults on every write, filled in place.
+
+    Typed clients (the kubernetes Python client among them) insist on them, e.g. a pod's
+    ``containerStatuses[*].image``/``imageID``/``restartCount``.
+    """
+    if info.group or info.plural != "pods":
+        return
+    spec, status = obj.get("spec"), obj.get("status")
+    if isinstance(spec, dict):
+        for key in ("containers", "initContainers"):
+            for container in spec.get(key) or []:
+                if isinstance(container, dict):
+                    _container_defaults(container)
+    if isinstance(status, dict):
+        for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
+            for entry in status.get(key) or []:
+                if isinstance(entry, dict):
+                    for field, zero in _STATUS_ZERO_VALUES:
+                        entry.setdefault(field, zero)

@@ -384,6 +384,7 @@ class ObjectApi:
         info = target.info
         name = obj["metadata"]["name"]
         causes: list[Problem] = list(admission.name_causes(info, name)) if old is None else []
+        admission.normalize(info, obj)
         causes += admission.metadata_causes(obj["metadata"]) + admission.object_causes(info, obj, old)
         warnings: list[str] = []
         if info.group == CRD_GROUP and info.plural == CRD_PLURAL:
