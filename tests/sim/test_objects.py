@@ -132,6 +132,29 @@ async def test_finalizers_hold_deletion_until_removed(api: Api, clock: ManualClo
     assert (await api.get(f"{BUDGETS}/b")).status == 404
 
 
+async def test_eviction_and_events_k8s_io(api: Api) -> None:
+    await api.post(PODS, pod("a"))
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "a"}, "deleteOptions": {}}
+    evicted = await api.post(f"{PODS}/a/eviction", eviction)
+    assert evicted.status == 201 and evicted.body["status"] == "Success"
+    assert (await api.get(f"{PODS}/a")).status == 404
+    assert (await api.get(f"{PODS}/a/eviction")).status in (404, 405)
+    event = {
+        "metadata": {"generateName": "x-"},
+        "eventTime": "2026-11-26T12:00:00.000000Z",
+        "reason": "Killed",
+        "action": "Delete",
+        "reportingController": "costwarden.dev/operator",
+        "reportingInstance": "costwarden-0",
+        "regarding": {"kind": "Pod", "name": "a", "namespace": "default"},
+        "type": "Warning",
+    }
+    posted = await api.post("/apis/events.k8s.io/v1/namespaces/default/events", event)
+    assert posted.status == 201 and posted.body["apiVersion"] == "events.k8s.io/v1"
+    listed = await api.get("/apis/events.k8s.io/v1/events?fieldSelector=reason%3DKilled")
+    assert [e["regarding"]["name"] for e in listed.body["items"]] == ["a"]
+
+
 async def test_delete_preconditions_and_dry_run(api: Api) -> None:
     created = (await api.post(PODS, pod("a"))).body
     wrong = await api.delete(f"{PODS}/a", {"preconditions": {"uid": "other"}})

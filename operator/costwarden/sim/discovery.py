@@ -68,6 +68,8 @@ def _resource_entries(info: ResourceInfo) -> list[dict[str, Any]]:
         }
         if sub == "scale":
             entry.update(group="autoscaling", version="v1", kind="Scale")
+        elif sub == "eviction":
+            entry.update(group="policy", version="v1", kind="Eviction", verbs=["create"])
         entries.append(entry)
     return entries
 

@@ -73,7 +73,7 @@ def _resource_paths(info: ResourceInfo, version: str) -> dict[str, Any]:
         },
         f"{prefix}/{{name}}": item,
     }
-    for sub in sorted(info.subresources - {"scale"}):
+    for sub in sorted(info.subresources - {"scale", "eviction"}):
         paths[f"{prefix}/{{name}}/{sub}"] = {k: item[k] for k in ("get", "put", "patch", "parameters")}
     if info.namespaced:
         paths[f"{base}/{info.plural}"] = {"get": _operation(info, version, "list", ref)}

@@ -137,7 +137,7 @@ BUILTINS: tuple[ResourceInfo, ...] = (
         "Pod",
         short_names=("po",),
         categories=("all",),
-        subresources=_STATUS,
+        subresources=frozenset({"status", "eviction"}),
         reset_status_on_create=True,
         field_labels=_POD_FIELDS,
     ),

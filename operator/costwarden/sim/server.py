@@ -206,6 +206,10 @@ class SimEmulator(kmock.KubernetesEmulator):
             return _json(obj)
         if method == "DELETE" and target.name is None:
             return self._respond_delete_collection(target, query, _decode(body, content_type) or {})
+        if target.subresource == "eviction":
+            if method != "POST":
+                raise errors.method_not_allowed(method)
+            return self._respond_eviction(target, query, _decode(body, content_type) or {})
         if (target.name is None) != (method == "POST"):
             raise errors.method_not_allowed(method)
         payload = _decode(body, content_type)
@@ -221,6 +225,17 @@ class SimEmulator(kmock.KubernetesEmulator):
         if method == "PUT":
             return self._written(self.api.replace(target, payload, routing.write_options(query)))
         raise errors.method_not_allowed(method)
+
+    def _respond_eviction(
+        self, target: Target, query: Mapping[str, str], eviction: Mapping[str, Any]
+    ) -> aiohttp.web.Response:
+        """``pods/eviction``: with no PodDisruptionBudgets to honour, an eviction is a delete."""
+        options = eviction.get("deleteOptions") or {}
+        pod = Target(target.info, target.version, target.namespace, target.name)
+        self.api.delete(pod, options, routing.write_options(query, options))
+        return _json(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
+        )
 
     @staticmethod
     def _written(result: WriteResult) -> aiohttp.web.Response:
