@@ -13,7 +13,8 @@ import aiohttp.web
 import yaml
 
 from costwarden.sim import errors
-from costwarden.sim.objects import ObjectApi, Target, WriteOptions
+from costwarden.sim.addressing import Target, WriteOptions
+from costwarden.sim.objects import ObjectApi
 from costwarden.sim.patching import MERGE
 from costwarden.sim.registry import Registry
 from costwarden.sim.server import SimEmulator

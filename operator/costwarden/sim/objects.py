@@ -9,62 +9,30 @@ import copy
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from costwarden.sim import admission, errors, patching, schema
+from costwarden.sim.addressing import (
+    Target,
+    WriteOptions,
+    WriteResult,
+    check_identity,
+    get_path,
+    now_text,
+    scale_of,
+    set_path,
+)
 from costwarden.sim.errors import ApiError, Problem
 from costwarden.sim.registry import CRD_GROUP, CRD_PLURAL, Cause, Registry, crd_status, validate_crd
 from costwarden.sim.resources import ResourceInfo
-from costwarden.sim.selectors import label_selector_string
 from costwarden.sim.store import Store
+
+__all__ = ["ObjectApi", "Target", "WriteOptions", "WriteResult"]
 
 NAMESPACES = ("", "namespaces")
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a request addresses: a resource at a version, maybe a namespace, name and subresource."""
-
-    info: ResourceInfo
-    version: str
-    namespace: str | None = None
-    name: str | None = None
-    subresource: str | None = None
-
-
-@dataclass(frozen=True)
-class WriteOptions:
-    dry_run: bool = False
-    field_validation: str = "Warn"  # Strict | Warn | Ignore
-
-
-@dataclass
-class WriteResult:
-    obj: dict[str, Any]
-    created: bool = False
-    warnings: list[str] = field(default_factory=list)
-
-
-def _now_text(clock: Callable[[], datetime]) -> str:
-    return clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _get_path(obj: Mapping[str, Any], path: str) -> Any:
-    value: Any = obj
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, Mapping) else None
-    return value
-
-
-def _set_path(obj: dict[str, Any], path: str, value: Any) -> None:
-    *parents, last = path.split(".")
-    for part in parents:
-        obj = obj.setdefault(part, {})
-    obj[last] = value
 
 
 class ObjectApi:
@@ -100,36 +68,14 @@ class ObjectApi:
     def read(self, target: Target) -> dict[str, Any]:
         obj = self._stored(target)
         if target.subresource == "scale":
-            return self._scale_of(target, obj)
+            return scale_of(target, obj)
         return self.present(target, obj)
-
-    def _scale_of(self, target: Target, obj: Mapping[str, Any]) -> dict[str, Any]:
-        paths = target.info.scale
-        assert paths is not None
-        meta = obj["metadata"]
-        selector = _get_path(obj, paths.label_selector) if paths.label_selector else None
-        return {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {
-                k: meta[k]
-                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                if k in meta
-            },
-            "spec": {"replicas": _get_path(obj, paths.spec_replicas) or 0},
-            "status": {
-                "replicas": _get_path(obj, paths.status_replicas) or 0,
-                "selector": label_selector_string(selector)
-                if isinstance(selector, Mapping)
-                else (selector or ""),
-            },
-        }
 
     # ---- writing
 
     def create(self, target: Target, body: Mapping[str, Any], opts: WriteOptions) -> WriteResult:
         info = target.info
-        obj = self._check_identity(target, copy.deepcopy(dict(body)), creating=True)
+        obj = check_identity(target, copy.deepcopy(dict(body)), creating=True)
         meta = obj["metadata"]
         if not meta.get("name"):
             if not meta.get("generateName"):
@@ -152,7 +98,7 @@ class ObjectApi:
             raise errors.already_exists(info.qualified, meta["name"])
         for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion", "managedFields"):
             meta.pop(key, None)
-        meta.update(uid=str(uuid.uuid4()), creationTimestamp=_now_text(self._clock), generation=1)
+        meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_text(self._clock), generation=1)
         if info.reset_status_on_create:
             obj.pop("status", None)
         admission.create_defaults(info, obj)
@@ -167,7 +113,7 @@ class ObjectApi:
         old = self._stored(target)
         if target.subresource == "scale":
             return self._write_scale(target, old, body, opts)
-        new = self._check_identity(target, copy.deepcopy(dict(body)), creating=False)
+        new = check_identity(target, copy.deepcopy(dict(body)), creating=False)
         return self._update(target, old, new, opts)
 
     def patch(self, target: Target, content_type: str, patch: Any, opts: WriteOptions) -> WriteResult:
@@ -181,10 +127,10 @@ class ObjectApi:
             return self.create(target, patch if isinstance(patch, Mapping) else {}, opts)
         old = self._stored(target)
         if target.subresource == "scale":
-            scale = patching.apply_patch(content_type, self._scale_of(target, old), patch)
+            scale = patching.apply_patch(content_type, scale_of(target, old), patch)
             return self._write_scale(target, old, scale, opts)
         new = patching.apply_patch(content_type, self.present(target, old), patch)
-        new = self._check_identity(target, new, creating=False)
+        new = check_identity(target, new, creating=False)
         return self._update(target, old, new, opts)
 
     def _write_scale(
@@ -206,13 +152,13 @@ class ObjectApi:
                 ],
             )
         new = self.present(target, old)
-        _set_path(new, paths.spec_replicas, replicas)
+        set_path(new, paths.spec_replicas, replicas)
         requested_rv = (scale.get("metadata") or {}).get("resourceVersion")
         new["metadata"]["resourceVersion"] = requested_rv or old["metadata"]["resourceVersion"]
         result = self._update(
             Target(target.info, target.version, target.namespace, target.name), old, new, opts
         )
-        return WriteResult(self._scale_of(target, result.obj), False, result.warnings)
+        return WriteResult(scale_of(target, result.obj), False, result.warnings)
 
     def _update(
         self, target: Target, old: dict[str, Any], new: dict[str, Any], opts: WriteOptions
@@ -307,7 +253,7 @@ class ObjectApi:
         if meta.get("finalizers"):
             marked = copy.deepcopy(old)
             marked["metadata"].update(
-                deletionTimestamp=_now_text(self._clock),
+                deletionTimestamp=now_text(self._clock),
                 deletionGracePeriodSeconds=0,
                 generation=int(meta.get("generation", 1)) + 1,
             )
@@ -317,42 +263,6 @@ class ObjectApi:
         return self.present(target, stored)
 
     # ---- helpers
-
-    def _check_identity(self, target: Target, obj: dict[str, Any], creating: bool) -> dict[str, Any]:
-        info = target.info
-        expected_version = info.api_version(target.version)
-        if (
-            obj.get("apiVersion", expected_version) != expected_version
-            or obj.get("kind", info.kind) != info.kind
-        ):
-            raise errors.bad_request(
-                f"the API version in the data ({obj.get('apiVersion')}) does not match "
-                f"the expected API version ({expected_version})"
-                if obj.get("apiVersion", expected_version) != expected_version
-                else f"the kind in the data ({obj.get('kind')}) does not match "
-                f"the expected kind ({info.kind})"
-            )
-        obj["apiVersion"], obj["kind"] = expected_version, info.kind
-        meta = obj.get("metadata")
-        if not isinstance(meta, dict):
-            meta = obj["metadata"] = {}
-        if info.namespaced:
-            if meta.get("namespace") and target.namespace and meta["namespace"] != target.namespace:
-                raise errors.bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request"
-                )
-            meta["namespace"] = meta.get("namespace") or target.namespace or "default"
-        else:
-            meta.pop("namespace", None)
-        if creating and target.name and not meta.get("name"):
-            meta["name"] = target.name
-        if target.name and meta.get("name") and meta["name"] != target.name:
-            raise errors.bad_request(
-                f"the name of the object ({meta['name']}) does not match the name on the URL ({target.name})"
-            )
-        if not creating:
-            meta["name"] = target.name
-        return obj
 
     def _check_namespace_open(self, target: Target, namespace: str, name: str) -> None:
         ns = self.store.get(NAMESPACES, None, namespace)
@@ -367,7 +277,7 @@ class ObjectApi:
 
     def _check_crd_immutables(self, target: Target, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         for path in ("spec.group", "spec.names.plural"):
-            if _get_path(old, path) != _get_path(new, path):
+            if get_path(old, path) != get_path(new, path):
                 raise self._invalid(
                     target,
                     old["metadata"]["name"],
@@ -390,7 +300,7 @@ class ObjectApi:
         if info.group == CRD_GROUP and info.plural == CRD_PLURAL:
             causes += validate_crd(obj, self.registry)
             if not causes:
-                obj["status"] = crd_status(obj, _now_text(self._clock), (old or {}).get("status"))
+                obj["status"] = crd_status(obj, now_text(self._clock), (old or {}).get("status"))
         crd_schema = info.schema(target.version) if info.crd is not None else None
         if crd_schema is not None:
             obj, unknown, problems = schema.process(crd_schema, obj, self._load_validator())
@@ -430,7 +340,7 @@ class ObjectApi:
     def _delete_namespace(self, ns: dict[str, Any]) -> dict[str, Any]:
         name = ns["metadata"]["name"]
         marked = copy.deepcopy(ns)
-        marked["metadata"]["deletionTimestamp"] = _now_text(self._clock)
+        marked["metadata"]["deletionTimestamp"] = now_text(self._clock)
         marked["status"] = {"phase": "Terminating"}
         result = self.store.commit(NAMESPACES, "MODIFIED", marked)
         for group, plural in self.store.resources():

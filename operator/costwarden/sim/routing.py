@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from costwarden.sim import errors
-from costwarden.sim.objects import WriteOptions
+from costwarden.sim.addressing import WriteOptions
 
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 T = TypeVar("T")

@@ -22,8 +22,9 @@ from kmock._internal import enums, references, rendering
 from multidict import CIMultiDict
 
 from costwarden.sim import discovery, errors, openapi, protobuf, routing, tables
+from costwarden.sim.addressing import Target, WriteResult
 from costwarden.sim.errors import ApiError
-from costwarden.sim.objects import ObjectApi, Target, WriteResult
+from costwarden.sim.objects import ObjectApi
 from costwarden.sim.selectors import FieldSelector, LabelSelector, SelectorError
 from costwarden.sim.watching import Watch, WatchQuery
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from costwarden.sim import errors
-from costwarden.sim.objects import ObjectApi, Target
+from costwarden.sim.addressing import Target
+from costwarden.sim.objects import ObjectApi
 from costwarden.sim.selectors import FieldSelector, LabelSelector
 from costwarden.sim.store import Change
 
