@@ -19,7 +19,6 @@ import attrs
 import kmock
 import yaml
 from kmock._internal import enums, references, rendering
-from multidict import CIMultiDict
 
 from costwarden.sim import discovery, errors, openapi, protobuf, routing, tables
 from costwarden.sim.addressing import Target, WriteResult
@@ -33,9 +32,7 @@ JSON = "application/json"
 
 
 def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> aiohttp.web.Response:
-    headers: CIMultiDict[str] = CIMultiDict()
-    for warning in warnings or []:
-        headers.add("Warning", f"299 - {json.dumps(warning)}")
+    headers = [("Warning", f"299 - {json.dumps(warning)}") for warning in warnings or []]
     return aiohttp.web.Response(text=json.dumps(body), status=status, content_type=JSON, headers=headers)
 
 
