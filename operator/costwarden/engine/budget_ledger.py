@@ -81,18 +81,20 @@ def settle(
     ledger: BudgetLedger, period_start: datetime | None, pods: Sequence[CoveredPod], now: datetime
 ) -> Settlement:
     """The updated ledger, the budget's spend in the period, its hourly rate and live pods."""
-    return settle_at(ledger, period_start, pods, now, format_time(now))
+    key = format_time(period_start) if period_start is not None else None
+    return settle_at(ledger, (period_start, key), pods, now, format_time(now))
 
 
 def settle_at(
     ledger: BudgetLedger,
-    period_start: datetime | None,
+    period: tuple[datetime | None, str | None],
     pods: Sequence[CoveredPod],
     now: datetime,
     now_text: str,
 ) -> Settlement:
-    """``settle`` with ``now`` already rendered (``format_time(now)``), as the caller has it."""
-    key = format_time(period_start) if period_start is not None else None
+    """``settle`` with the period start and ``now`` already rendered (``format_time``), as the
+    caller has them: ``period`` is ``(start, format_time(start))``, ``(None, None)`` for Lifetime."""
+    period_start, key = period
     rolled = ledger.period_start != key and not _is_fresh(ledger)
     # The model's own validator: the constructor's validation without its per-call overhead
     # (tens of thousands of entries per pass).

@@ -47,10 +47,10 @@ from costwarden.engine.money import MONEY_CONTEXT, plain, usd
 from costwarden.engine.periods import period_bounds
 from costwarden.engine.thresholds import (
     DESTRUCTIVE_ACTIONS,
+    LIFETIME_KEY,
     bound_actions,
     enforced,
     new_crossings,
-    period_key,
 )
 from costwarden.models import Action, ActionRecord, CostBudgetSpec, CostBudgetStatus, Phase
 from costwarden.records import format_time
@@ -148,9 +148,10 @@ def evaluate_budget(
             f"CostBudget {budget.namespace}/{budget.name} has no valid spec: use invalid_decision"
         )
     period_start, period_end = period_bounds(spec.period, now)
-    key = period_key(period_start)
+    stored_key = format_time(period_start) if period_start is not None else None
+    key = stored_key or LIFETIME_KEY
     now_text = format_time(now)
-    settlement = settle_at(status.ledger, period_start, pods, now, now_text)
+    settlement = settle_at(status.ledger, (period_start, stored_key), pods, now, now_text)
     spend, rate = settlement.spend, settlement.hourly_rate
     with localcontext(MONEY_CONTEXT):
         percent_used = spend / spec.limit * _HUNDRED

@@ -13,16 +13,11 @@ from decimal import Decimal
 
 from costwarden.engine.money import plain
 from costwarden.models import Action, ActionRecord, Threshold
-from costwarden.records import format_time, parse_time
+from costwarden.records import parse_time
 
 DESTRUCTIVE_ACTIONS = frozenset({Action.SCALE, Action.SUSPEND, Action.KILL})
 MAX_ACTION_RECORDS = 50
 LIFETIME_KEY = "lifetime"
-
-
-def period_key(period_start: datetime | None) -> str:
-    """The period's name in record ids: its start in RFC 3339, or ``lifetime``."""
-    return format_time(period_start) if period_start is not None else LIFETIME_KEY
 
 
 def threshold_id(percent: Decimal, key: str) -> str:
@@ -33,13 +28,12 @@ def new_crossings(
     thresholds: Sequence[Threshold], percent_used: Decimal, key: str, actions: Sequence[ActionRecord]
 ) -> list[tuple[Threshold, str]]:
     """Thresholds reached by ``percent_used`` that have not fired in this period, with their ids."""
+    reached = [threshold for threshold in thresholds if percent_used >= threshold.percent]
+    if not reached:
+        return []
     fired = {record.id for record in actions}
-    reached = []
-    for threshold in thresholds:
-        record_id = threshold_id(threshold.percent, key)
-        if percent_used >= threshold.percent and record_id not in fired:
-            reached.append((threshold, record_id))
-    return reached
+    ids = [(threshold, threshold_id(threshold.percent, key)) for threshold in reached]
+    return [(threshold, record_id) for threshold, record_id in ids if record_id not in fired]
 
 
 def _started_in(record: ActionRecord, period_start: datetime) -> bool:
