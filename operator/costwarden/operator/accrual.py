@@ -6,47 +6,25 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import datetime
 
 from costwarden.engine.idle import idle_node_costs
-from costwarden.engine.ledger import PodAccrual
+from costwarden.engine.ledger import PodAccrual, mark_annotations
 from costwarden.engine.rates import PodRate
 from costwarden.operator.kube import WriteResult
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.throttle import priority, write_reason
-from costwarden.records import (
-    ANNOTATION_BUDGETS,
-    ANNOTATION_RATE,
-    ANNOTATION_SPEND,
-    ANNOTATION_SPEND_AT,
-    NodeRecord,
-    PodRecord,
-)
+from costwarden.records import ANNOTATION_BUDGETS, NodeRecord, PodRecord
 
 log = logging.getLogger(__name__)
 
 WRITE_CONCURRENCY = 8
-_MICRO = Decimal("0.000001")
-
-
-def money_text(value: Decimal) -> str:
-    """USD as a plain decimal string with micro-dollar precision (rounded here, at the edge)."""
-    return format(value.quantize(_MICRO), "f")
-
-
-def precise_time(value: datetime) -> str:
-    """RFC 3339 with the microseconds kept, so a restart continues from exactly this instant."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def spend_annotations(accrual: PodAccrual, budgets: str) -> dict[str, str | None]:
-    return {
-        ANNOTATION_SPEND: money_text(accrual.spend),
-        ANNOTATION_RATE: money_text(accrual.rate),
-        ANNOTATION_SPEND_AT: precise_time(accrual.at),
-        ANNOTATION_BUDGETS: budgets or None,
-    }
+    notes: dict[str, str | None] = dict(mark_annotations(accrual))
+    notes[ANNOTATION_BUDGETS] = budgets or None
+    return notes
 
 
 async def accrual_pass(
@@ -63,6 +41,9 @@ async def accrual_pass(
         live.append(pod.uid)
         node = nodes.get(pod.node_name) if pod.node_name else None
         accrual = runtime.book.figure(pod, runtime.price_of(node), now)
+        if not runtime.book.is_priced(pod.uid):
+            counts["held"] += 1
+            continue
         rate = runtime.book.rate(pod.uid)
         if pod.node_name and rate is not None:
             on_nodes.append((pod.node_name, rate))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from costwarden.engine.ledger import PodAccrual, accrue
+from costwarden.engine.ledger import PodAccrual, accrue, spend_mark
 from costwarden.engine.rates import PodRate, pod_rate
 from costwarden.pricing import NodePrice
 from costwarden.records import PodRecord, PodSpendMark
@@ -30,7 +30,13 @@ class SpendBook:
         self._written: dict[str, WrittenMark] = {}
 
     def figure(self, pod: PodRecord, price: NodePrice | None, now: datetime) -> PodAccrual:
-        """The pod's lifetime spend at ``now``; monotonic across calls."""
+        """The pod's lifetime spend at ``now``; monotonic across calls.
+
+        A pod bound to a node we have not seen yet (the node index is still filling, or the node
+        is gone) is held at its last figure: charging it a zero rate would lose that time for good.
+        """
+        if price is None and pod.node_name:
+            return self._held(pod)
         rate = pod_rate(pod, price)
         previous = self._accruals.get(pod.uid)
         if previous is not None and now < previous.at:
@@ -39,6 +45,19 @@ class SpendBook:
         self._accruals[pod.uid] = accrual
         self._rates[pod.uid] = rate
         return accrual
+
+    def _held(self, pod: PodRecord) -> PodAccrual:
+        known = self._accruals.get(pod.uid)
+        if known is not None:
+            return known
+        mark = pod.spend_mark
+        if mark is not None:
+            return PodAccrual(mark.spend, mark.rate, mark.at)
+        since = pod.started or pod.created or datetime.min.replace(tzinfo=UTC)
+        return PodAccrual(Decimal(0), Decimal(0), since)
+
+    def is_priced(self, uid: str) -> bool:
+        return uid in self._accruals
 
     def rate(self, uid: str) -> PodRate | None:
         return self._rates.get(uid)
@@ -53,7 +72,7 @@ class SpendBook:
         return WrittenMark(pod.spend_mark, pod.budgets_annotation)
 
     def record_write(self, uid: str, accrual: PodAccrual, budgets: str) -> None:
-        self._written[uid] = WrittenMark(PodSpendMark(accrual.spend, accrual.rate, accrual.at), budgets)
+        self._written[uid] = WrittenMark(spend_mark(accrual), budgets)
 
     def retain(self, live_uids: Iterable[str]) -> int:
         """Forget pods that are gone; returns how many were dropped."""
