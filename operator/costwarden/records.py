@@ -137,7 +137,8 @@ class NodeRecord:
         price = parse_decimal(raw_price) if raw_price is not None else None
         error = None
         if raw_price is not None and (price is None or price < 0):
-            error = f"node {meta.get('name')}: annotation {ANNOTATION_NODE_PRICE}={raw_price!r} is not a USD amount"
+            name = meta.get("name")
+            error = f"node {name}: annotation {ANNOTATION_NODE_PRICE}={raw_price!r} is not a USD amount"
             price = None
         memory = parse_quantity(resources.get("memory")) or _ZERO
         return cls(
@@ -227,7 +228,9 @@ class PodRecord:
             started=parse_time(status.get("startTime")),
             finished=_finished_at(status),
             deleting=bool(meta.get("deletionTimestamp")),
-            skypilot_cluster=annotations.get(SKYPILOT_CLUSTER_ANNOTATION) or labels.get(SKYPILOT_CLUSTER_LABEL),
+            skypilot_cluster=(
+                annotations.get(SKYPILOT_CLUSTER_ANNOTATION) or labels.get(SKYPILOT_CLUSTER_LABEL)
+            ),
             skypilot_user=annotations.get(SKYPILOT_USER_ANNOTATION) or labels.get("skypilot-user"),
             spend_mark=_spend_mark(annotations),
             budgets_annotation=annotations.get(ANNOTATION_BUDGETS),

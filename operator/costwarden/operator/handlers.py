@@ -49,11 +49,11 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
         )
 
     @kopf.index("", "v1", "pods", id=POD_INDEX, registry=registry)
-    def index_pod(body: kopf.Body, namespace: str, **_: Any) -> dict[str, PodRecord]:
-        return {namespace: PodRecord.from_body(body)}
+    def index_pod(*, body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, PodRecord]:
+        return {namespace or "": PodRecord.from_body(body)}
 
     @kopf.index("", "v1", "nodes", id=NODE_INDEX, registry=registry)
-    def index_node(body: kopf.Body, name: str, **_: Any) -> dict[str, NodeRecord]:
+    def index_node(*, body: kopf.Body, name: str, **_: Any) -> dict[str, NodeRecord]:
         return {name: NodeRecord.from_body(body)}
 
     @kopf.on.startup(registry=registry)
@@ -79,7 +79,7 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
         body: kopf.Body,
         meta: kopf.Meta,
         name: str,
-        namespace: str,
+        namespace: str | None,
         patch: kopf.Patch,
         memo: Any,
         **kwargs: Any,
@@ -87,6 +87,7 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
         runtime = runtime_of(memo)
         started = runtime.monotonic()
         now = runtime.clock()
+        namespace = namespace or ""
         pods = list(kwargs[POD_INDEX].get(namespace, []))
         nodes = runtime.node_map(kwargs[NODE_INDEX])
         budget = BudgetObject(
@@ -109,11 +110,11 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
         runtime.metrics.reconcile_seconds.labels("budget").observe(runtime.monotonic() - started)
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def forget_budget(event: Any, name: str, namespace: str, memo: Any, **_: Any) -> None:
-        if event.get("type") == "DELETED":
+    def forget_budget(*, type: str, name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+        if type == "DELETED":
             runtime = runtime_of(memo)
-            runtime.coverage.drop((namespace, name))
-            runtime.budgets.pop((namespace, name), None)
+            runtime.coverage.drop((namespace or "", name))
+            runtime.budgets.pop((namespace or "", name), None)
 
     return registry
 

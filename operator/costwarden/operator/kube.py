@@ -46,12 +46,14 @@ def load_configuration(kubeconfig: Path | None) -> kubernetes.client.Configurati
     """A client configuration of our own (never the library's global default)."""
     configuration = kubernetes.client.Configuration()
     if kubeconfig is not None:
-        kubernetes.config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), client_configuration=configuration
+        )
         return configuration
     try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)
+        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=configuration)
+        kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     return configuration
 
 
@@ -75,7 +77,7 @@ class KubeClient:
         self.last_retry_after: float | None = None
 
     def close(self) -> None:
-        self._api.close()
+        self._api.close()  # type: ignore[no-untyped-call]
 
     async def patch_pod_annotations(
         self, namespace: str, name: str, annotations: Mapping[str, str | None]
