@@ -77,6 +77,7 @@ async def evaluate(
         )
         runtime.coverage.drop(key)
         runtime.budgets.pop(key, None)
+        runtime.specs.pop(key, None)
         counts["invalid"] += 1
     else:
         covered: list[CoveredPod] = []
@@ -89,6 +90,7 @@ async def evaluate(
             BudgetInput(budget.namespace, budget.name, budget.generation, spec, status), covered, now, idle
         )
         runtime.coverage.set(key, (c.pod.uid for c in covered))
+        runtime.specs[key] = spec
         new = decision.status
         runtime.budgets[key] = BudgetFigures(
             spend=new.spend or Decimal(0),

@@ -115,6 +115,7 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
             runtime = runtime_of(memo)
             runtime.coverage.drop((namespace or "", name))
             runtime.budgets.pop((namespace or "", name), None)
+            runtime.specs.pop((namespace or "", name), None)
 
     return registry
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from costwarden.models import CostBudgetSpec
 from costwarden.operator.kube import KubeClient
 from costwarden.operator.metrics import Metrics
 from costwarden.operator.settings import OperatorSettings
@@ -32,6 +33,7 @@ class BudgetFigures:
     hourly_rate: Decimal
     percent_used: Decimal
     phase: str
+
 
 
 class Coverage:
@@ -66,6 +68,7 @@ class Runtime:
     book: SpendBook = field(default_factory=SpendBook)
     coverage: Coverage = field(default_factory=Coverage)
     budgets: dict[BudgetKey, BudgetFigures] = field(default_factory=dict)
+    specs: dict[BudgetKey, CostBudgetSpec] = field(default_factory=dict)  # valid specs, last evaluated
     node_prices: dict[str, NodePrice] = field(default_factory=dict)
     idle_costs: dict[str, Decimal] = field(default_factory=dict)
     pod_names: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # uid -> (ns, name, node)
