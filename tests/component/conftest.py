@@ -29,9 +29,15 @@ def load_crd() -> dict[str, Any]:
 
 
 @pytest.fixture
-def cluster() -> Iterator[ThreadedSimCluster]:
+def crd() -> dict[str, Any]:
+    """The CostBudget CRD the cluster starts with (a module may override it)."""
+    return load_crd()
+
+
+@pytest.fixture
+def cluster(crd: dict[str, Any]) -> Iterator[ThreadedSimCluster]:
     with ThreadedSimCluster() as sim:
-        sim.create(load_crd())
+        sim.create(crd)
         yield sim
 
 

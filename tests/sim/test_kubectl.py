@@ -12,31 +12,10 @@ import yaml
 
 from costwarden.sim import schema
 from costwarden.sim.testing import ThreadedSimCluster
+from tests.kubectl_cli import Kubectl, needs_kubectl, table
 from tests.sim.crd import API_VERSION, budget, budget_crd, pod
 
-KUBECTL = os.environ.get("KUBECTL", "")
-pytestmark = [
-    pytest.mark.kubectl,
-    pytest.mark.skipif(
-        not KUBECTL or not Path(KUBECTL).is_file(), reason="KUBECTL is not set to a kubectl binary"
-    ),
-]
-
-
-class Kubectl:
-    def __init__(self, kubeconfig: Path, home: Path) -> None:
-        self.kubeconfig = kubeconfig
-        self.env = {**os.environ, "HOME": str(home), "KUBECONFIG": str(kubeconfig)}
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [KUBECTL, *args], env=self.env, capture_output=True, text=True, timeout=60, check=False
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
-        return proc
+pytestmark = needs_kubectl
 
 
 @pytest.fixture
@@ -54,10 +33,6 @@ def write(tmp_path: Path, name: str, *docs: dict[str, object]) -> str:
     path = tmp_path / name
     path.write_text(yaml.safe_dump_all(docs))
     return str(path)
-
-
-def table(output: str) -> list[list[str]]:
-    return [line.split() for line in output.strip().splitlines()]
 
 
 def test_apply_crd_and_custom_object_then_get_printer_columns(
