@@ -223,6 +223,8 @@ class BudgetLedger(BaseModel):
     period_start: str | None = Field(default=None, alias="periodStart")
     closed_spend: Decimal = Field(default=Decimal(0), alias="closedSpend")
     pods: dict[str, PodLedgerEntry] = Field(default_factory=dict)  # keyed by pod uid
+    # pod uid -> when its GPUs were first seen below spec.anomalies.idleGpu.belowPercent
+    idle_since: dict[str, str] = Field(default_factory=dict, alias="idleSince")
 
 
 class CostBudgetStatus(BaseModel):

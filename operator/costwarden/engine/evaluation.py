@@ -19,6 +19,11 @@ reaches its percent and its record ``threshold/<percent>/<period start | lifetim
 once per period and again in the next one. ``status.actions`` keeps the newest 50 records but
 never drops one of the current period.
 
+Anomalies (``anomalies``): burn rate above ``multiplier * expectedHourlyRate`` once per period
+(``anomaly/burnRate/<period key>``) and idle GPUs once per pod (``anomaly/idleGpu/<pod uid>``),
+returned and recorded as Pending ActionRecords like crossings, each with a Warning event; the
+ledger's ``idleSince`` remembers since when each covered pod's GPUs have been idle.
+
 Phase, by precedence: Enforced (a Scale/Suspend/Kill of this period is Done: after a kill the
 spend stays over the limit, so Exceeded would otherwise hide that we acted), Exceeded (percent
 >= 100), Warning (a threshold reached, or 80 % when there are none), Ok. Conditions: ``Ready``
@@ -26,7 +31,7 @@ True/Evaluated and ``BudgetExceeded`` True/False. Events: one per crossing (Warn
 threshold is >= 100 % or its action destructive) and one when the phase changes.
 
 ``invalid_decision`` marks a budget whose spec does not validate: phase Invalid, ``Ready`` False
-with reason InvalidSpec, no crossings, the ledger and actions untouched.
+with reason InvalidSpec, no crossings or anomalies, the ledger and actions untouched.
 
 Money stays exact here; rounding happens only for display (``CostBudgetStatus.to_k8s``,
 messages).
@@ -39,6 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
+from costwarden.engine.anomalies import BURN_RATE, AnomalyFinding, AnomalyScan, find_anomalies
 from costwarden.engine.budget_ledger import settle_at
 from costwarden.engine.conditions import BUDGET_EXCEEDED, READY, set_condition
 from costwarden.engine.forecast import exhausts_at
@@ -56,6 +62,7 @@ from costwarden.models import Action, ActionRecord, CostBudgetSpec, CostBudgetSt
 from costwarden.records import format_time
 
 __all__ = [
+    "AnomalyFinding",
     "BudgetDecision",
     "BudgetInput",
     "CoveredPod",
@@ -98,6 +105,7 @@ class BudgetDecision:
     status: CostBudgetStatus
     crossings: tuple[ThresholdCrossing, ...]
     events: tuple[EventIntent, ...]
+    anomalies: tuple[AnomalyFinding, ...] = ()
 
 
 def _phase(spec: CostBudgetSpec, percent_used: Decimal, is_enforced: bool) -> Phase:
@@ -138,6 +146,16 @@ def _crossing_event(
     )
 
 
+def _anomaly_event(budget: BudgetInput, finding: AnomalyFinding) -> EventIntent:
+    return EventIntent(
+        reason="BurnRateAnomaly" if finding.kind == BURN_RATE else "IdleGpu",
+        message=(
+            f"CostBudget {budget.namespace}/{budget.name}: {finding.message}; action {finding.action.value}"
+        ),
+        type="Warning",
+    )
+
+
 def evaluate_budget(
     budget: BudgetInput, pods: Sequence[CoveredPod], now: datetime, idle_hourly: Decimal | None = None
 ) -> BudgetDecision:
@@ -172,7 +190,31 @@ def evaluate_budget(
                 result="Pending",
             )
         )
+    scan = AnomalyScan(findings=(), idle_since={})
+    if spec.anomalies.burn_rate is not None or spec.anomalies.idle_gpu is not None:
+        scan = find_anomalies(
+            spec,
+            (item.pod for item in pods),
+            rate,
+            (key, status.ledger.idle_since),
+            now=now,
+            fired={record.id for record in actions},
+        )
+    for finding in scan.findings:
+        actions.append(
+            ActionRecord(
+                id=finding.record_id,
+                time=now_text,
+                trigger=finding.message,
+                action=finding.action,
+                targets=[],
+                result="Pending",
+            )
+        )
     actions = bound_actions(actions, key, period_start)
+    ledger = settlement.ledger
+    if scan.idle_since:
+        ledger = ledger.model_copy(update={"idle_since": scan.idle_since})
 
     phase = _phase(spec, percent_used, enforced(actions, key, period_start))
     exceeded = percent_used >= _HUNDRED
@@ -209,14 +251,17 @@ def evaluate_budget(
             "observed_generation": budget.generation,
             "conditions": conditions,
             "actions": actions,
-            "ledger": settlement.ledger,
+            "ledger": ledger,
         }
     )
     events = [_crossing_event(budget, crossing, spend, spec.limit, percent_used) for crossing in crossings]
+    events.extend(_anomaly_event(budget, finding) for finding in scan.findings)
     phase_event = _phase_event(budget, status.phase, phase)
     if phase_event is not None:
         events.append(phase_event)
-    return BudgetDecision(status=new_status, crossings=tuple(crossings), events=tuple(events))
+    return BudgetDecision(
+        status=new_status, crossings=tuple(crossings), events=tuple(events), anomalies=scan.findings
+    )
 
 
 def invalid_decision(budget: BudgetInput, problems: Sequence[str], now: datetime) -> BudgetDecision:
