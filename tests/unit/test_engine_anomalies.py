@@ -168,7 +168,7 @@ def test_lifetime_burn_rate_fires_once() -> None:
 
 # --- idle GPUs: the tracker --------------------------------------------------------------------
 
-RULE = IdleGpuAnomaly(belowPercent=Decimal(10), forMinutes=30)
+RULE = IdleGpuAnomaly(below_percent=Decimal(10), for_minutes=30)
 
 
 def test_idle_clock_starts_when_first_seen_idle() -> None:
