@@ -288,9 +288,14 @@ def done(action: Action, record_id: str, time: str) -> ActionRecord:
             id="failed-is-not-enforcement",
         ),
         pytest.param(
-            done(Action.SUSPEND, "idle/uid-a/1", "2026-11-02T00:00:00Z"),
-            Phase.ENFORCED,
-            id="other-record-by-its-time",
+            done(Action.SUSPEND, "anomaly/idleGpu/uid-a", "2026-11-02T00:00:00Z"),
+            Phase.EXCEEDED,
+            id="an-anomaly-action-is-not-budget-enforcement",
+        ),
+        pytest.param(
+            done(Action.KILL, "threshold/200/2026-11-01T00:00:00Z", "2026-11-03T10:30:00Z"),
+            Phase.EXCEEDED,
+            id="limit-raised-above-the-kill-threshold-lifts-enforced",
         ),
     ],
 )

@@ -216,7 +216,7 @@ def evaluate_budget(
     if scan.idle_since:
         ledger = ledger.model_copy(update={"idle_since": scan.idle_since})
 
-    phase = _phase(spec, percent_used, enforced(actions, key, period_start))
+    phase = _phase(spec, percent_used, enforced(actions, key, period_start, percent_used))
     exceeded = percent_used >= _HUNDRED
     conditions = set_condition(
         status.conditions,

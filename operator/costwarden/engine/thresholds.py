@@ -48,14 +48,29 @@ def in_period(record: ActionRecord, key: str, period_start: datetime | None) -> 
     return _started_in(record, period_start)
 
 
-def enforced(actions: Sequence[ActionRecord], key: str, period_start: datetime | None) -> bool:
-    """A destructive action was carried out in this period."""
-    return any(
-        record.action in DESTRUCTIVE_ACTIONS
-        and record.result == "Done"
-        and in_period(record, key, period_start)
-        for record in actions
-    )
+def enforced(
+    actions: Sequence[ActionRecord], key: str, period_start: datetime | None, percent_used: Decimal
+) -> bool:
+    """A threshold's destructive action was carried out in this period, and spend still stands at
+    or above that threshold. Raising the limit lifts Enforced (and so the admission guard); an
+    anomaly's action (an idle pod killed) never makes the whole budget Enforced."""
+    for record in actions:
+        if record.action not in DESTRUCTIVE_ACTIONS or record.result != "Done":
+            continue
+        percent = _threshold_percent(record.id)
+        if percent is not None and percent_used >= percent and in_period(record, key, period_start):
+            return True
+    return False
+
+
+def _threshold_percent(record_id: str) -> Decimal | None:
+    parts = record_id.split("/")
+    if len(parts) < 3 or parts[0] != "threshold":
+        return None
+    try:
+        return Decimal(parts[1])
+    except ArithmeticError:
+        return None
 
 
 def bound_actions(

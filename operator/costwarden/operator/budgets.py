@@ -145,6 +145,10 @@ def _status_patch(new: CostBudgetStatus, old: CostBudgetStatus) -> dict[str, Any
     for uid in old.ledger.pods:
         if uid not in new.ledger.pods:
             pods[uid] = None
+    idle = ledger.setdefault("idleSince", {})
+    for uid in old.ledger.idle_since:
+        if uid not in new.ledger.idle_since:
+            idle[uid] = None
     if old.exhausts_at and not new.exhausts_at:
         body["exhaustsAt"] = None
     return body
