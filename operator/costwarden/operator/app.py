@@ -13,6 +13,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from costwarden.operator import admission
 from costwarden.operator.handlers import build_registry
 from costwarden.operator.kube import KubeClient, load_configuration
 from costwarden.operator.runtime import Runtime, utc_now
@@ -64,6 +65,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks.watching.client_timeout = 330
     ks.watching.connect_timeout = 10
     ks.networking.request_timeout = 30
+    admission.configure(ks, settings)
     return ks
 
 

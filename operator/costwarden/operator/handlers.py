@@ -15,6 +15,7 @@ import kopf
 
 from costwarden.models import GROUP, PLURAL, VERSION
 from costwarden.operator.accrual import accrual_pass
+from costwarden.operator.admission import register_admission
 from costwarden.operator.budgets import BudgetObject, evaluate
 from costwarden.operator.kube import bearer_token
 from costwarden.operator.runtime import Runtime
@@ -117,6 +118,7 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
             runtime.budgets.pop((namespace or "", name), None)
             runtime.specs.pop((namespace or "", name), None)
 
+    register_admission(registry)
     return registry
 
 

@@ -25,3 +25,10 @@ class OperatorSettings:
     write_burst: int = 100
     peering: str | None = None  # kopf peering name; None runs standalone
     protected_namespaces: tuple[str, ...] = field(default=("kube-system",))
+    # The admission guard (operator/admission.py says why the failure policy defaults to Ignore).
+    webhook_port: int = 0  # HTTPS port of the admission webhook server; 0: no admission guard
+    webhook_addr: str = "0.0.0.0"  # where the webhook server listens
+    webhook_host: str | None = None  # the host the API server calls (URL, certificate SAN); None: addr
+    webhook_failure_policy: str = "Ignore"  # Ignore | Fail
+    webhook_cert_dir: Path | None = None  # tls.crt, tls.key (ca.crt); None: a self-signed certificate
+    webhook_managed: bool = True  # kopf maintains the ValidatingWebhookConfiguration "costwarden.dev"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import copy
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,7 +148,7 @@ class SimCluster:
     async def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         namespace = (obj.get("metadata") or {}).get("namespace")
         target = self._target(str(obj.get("apiVersion", "")), str(obj.get("kind", "")), namespace)
-        return self.api.create(target, obj, WriteOptions()).obj
+        return (await self.emulator.webhooks.create(target, obj, WriteOptions())).obj
 
     async def get(
         self, api_version: str, kind_plural: str, name: str, namespace: str | None = None
@@ -178,7 +179,8 @@ class SimCluster:
     ) -> dict[str, Any]:
         """JSON merge patch; ``subresource="status"`` writes the status of status-subresource kinds."""
         target = self._target(api_version, plural, namespace, name, subresource)
-        return self.api.patch(target, MERGE, copy.deepcopy(dict(patch)), WriteOptions()).obj
+        write = functools.partial(self.api.patch, target, MERGE, copy.deepcopy(dict(patch)))
+        return (await self.emulator.webhooks.update(target, write, WriteOptions())).obj
 
     async def replace(self, obj: dict[str, Any], subresource: str | None = None) -> dict[str, Any]:
         meta = obj.get("metadata") or {}
@@ -189,7 +191,8 @@ class SimCluster:
             meta.get("name"),
             subresource,
         )
-        return self.api.replace(target, obj, WriteOptions()).obj
+        write = functools.partial(self.api.replace, target, obj)
+        return (await self.emulator.webhooks.update(target, write, WriteOptions())).obj
 
     async def delete(self, api_version: str, plural: str, name: str, namespace: str | None = None) -> None:
         self.api.delete(self._target(api_version, plural, namespace, name), {}, WriteOptions())

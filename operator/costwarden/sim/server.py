@@ -8,6 +8,7 @@ answers is served here, with the apiserver's semantics (kmock's own emulation is
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from costwarden.sim.errors import ApiError
 from costwarden.sim.objects import ObjectApi
 from costwarden.sim.selectors import FieldSelector, LabelSelector, SelectorError
 from costwarden.sim.watching import Watch, WatchQuery
+from costwarden.sim.webhooks import AdmissionWebhooks
 
 logger = logging.getLogger(__name__)
 JSON = "application/json"
@@ -64,6 +66,9 @@ class SimEmulator(kmock.KubernetesEmulator):
     bookmark_interval: float = 30.0
     request_log_limit: int = 2000
     address: str = "127.0.0.1"
+    webhooks: AdmissionWebhooks = attrs.field(
+        default=attrs.Factory(lambda self: AdmissionWebhooks(self.api), takes_self=True)
+    )
 
     def __attrs_post_init__(self) -> None:
         """Skip kmock's default reactions: ``_dispatch`` serves everything no test reaction takes."""
@@ -214,14 +219,17 @@ class SimEmulator(kmock.KubernetesEmulator):
         if method == "DELETE":
             options = payload if isinstance(payload, Mapping) else {}
             return _json(self.api.delete(target, options, routing.write_options(query, options)))
+        opts = routing.write_options(query)
         if method == "PATCH":
-            return self._written(self.api.patch(target, content_type, payload, routing.write_options(query)))
+            patch = functools.partial(self.api.patch, target, content_type, payload)
+            return self._written(await self.webhooks.update(target, patch, opts))
         if not isinstance(payload, Mapping):
             raise errors.bad_request("the request body must be a JSON object")
         if method == "POST":
-            return self._written(self.api.create(target, payload, routing.write_options(query)))
+            return self._written(await self.webhooks.create(target, payload, opts))
         if method == "PUT":
-            return self._written(self.api.replace(target, payload, routing.write_options(query)))
+            replace = functools.partial(self.api.replace, target, payload)
+            return self._written(await self.webhooks.update(target, replace, opts))
         raise errors.method_not_allowed(method)
 
     def _respond_eviction(

@@ -1,0 +1,196 @@
+"""The admission guard: a validating webhook that refuses new pods of exhausted budgets.
+
+With ``spec.enforcement.blockNewPods``, a budget in phase Exceeded or Enforced refuses the new
+pods it covers; without it SkyPilot's managed-job recovery (or any controller) simply relaunches
+what enforcement just killed. The decision is the engine's (``engine.admission.blocking_budget``);
+this module serves it through kopf's ``@kopf.on.validate`` and webhook server.
+
+**failurePolicy is ``Ignore`` by default.** The API server consults the webhook on every pod
+creation it matches. With ``Fail``, whenever the operator is unreachable (crashed, rescheduling,
+its node drained, a certificate expired) *every* pod creation the webhook matches is refused:
+Deployments cannot roll, Jobs cannot start, and on a small cluster the operator's own replacement
+pod may be unable to start: an outage caused by a cost guard. So the guard is best effort by
+default (a relaunch during an operator outage gets through, and is killed again by the next
+evaluation once the operator is back), and ``Fail`` is an explicit opt-in
+(``--webhook-failure-policy=Fail``) for those who prefer a hard stop. kopf removes its managed
+webhook on a graceful shutdown, but not when the process is killed, so ``Fail`` bites exactly then.
+Under ``Fail``, an internal error of this handler also refuses the pod (kopf answers 500); under
+``Ignore`` it is logged and the pod admitted, consistent with the policy.
+
+kopf takes the failure policy from the handler (``ignore_failures``), and the handler list from the
+registry when the operator starts; the policy is a setting, so the handler is registered by a
+startup handler, once settings are known (kopf reads webhook handlers only after startup).
+
+With ``webhook_managed`` (default) kopf creates and maintains the ``ValidatingWebhookConfiguration``
+named ``costwarden.dev`` itself, with a ``clientConfig.url`` pointing at ``webhook_host`` and the CA
+of the server's certificate. Without it, the Helm chart ships the configuration (a Service
+``clientConfig``, its failurePolicy from values) and mounts the certificate into ``webhook_cert_dir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from costwarden.engine.admission import blocking_budget
+from costwarden.models import CostBudgetSpec, Phase
+from costwarden.operator.runtime import Runtime
+from costwarden.operator.settings import OperatorSettings
+from costwarden.records import PodRecord
+
+log = logging.getLogger(__name__)
+
+HANDLER_ID = "costwarden-block-exhausted"
+MANAGED_CONFIGURATION = "costwarden.dev"
+FAILURE_POLICIES = ("Ignore", "Fail")
+CERT_VALIDITY = timedelta(days=365)
+
+
+def self_signed_certificate(
+    hostnames: Collection[str], password: str | None, now: datetime
+) -> tuple[bytes, bytes]:
+    """A self-signed CA-and-server certificate for ``hostnames`` (IPs become IP SANs), PEM."""
+    names = [h for h in dict.fromkeys(hostnames) if h]
+    ips, dns = [], []
+    for name in names:
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            dns.append(name)
+        else:
+            if not address.is_unspecified:
+                ips.append(address)
+    common_name = dns[0] if dns else str(ips[0]) if ips else "costwarden-webhook"
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in dns] + [x509.IPAddress(ip) for ip in ips]
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + CERT_VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    )
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    certificate = builder.sign(key, hashes.SHA256())
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption()
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+class WebhookServer(kopf.WebhookServer):
+    """kopf's HTTPS webhook server, its self-signed certificate made with ``cryptography``.
+
+    kopf's own generator needs ``certbuilder``/``oscrypto``, and oscrypto 1.3 cannot parse the
+    version string of OpenSSL 3.0.10 and later ("Error detecting the version of libcrypto").
+    """
+
+    @staticmethod
+    def build_certificate(hostnames: Collection[str], password: str | None = None) -> tuple[bytes, bytes]:
+        return self_signed_certificate(hostnames, password, datetime.now(UTC))
+
+
+def webhook_server(settings: OperatorSettings) -> WebhookServer:
+    """The admission server for ``settings``: certificate files from ``webhook_cert_dir``
+    (``tls.crt``, ``tls.key``, optional ``ca.crt``: a kubernetes.io/tls Secret, as cert-manager
+    writes it; kopf restarts the server when they change), else a self-signed certificate."""
+    files: dict[str, Any] = {}
+    if settings.webhook_cert_dir is not None:
+        directory = settings.webhook_cert_dir
+        files = {"certfile": directory / "tls.crt", "pkeyfile": directory / "tls.key"}
+        if (directory / "ca.crt").exists():
+            files["cafile"] = directory / "ca.crt"
+    return WebhookServer(
+        addr=settings.webhook_addr,
+        port=settings.webhook_port,
+        host=settings.webhook_host,
+        **files,
+    )
+
+
+def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
+    """Admission settings for kopf: the server, and whether kopf manages the configuration."""
+    if not settings.webhook_port:
+        return
+    kopf_settings.admission.server = webhook_server(settings)
+    kopf_settings.admission.managed = MANAGED_CONFIGURATION if settings.webhook_managed else None
+
+
+def budgets_of(runtime: Runtime, namespace: str) -> list[tuple[str, CostBudgetSpec, Phase | None]]:
+    """The namespace's valid budgets with their last evaluated phase (None if not yet evaluated)."""
+    found = []
+    for (budget_namespace, name), spec in list(runtime.specs.items()):
+        if budget_namespace != namespace:
+            continue
+        figures = runtime.budgets.get((budget_namespace, name))
+        found.append((name, spec, _phase(figures.phase) if figures is not None else None))
+    return found
+
+
+def _phase(text: str) -> Phase | None:
+    try:
+        return Phase(text)
+    except ValueError:
+        return None
+
+
+def refusal(runtime: Runtime, body: kopf.Body, namespace: str | None) -> tuple[str, str] | None:
+    """The budget that refuses this pod and its message, or None (the pod is admitted)."""
+    pod = PodRecord.from_body(body)
+    if not pod.namespace and namespace:
+        pod = dataclasses.replace(pod, namespace=namespace)
+    protected = frozenset(runtime.settings.protected_namespaces)
+    return blocking_budget(pod, budgets_of(runtime, pod.namespace), protected)
+
+
+def register_admission(registry: kopf.OperatorRegistry) -> None:
+    """Register the guard: at startup, if ``webhook_port`` is set, with the configured policy."""
+
+    @kopf.on.startup(registry=registry)
+    def register_guard(memo: Any, **_: Any) -> None:
+        from costwarden.operator.handlers import runtime_of  # handlers imports this module
+
+        settings = runtime_of(memo).settings
+        if not settings.webhook_port:
+            return
+        policy = settings.webhook_failure_policy
+        if policy not in FAILURE_POLICIES:
+            raise kopf.PermanentError(f"webhook failure policy {policy!r}: expected Ignore or Fail")
+        fail_closed = policy == "Fail"
+
+        @kopf.on.validate(
+            "",
+            "v1",
+            "pods",
+            operations=["CREATE"],
+            id=HANDLER_ID,
+            ignore_failures=not fail_closed,
+            registry=registry,
+        )
+        async def block_exhausted(*, body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+            try:
+                found = refusal(runtime_of(memo), body, namespace)
+            except Exception:
+                if fail_closed:
+                    raise
+                log.exception("admission guard failed; the pod is admitted (failurePolicy Ignore)")
+                return
+            if found is not None:
+                raise kopf.AdmissionError(found[1], code=403)
