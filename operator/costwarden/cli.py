@@ -92,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_run(subparsers)
     sim_cli.add_subparser(subparsers)
+    from costwarden import top
+    from costwarden.demo import runner as demo_runner
+
+    demo_runner.add_subparser(subparsers)
+    top.add_subparser(subparsers)
     return parser
 
 
@@ -108,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         from costwarden.sim import cli as sim_cli
 
         return sim_cli.run(args)
+    if args.command == "demo":
+        from costwarden.demo import runner as demo_runner
+
+        return demo_runner.run(args)
+    if args.command == "top":
+        from costwarden import top
+
+        return top.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

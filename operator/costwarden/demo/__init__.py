@@ -1,0 +1,1 @@
+"""``costwarden demo``: the guardrail demo on an embedded stand-in cluster (see ``runner``)."""

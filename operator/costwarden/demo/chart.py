@@ -1,0 +1,144 @@
+"""The demo's chart: spend against limit per budget over simulated time, actions marked.
+
+``History`` collects samples as the demo runs (Decimal in, floats only for drawing);
+``render_chart`` draws one panel per budget with matplotlib's Agg backend into a PNG.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+_ACTION_COLOURS = {"Notify": "tab:blue", "Scale": "tab:orange", "Suspend": "tab:purple", "Kill": "tab:red"}
+_LABEL_HEIGHTS = (0.96, 0.80, 0.64, 0.48)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A vertical marker: an enforcement action, or a scenario event when ``action`` is empty."""
+
+    hours: float
+    label: str
+    action: str = ""
+
+
+@dataclass(slots=True)
+class BudgetSeries:
+    limit: Decimal
+    thresholds: list[tuple[Decimal, str]] = field(default_factory=list)  # (percent, action)
+    samples: list[tuple[float, Decimal]] = field(default_factory=list)  # (hours, spend)
+    marks: dict[str, Mark] = field(default_factory=dict)  # by action id (or event title)
+
+
+class History:
+    """Spend samples and marks per budget key ``namespace/name``, in insertion order."""
+
+    def __init__(self) -> None:
+        self.budgets: dict[str, BudgetSeries] = {}
+
+    def series(self, key: str, limit: Decimal, thresholds: list[tuple[Decimal, str]]) -> BudgetSeries:
+        found = self.budgets.get(key)
+        if found is None:
+            found = self.budgets[key] = BudgetSeries(limit=limit, thresholds=thresholds)
+        found.limit = limit
+        return found
+
+    def sample(self, key: str, hours: float, spend: Decimal) -> None:
+        """Add a sample unless it repeats the time of the last one."""
+        samples = self.budgets[key].samples
+        if samples and samples[-1][0] >= hours:
+            if samples[-1][0] == hours:
+                samples[-1] = (hours, spend)
+            return
+        samples.append((hours, spend))
+
+    def mark(self, key: str, mark_id: str, mark: Mark) -> bool:
+        """Remember or update the mark of ``mark_id`` (a result may change); True when it is new."""
+        marks = self.budgets[key].marks
+        new = mark_id not in marks
+        marks[mark_id] = mark
+        return new
+
+
+def _spend_at(samples: list[tuple[float, Decimal]], hours: float) -> float | None:
+    """The spend of the last sample at or before ``hours`` (what the curve shows there)."""
+    before = [spend for at, spend in samples if at <= hours]
+    return float(before[-1]) if before else None
+
+
+def render_chart(history: History, path: Path, title: str) -> Path:
+    """Draw every budget's panel into ``path`` (PNG); returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(history.budgets)
+    columns = 2 if len(keys) > 1 else 1
+    rows = max(1, math.ceil(len(keys) / columns))
+    figure, grid = plt.subplots(rows, columns, figsize=(7.5 * columns, 4.6 * rows), squeeze=False)
+    end = max((s[-1][0] for b in history.budgets.values() if (s := b.samples)), default=1.0)
+    for index, axes in enumerate(grid.flat):
+        if index >= len(keys):
+            axes.set_visible(False)
+            continue
+        _panel(axes, keys[index], history.budgets[keys[index]], end)
+    figure.suptitle(title, fontsize=13)
+    figure.tight_layout(rect=(0, 0, 1, 0.96))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _panel(axes: object, key: str, series: BudgetSeries, end: float) -> None:
+    from matplotlib.axes import Axes
+
+    assert isinstance(axes, Axes)
+    limit = float(series.limit)
+    hours = [0.0] + [at for at, _ in series.samples]
+    spend = [0.0] + [float(value) for _, value in series.samples]
+    axes.plot(hours, spend, color="black", linewidth=2, label="spend")
+    axes.axhline(limit, color="tab:red", linestyle="--", linewidth=1.5, label=f"limit {limit:,.2f} USD")
+    for percent, action in series.thresholds:
+        if percent != 100:
+            level = limit * float(percent) / 100
+            axes.axhline(level, color="grey", linestyle=":", linewidth=1)
+            axes.text(0.01 * end, level, f"{percent}% {action}", va="bottom", fontsize=7.5, color="grey")
+    top = max([limit, *spend]) * 1.12
+    labelled: set[str] = set()
+    for slot, mark in enumerate(sorted(series.marks.values(), key=lambda m: m.hours)):
+        colour = _ACTION_COLOURS.get(mark.action, "tab:green")
+        legend = f"action: {mark.action}" if mark.action else "event"
+        axes.axvline(
+            mark.hours,
+            color=colour,
+            linestyle="-" if mark.action else "-.",
+            linewidth=1.2,
+            alpha=0.8,
+            label=legend if legend not in labelled else None,
+        )
+        labelled.add(legend)
+        at = _spend_at(series.samples, mark.hours)
+        if at is not None and mark.action:
+            axes.plot([mark.hours], [at], marker="o", color=colour, markersize=6)
+        axes.annotate(
+            mark.label,
+            xy=(mark.hours, _LABEL_HEIGHTS[slot % len(_LABEL_HEIGHTS)]),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            fontsize=7.5,
+            color=colour,
+            va="top",
+            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+        )
+    axes.set_xlim(0, end * 1.02)
+    axes.set_ylim(0, top)
+    axes.set_title(key, fontsize=11, loc="left")
+    axes.set_xlabel("simulated hours since start")
+    axes.set_ylabel("spend (USD)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)

@@ -1,0 +1,348 @@
+"""``costwarden demo``: run the scenario on the stand-in with the real operator, then chart it.
+
+Simulated mode (the default) starts the Kubernetes API stand-in in-process, seeds
+``scenario``'s nodes, pods and budgets, and runs the real operator (kopf) on an accelerated
+clock shared by all three. With ``--kubeconfig`` it runs the operator against that cluster in
+real time instead and only watches: nothing is seeded.
+
+The view reads the cluster through the API like ``costwarden top`` does, so it shows whatever
+the operator recorded: budget status, ``status.actions`` (Done, DryRun, Skipped, Pending...),
+pod annotations, and pods disappearing when an action removes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from costwarden.demo import scenario
+from costwarden.demo.chart import History, Mark, render_chart
+from costwarden.demo.clock import AcceleratedClock
+from costwarden.demo.view import (
+    Frame,
+    action_hours,
+    action_label,
+    hours_text,
+    render_live,
+    status_line,
+    summary_table,
+)
+from costwarden.records import parse_decimal, parse_time
+from costwarden.top import ActionRow, BudgetRow, ClusterReader, Snapshot, budget_rows, latest_actions
+
+log = logging.getLogger(__name__)
+
+SIM_STEP = timedelta(minutes=5)  # simulated time between operator passes, speed permitting
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    speed: float = 600.0  # simulated seconds per wall second
+    duration: float = 45.0  # wall seconds
+    out: Path = Path("out/demo")
+    kubeconfig: Path | None = None  # a real cluster: no simulation, no seeding
+    live: bool = True  # rich live view; False prints plain lines
+    tick: float = 0.25  # wall seconds between reads of the cluster
+
+
+@dataclass(slots=True)
+class DemoResult:
+    budgets: list[BudgetRow]
+    actions: list[ActionRow]
+    chart: Path
+    annotated_pods: set[str] = field(default_factory=set)  # "ns/name" seen with a spend annotation
+    gone_pods: list[str] = field(default_factory=list)  # "ns/name" of pods that disappeared
+    log: list[str] = field(default_factory=list)
+
+
+class Tracker:
+    """Turns successive snapshots into chart samples, marks and a log of what happened."""
+
+    def __init__(self, clock: AcceleratedClock) -> None:
+        self.clock = clock
+        self.history = History()
+        self.log: list[str] = []
+        self.annotated: set[str] = set()
+        self.gone: list[str] = []
+        self._pods: set[str] = set()
+        self._action_results: dict[str, str] = {}
+
+    def event(self, step: scenario.Step, now: datetime) -> None:
+        hours = self.clock.hours(now)
+        self.log.append(f"{hours_text(hours)} ⚡ {step.title}")
+        for key in step.budgets:
+            if key in self.history.budgets:
+                self.history.mark(key, f"event/{step.title}", Mark(hours, step.mark or step.title))
+
+    def observe(self, snapshot: Snapshot) -> list[str]:
+        """Record a snapshot; returns the new log lines."""
+        before = len(self.log)
+        now_hours = self.clock.hours()
+        for body in snapshot.budgets:
+            self._sample(body, now_hours)
+        for row in sorted(latest_actions(snapshot.budgets, limit=None), key=lambda r: r.time):
+            self._action(row)
+        current = set()
+        for pod in snapshot.pods:
+            name = f"{pod.namespace}/{pod.name}"
+            current.add(f"{name}/{pod.uid}")
+            if pod.spend_mark is not None:
+                self.annotated.add(name)
+        for gone in sorted(self._pods - current):
+            name = gone.rsplit("/", 1)[0]
+            self.gone.append(name)
+            self.log.append(f"{hours_text(now_hours)} ✗ pod {name} is gone")
+        self._pods = current
+        return self.log[before:]
+
+    def _sample(self, body: Mapping[str, Any], now_hours: float) -> None:
+        meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        thresholds = [
+            (parse_decimal(t.get("percent")) or Decimal(0), str(t.get("action", "")))
+            for t in spec.get("thresholds") or []
+        ]
+        self.history.series(key, parse_decimal(spec.get("limit")) or Decimal(0), thresholds)
+        spend = parse_decimal(status.get("spend"))
+        if spend is None:
+            return
+        evaluated = parse_time(status.get("lastEvaluated"))
+        hours = self.clock.hours(evaluated) if evaluated is not None else now_hours
+        self.history.sample(key, hours, spend)
+
+    def _action(self, row: ActionRow) -> None:
+        key = f"{row.namespace}/{row.budget}"
+        hours = action_hours(row, self.clock.start)
+        if key not in self.history.budgets or hours is None:
+            return
+        label = action_label(row.id, row.action, row.result)
+        self.history.mark(key, row.id, Mark(hours, label, row.action))
+        record = f"{key}/{row.id}"
+        if self._action_results.get(record) != row.result:
+            self._action_results[record] = row.result
+            targets = f" → {', '.join(row.targets)}" if row.targets else ""
+            self.log.append(
+                f"{hours_text(hours)} ▶ {key}: {row.action} {row.result} ({row.trigger}){targets}"
+            )
+
+
+def _interval(speed: float) -> float:
+    """Wall seconds between operator passes: ``SIM_STEP`` of simulated time, within [0.2, 1]."""
+    return min(1.0, max(0.2, SIM_STEP.total_seconds() / speed))
+
+
+class _Loop:
+    """Reads the cluster every tick, applies due scenario steps, updates the view."""
+
+    def __init__(self, options: DemoOptions, console: Console, clock: AcceleratedClock) -> None:
+        self.options = options
+        self.console = console
+        self.clock = clock
+        self.tracker = Tracker(clock)
+        self.snapshot = Snapshot(budgets=(), pods=())
+
+    def run(
+        self,
+        reader: ClusterReader,
+        cluster: scenario.Cluster | None,
+        steps: Sequence[scenario.Step] = (),
+    ) -> None:
+        pending = sorted(steps, key=lambda s: s.at)
+        started = time.monotonic()
+        last_line = float("-inf")
+        every = max(2.0, self.options.duration / 15)
+        with self._live() as live:
+            while True:
+                elapsed = time.monotonic() - started
+                now = self.clock()
+                while pending and now - self.clock.start >= pending[0].at and cluster is not None:
+                    step = pending.pop(0)
+                    step.apply(cluster, now)
+                    self.tracker.event(step, now)
+                if cluster is not None:
+                    scenario.scale_down_pods(cluster)
+                self.snapshot = reader.snapshot()
+                fresh = self.tracker.observe(self.snapshot)
+                frame = self._frame(elapsed)
+                if live is not None:
+                    live.update(render_live(frame), refresh=True)
+                else:
+                    for line in fresh:
+                        self.console.print(line, highlight=False)
+                    if elapsed - last_line >= every:
+                        last_line = elapsed
+                        self.console.print(status_line(frame), highlight=False)
+                if elapsed >= self.options.duration:
+                    return
+                time.sleep(self.options.tick)
+
+    def _frame(self, elapsed: float) -> Frame:
+        return Frame(
+            start=self.clock.start,
+            hours=self.clock.hours(),
+            speed=self.clock.speed,
+            wall_elapsed=elapsed,
+            duration=self.options.duration,
+            snapshot=self.snapshot,
+            log=self.tracker.log,
+            simulated=self.options.kubeconfig is None,
+        )
+
+    @contextlib.contextmanager
+    def _live(self) -> Iterator[Live | None]:
+        if not self.options.live:
+            yield None
+            return
+        with Live(console=self.console, auto_refresh=False, transient=False) as live:
+            yield live
+
+
+def _simulated(options: DemoOptions, console: Console) -> _Loop:
+    from costwarden.crd import load_crd
+    from costwarden.operator.app import OperatorThread
+    from costwarden.operator.settings import OperatorSettings
+    from costwarden.sim.testing import ThreadedSimCluster
+
+    clock = AcceleratedClock(scenario.DEMO_START, options.speed)
+    interval = _interval(options.speed)
+    with ThreadedSimCluster(options.out / "sim.kubeconfig", clock=clock) as sim:
+        sim.create(load_crd())
+        scenario.seed(sim, clock.start)  # pods run from the start, however long startup takes
+        settings = OperatorSettings(
+            kubeconfig=sim.kubeconfig,
+            interval=interval,
+            accrual_interval=interval,
+            metrics_port=0,
+            annotation_interval=2 * interval,
+        )
+        loop = _Loop(options, console, clock)
+        reader = ClusterReader(sim.kubeconfig)
+        try:
+            with OperatorThread(settings, clock=clock):
+                loop.run(reader, sim, scenario.timeline())
+            loop.snapshot = reader.snapshot()
+        finally:
+            reader.close()
+    return loop
+
+
+def _real(options: DemoOptions, console: Console) -> _Loop:
+    from costwarden.operator.app import OperatorThread
+    from costwarden.operator.settings import OperatorSettings
+
+    clock = AcceleratedClock(datetime.now(UTC), 1.0)
+    settings = OperatorSettings(
+        kubeconfig=options.kubeconfig,
+        interval=2.0,
+        accrual_interval=2.0,
+        metrics_port=0,
+        annotation_interval=10.0,
+    )
+    loop = _Loop(options, console, clock)
+    reader = ClusterReader(options.kubeconfig)
+    try:
+        with OperatorThread(settings, clock=clock):
+            loop.run(reader, None)
+        loop.snapshot = reader.snapshot()
+    finally:
+        reader.close()
+    return loop
+
+
+def run_demo(options: DemoOptions, console: Console) -> DemoResult:
+    """Run the demo to its end; print the summary and the chart's path; return what was seen."""
+    options.out.mkdir(parents=True, exist_ok=True)
+    loop = (_real if options.kubeconfig is not None else _simulated)(options, console)
+    tracker = loop.tracker
+    tracker.observe(loop.snapshot)
+    rows = budget_rows(loop.snapshot.budgets)
+    actions = latest_actions(loop.snapshot.budgets, limit=None)
+    hours = loop.clock.hours()
+    speed = f"{loop.clock.speed:g}x speed" if options.kubeconfig is None else "real time"
+    chart = render_chart(
+        tracker.history,
+        options.out / "spend.png",
+        f"costwarden demo: spend against limit per budget ({hours:.1f} simulated hours, {speed})",
+    )
+    console.print(summary_table(rows, actions))
+    console.print(f"Chart: {chart.resolve()}", highlight=False)
+    return DemoResult(
+        budgets=rows,
+        actions=actions,
+        chart=chart,
+        annotated_pods=set(tracker.annotated),
+        gone_pods=list(tracker.gone),
+        log=list(tracker.log),
+    )
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = subparsers.add_parser("demo", help="the guardrail demo on an embedded stand-in cluster")
+    demo.add_argument(
+        "--speed", type=_positive, default=600.0, help="simulated seconds per wall second (default 600)"
+    )
+    demo.add_argument("--duration", type=_positive, default=45.0, help="wall seconds to run (default 45)")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="where the chart and logs go")
+    demo.add_argument(
+        "--kubeconfig",
+        type=Path,
+        help="run the operator against this real cluster in real time instead (no simulation, no seeding)",
+    )
+    demo.add_argument("--no-live", action="store_true", help="plain lines instead of the live view")
+
+
+def _log_to_file(path: Path) -> Callable[[], None]:
+    """Send log records to ``path`` while the live view owns the terminal; returns the undo."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers = [handler]
+
+    def undo() -> None:
+        root.handlers = saved
+        handler.close()
+
+    return undo
+
+
+def run(args: argparse.Namespace, console: Console | None = None) -> int:
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=140)
+    options = DemoOptions(
+        speed=args.speed,
+        duration=args.duration,
+        out=args.out,
+        kubeconfig=args.kubeconfig,
+        live=not args.no_live and console.is_terminal,
+    )
+    undo = _log_to_file(options.out / "operator.log")
+    console.print(f"Operator log: {(options.out / 'operator.log').resolve()}", highlight=False)
+    try:
+        run_demo(options, console)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        undo()
+    return 0

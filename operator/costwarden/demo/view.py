@@ -1,0 +1,133 @@
+"""What the demo shows: a rich live view, plain progress lines, and the closing summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from costwarden.records import parse_time
+from costwarden.top import (
+    ActionRow,
+    BudgetRow,
+    Snapshot,
+    budget_rows,
+    budgets_table,
+    group_pods,
+    groups_table,
+    latest_actions,
+    per_hour,
+    usd,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One moment of the demo, as the views need it."""
+
+    start: datetime  # simulated start (hours are counted from it)
+    hours: float  # simulated hours now
+    speed: float
+    wall_elapsed: float
+    duration: float
+    snapshot: Snapshot
+    log: Sequence[str]  # the latest happenings, oldest first
+    simulated: bool = True
+
+
+def hours_text(hours: float) -> str:
+    return f"+{hours:.2f}h"
+
+
+def action_hours(row: ActionRow, start: datetime) -> float | None:
+    at = parse_time(row.time)
+    return (at - start).total_seconds() / 3600 if at is not None else None
+
+
+def action_label(action_id: str, action: str, result: str) -> str:
+    """Short chart/log label from a status.actions record id (``threshold/80/...`` etc.)."""
+    parts = action_id.split("/")
+    if parts[0] == "threshold" and len(parts) > 1:
+        what = f"{parts[1]}% {action}"
+    elif parts[:2] == ["anomaly", "idleGpu"]:
+        what = f"idle GPU {action}"
+    elif parts[:2] == ["anomaly", "burnRate"]:
+        what = f"burn rate {action}"
+    else:
+        what = action
+    return f"{what} · {result}" if result else what
+
+
+def _header(frame: Frame) -> Panel:
+    mode = f"simulated, {frame.speed:g}x speed" if frame.simulated else "live cluster, real time"
+    text = Text.assemble(
+        ("costwarden demo", "bold"),
+        f"  ·  {mode}  ·  sim time {hours_text(frame.hours)}",
+        f"  ·  wall {frame.wall_elapsed:4.1f}/{frame.duration:g}s",
+    )
+    return Panel(text, expand=False)
+
+
+def _actions_table(rows: Iterable[ActionRow], start: datetime) -> Table:
+    table = Table(title="Latest actions (status.actions)", title_justify="left")
+    for name in ("AT", "BUDGET", "ACTION", "RESULT", "TRIGGER"):
+        table.add_column(name, no_wrap=name != "TRIGGER", max_width=70 if name == "TRIGGER" else None)
+    styles = {"Done": "green", "DryRun": "cyan", "Pending": "yellow", "Skipped": "dim", "Failed": "red"}
+    for row in rows:
+        at = action_hours(row, start)
+        style = styles.get(row.result, "")
+        table.add_row(
+            hours_text(at) if at is not None else row.time,
+            f"{row.namespace}/{row.budget}",
+            row.action,
+            f"[{style}]{row.result}[/]" if style else row.result,
+            row.trigger,
+        )
+    return table
+
+
+def render_live(frame: Frame) -> Group:
+    parts: list[Panel | Table] = [_header(frame), budgets_table(budget_rows(frame.snapshot.budgets))]
+    actions = latest_actions(frame.snapshot.budgets, limit=6)
+    if actions:
+        parts.append(_actions_table(actions, frame.start))
+    parts.append(groups_table(group_pods(frame.snapshot.pods, "pod", 7), "pod", "Most expensive pods"))
+    if frame.log:
+        parts.append(
+            Panel("\n".join(frame.log[-6:]), title="what happened", title_align="left", expand=False)
+        )
+    return Group(*parts)
+
+
+def status_line(frame: Frame) -> str:
+    """One plain line: every budget's spend, limit, use and phase."""
+    figures = [
+        f"{row.name} {usd(row.spend)}/{row.limit.normalize():f} {row.percent:.0f}% {row.phase}"
+        for row in budget_rows(frame.snapshot.budgets)
+    ]
+    return f"[{hours_text(frame.hours)}] " + " | ".join(figures)
+
+
+def summary_table(rows: Sequence[BudgetRow], actions: Sequence[ActionRow]) -> Table:
+    table = Table(title="Summary", title_justify="left")
+    for name in ("BUDGET", "SPEND", "LIMIT", "USED", "RATE", "PHASE", "ACTIONS"):
+        table.add_column(name, justify="right" if name in ("SPEND", "LIMIT", "USED", "RATE") else "left")
+    for row in rows:
+        done = [a for a in actions if (a.namespace, a.budget) == (row.namespace, row.name)]
+        ordered = sorted(done, key=lambda a: a.time)
+        listed = "\n".join(action_label(a.id, a.action, a.result) for a in ordered) or "-"
+        table.add_row(
+            f"{row.namespace}/{row.name}",
+            usd(row.spend),
+            usd(row.limit),
+            f"{row.percent:.0f}%",
+            per_hour(row.rate),
+            row.phase,
+            listed,
+        )
+    return table

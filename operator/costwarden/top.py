@@ -1,0 +1,335 @@
+"""``costwarden top``: a kubectl-like live view of budgets and the most expensive pods.
+
+Everything shown is read from the cluster: budget figures from each CostBudget's status, pod
+figures from the spend annotations the operator writes on pods. The rows are built by pure
+functions (``budget_rows``, ``group_pods``, ``latest_actions``) so they are tested without a
+cluster; reading and drawing sit at the bottom of this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from costwarden.models import GROUP, PLURAL, VERSION
+from costwarden.records import PodRecord, parse_decimal
+
+GroupBy = Literal["cluster", "user", "namespace", "pod"]
+GROUP_BY: tuple[str, ...] = get_args(GroupBy)
+NONE = "<none>"
+_ZERO = Decimal(0)
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRow:
+    namespace: str
+    name: str
+    spend: Decimal
+    limit: Decimal
+    percent: Decimal
+    rate: Decimal
+    phase: str
+    exhausts: str
+    pods: int
+    actions: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRow:
+    """Pods sharing one key (a SkyPilot cluster, a user, a namespace or a single pod)."""
+
+    key: str
+    namespaces: tuple[str, ...]
+    pods: int
+    gpus: int
+    spend: Decimal
+    rate: Decimal
+    budgets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    id: str
+    time: str
+    namespace: str
+    budget: str
+    action: str
+    result: str
+    trigger: str
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one read of the cluster returned: raw CostBudget bodies and pod records."""
+
+    budgets: tuple[Mapping[str, Any], ...]
+    pods: tuple[PodRecord, ...]
+
+
+def _money(value: object) -> Decimal:
+    parsed = parse_decimal(value)
+    return parsed if parsed is not None else _ZERO
+
+
+def budget_row(body: Mapping[str, Any]) -> BudgetRow:
+    meta = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    status = body.get("status") or {}
+    return BudgetRow(
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        spend=_money(status.get("spend")),
+        limit=_money(spec.get("limit")),
+        percent=_money(status.get("percentUsed")),
+        rate=_money(status.get("hourlyRate")),
+        phase=str(status.get("phase") or "-"),
+        exhausts=str(status.get("exhaustsAt") or "-"),
+        pods=int(status.get("pods") or 0),
+        actions=len(status.get("actions") or []),
+    )
+
+
+def budget_rows(bodies: Iterable[Mapping[str, Any]]) -> list[BudgetRow]:
+    """Budgets, the most used first."""
+    rows = [budget_row(body) for body in bodies]
+    return sorted(rows, key=lambda r: (-r.percent, -r.spend, r.namespace, r.name))
+
+
+def group_key(pod: PodRecord, by: GroupBy) -> str:
+    if by == "cluster":
+        return pod.skypilot_cluster or NONE
+    if by == "user":
+        return pod.skypilot_user or NONE
+    if by == "namespace":
+        return pod.namespace
+    return f"{pod.namespace}/{pod.name}"
+
+
+def group_pods(pods: Iterable[PodRecord], by: GroupBy, limit: int | None = None) -> list[GroupRow]:
+    """Pods the operator has priced (a spend annotation), grouped and summed, the costliest first.
+
+    Figures are those of the annotations (as of each pod's ``spend-at``), not extrapolated.
+    """
+    groups: dict[str, list[PodRecord]] = {}
+    for pod in pods:
+        if pod.spend_mark is not None:
+            groups.setdefault(group_key(pod, by), []).append(pod)
+    rows = [_group_row(key, members) for key, members in groups.items()]
+    rows.sort(key=lambda r: (-r.spend, -r.rate, r.key))
+    return rows[:limit] if limit is not None else rows
+
+
+def _group_row(key: str, members: list[PodRecord]) -> GroupRow:
+    marks = [pod.spend_mark for pod in members if pod.spend_mark is not None]
+    budgets = {name for pod in members for name in (pod.budgets_annotation or "").split(",") if name}
+    return GroupRow(
+        key=key,
+        namespaces=tuple(sorted({pod.namespace for pod in members})),
+        pods=len(members),
+        gpus=sum(pod.gpus for pod in members),
+        spend=sum((mark.spend for mark in marks), _ZERO),
+        rate=sum((mark.rate for mark in marks), _ZERO),
+        budgets=tuple(sorted(budgets)),
+    )
+
+
+def latest_actions(bodies: Iterable[Mapping[str, Any]], limit: int | None = 8) -> list[ActionRow]:
+    """The budgets' recorded actions (``status.actions``), newest first."""
+    rows = []
+    for body in bodies:
+        meta = body.get("metadata") or {}
+        for record in (body.get("status") or {}).get("actions") or []:
+            rows.append(
+                ActionRow(
+                    id=str(record.get("id", "")),
+                    time=str(record.get("time") or ""),
+                    namespace=str(meta.get("namespace", "")),
+                    budget=str(meta.get("name", "")),
+                    action=str(record.get("action", "")),
+                    result=str(record.get("result", "")),
+                    trigger=str(record.get("trigger", "")),
+                    targets=tuple(str(t) for t in record.get("targets") or []),
+                )
+            )
+    rows.sort(key=lambda r: (r.time, r.namespace, r.budget, r.id), reverse=True)
+    return rows[:limit] if limit is not None else rows
+
+
+# ---- drawing
+
+
+def usd(value: Decimal) -> str:
+    return f"{value.quantize(_CENT):,}"
+
+
+def per_hour(value: Decimal) -> str:
+    return f"{value.quantize(_CENT):,}/h"
+
+
+_PHASE_STYLE = {
+    "Ok": "green",
+    "Warning": "yellow",
+    "Exceeded": "red",
+    "Enforced": "magenta",
+    "Invalid": "red",
+}
+
+
+def budgets_table(rows: Iterable[BudgetRow], title: str = "CostBudgets") -> Table:
+    table = Table(title=title, title_justify="left", expand=False)
+    for name in ("NAMESPACE", "NAME", "SPEND", "LIMIT", "USED", "RATE", "PHASE", "EXHAUSTS", "PODS"):
+        numeric = name in ("SPEND", "LIMIT", "USED", "RATE", "PODS")
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+    for row in rows:
+        style = _PHASE_STYLE.get(row.phase, "")
+        table.add_row(
+            row.namespace,
+            row.name,
+            usd(row.spend),
+            usd(row.limit),
+            f"{row.percent:.0f}%",
+            per_hour(row.rate),
+            f"[{style}]{row.phase}[/]" if style else row.phase,
+            row.exhausts,
+            str(row.pods),
+        )
+    return table
+
+
+def groups_table(rows: Iterable[GroupRow], by: GroupBy, title: str | None = None) -> Table:
+    heading = {"cluster": "SKYPILOT CLUSTER", "user": "USER", "namespace": "NAMESPACE", "pod": "POD"}[by]
+    table = Table(title=title or f"Most expensive, by {by}", title_justify="left")
+    grouped = by in ("cluster", "user")  # "namespace" and "pod" keys already name the namespace
+    table.add_column(heading, no_wrap=True)
+    if grouped:
+        table.add_column("NAMESPACE", no_wrap=True)
+    if by != "pod":
+        table.add_column("PODS", justify="right", no_wrap=True)
+    for name in ("GPUS", "SPEND", "RATE"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("BUDGETS")
+    for row in rows:
+        cells = [row.key]
+        if grouped:
+            cells.append(",".join(row.namespaces))
+        if by != "pod":
+            cells.append(str(row.pods))
+        cells += [str(row.gpus), usd(row.spend), per_hour(row.rate), ",".join(row.budgets)]
+        table.add_row(*cells)
+    return table
+
+
+def actions_table(rows: Iterable[ActionRow], title: str = "Latest actions") -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in ("TIME", "BUDGET", "ACTION", "RESULT", "TRIGGER", "TARGETS"):
+        table.add_column(name, no_wrap=name not in ("TRIGGER", "TARGETS"))
+    for row in rows:
+        targets = ", ".join(row.targets[:3]) + (" …" if len(row.targets) > 3 else "")
+        table.add_row(row.time, f"{row.namespace}/{row.budget}", row.action, row.result, row.trigger, targets)
+    return table
+
+
+def render(snapshot: Snapshot, by: GroupBy, limit: int = 10) -> Group:
+    parts: list[Table] = [
+        budgets_table(budget_rows(snapshot.budgets)),
+        groups_table(group_pods(snapshot.pods, by, limit), by),
+    ]
+    actions = latest_actions(snapshot.budgets, limit=5)
+    if actions:
+        parts.append(actions_table(actions))
+    return Group(*parts)
+
+
+# ---- reading
+
+
+class ClusterReader:
+    """Read-only lists of CostBudgets and pods through the official client (raw JSON bodies)."""
+
+    def __init__(self, kubeconfig: Path | None, namespace: str | None = None) -> None:
+        import kubernetes
+
+        from costwarden.operator.kube import load_configuration
+
+        self._client = kubernetes.client.ApiClient(load_configuration(kubeconfig))
+        self._core = kubernetes.client.CoreV1Api(self._client)
+        self._custom = kubernetes.client.CustomObjectsApi(self._client)
+        self.namespace = namespace
+
+    def close(self) -> None:
+        self._client.close()  # type: ignore[no-untyped-call]
+
+    def _items(self, response: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
+        return items
+
+    def budgets(self) -> list[dict[str, Any]]:
+        args = (GROUP, VERSION)
+        if self.namespace:
+            response = self._custom.list_namespaced_custom_object(
+                *args, self.namespace, PLURAL, _preload_content=False
+            )
+        else:
+            response = self._custom.list_cluster_custom_object(*args, PLURAL, _preload_content=False)
+        return self._items(response)
+
+    def pods(self) -> list[dict[str, Any]]:
+        if self.namespace:
+            response = self._core.list_namespaced_pod(self.namespace, _preload_content=False)
+        else:
+            response = self._core.list_pod_for_all_namespaces(_preload_content=False)
+        return self._items(response)
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            budgets=tuple(self.budgets()), pods=tuple(PodRecord.from_body(body) for body in self.pods())
+        )
+
+
+# ---- command line
+
+
+def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    top = subparsers.add_parser("top", help="live view of budgets and the most expensive pods")
+    top.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig file (default: in-cluster, then $KUBECONFIG)"
+    )
+    top.add_argument("--namespace", "-n", help="only this namespace (default: all)")
+    top.add_argument("--by", choices=GROUP_BY, default="cluster", help="group pods by (default: cluster)")
+    top.add_argument("--limit", type=int, default=15, help="rows of pods/groups to show")
+    top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    top.add_argument("--once", action="store_true", help="print one view and exit")
+
+
+def run(args: argparse.Namespace, console: Console | None = None) -> int:
+    console = console or Console()
+    try:
+        reader = ClusterReader(args.kubeconfig, args.namespace)
+    except Exception as exc:
+        console.print(f"costwarden top: cannot load Kubernetes credentials: {exc}")
+        return 2
+    view: Callable[[], Group] = lambda: render(reader.snapshot(), args.by, args.limit)  # noqa: E731
+    try:
+        if args.once:
+            console.print(view())
+            return 0
+        with Live(view(), console=console, auto_refresh=False, screen=False) as live:
+            while True:
+                time.sleep(args.interval)
+                live.update(view(), refresh=True)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        reader.close()

@@ -1,0 +1,211 @@
+"""``costwarden demo`` end to end (stand-in, real operator, accelerated clock) and ``top --once``."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import struct
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from costwarden import top
+from costwarden.cli import build_parser
+from costwarden.crd import load_crd
+from costwarden.demo import scenario
+from costwarden.demo.chart import History, Mark, render_chart
+from costwarden.demo.clock import AcceleratedClock
+from costwarden.demo.runner import DemoOptions, run_demo
+from costwarden.demo.view import action_label
+from costwarden.records import format_time
+from costwarden.sim.testing import ThreadedSimCluster
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+BUDGETS = {
+    "research/lr-sweep",
+    "research/finetune-llama",
+    "serving/llm-serving",
+    "research/research-monthly",
+}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, "not a PNG"
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def test_demo_runs_the_scenario_with_the_real_operator_and_charts_it(tmp_path):
+    out = io.StringIO()
+    console = Console(file=out, width=200)
+    # 8 wall seconds at 3400x: about 7.5 simulated hours, the span the scenario is written for.
+    result = run_demo(DemoOptions(speed=3400, duration=8, out=tmp_path, live=False), console)
+
+    assert result.chart == tmp_path / "spend.png"
+    width, height = png_size(result.chart)
+    assert width >= 1200 and height >= 700
+    assert result.chart.stat().st_size > 40_000  # four panels with curves, not an empty figure
+
+    summary = {f"{row.namespace}/{row.name}": row for row in result.budgets}
+    assert set(summary) == BUDGETS
+    assert all(row.spend > 0 for row in summary.values()), summary
+    assert summary["research/lr-sweep"].spend > Decimal(100)  # p5 H100s for hours
+
+    # The operator's spend annotations reached the pods of every workload.
+    assert {
+        "research/lr-sweep-7c1e-head",
+        "research/lr-sweep-7c1e-worker1",
+        "research/finetune-llama-3b1d-head",
+        "serving/llm-serving-6d9f7c8b5-x2k8q",
+    } <= result.annotated_pods
+    # The spot failover happened: the spot pod went away and its successor was priced.
+    assert "research/finetune-llama-3b1d-head" in result.gone_pods
+    assert any("spot g4dn.xlarge reclaimed" in line for line in result.log)
+
+    text = out.getvalue()
+    assert "Summary" in text
+    assert f"Chart: {result.chart.resolve()}" in text
+    for key in BUDGETS:
+        assert key in text
+
+
+def test_demo_and_top_are_commands():
+    parser = build_parser()
+    args = parser.parse_args(["demo", "--speed", "1200", "--duration", "5", "--no-live", "--out", "x"])
+    assert (args.command, args.speed, args.duration, args.no_live, args.out) == (
+        "demo",
+        1200,
+        5,
+        True,
+        Path("x"),
+    )
+    args = parser.parse_args(["top", "--by", "user", "-n", "research", "--once"])
+    assert (args.command, args.by, args.namespace, args.once) == ("top", "user", "research", True)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["demo", "--speed", "0"])
+
+
+def test_accelerated_clock_runs_speed_times_faster():
+    wall = [100.0]
+    clock = AcceleratedClock(scenario.DEMO_START, 600, monotonic=lambda: wall[0])
+    assert clock() == scenario.DEMO_START
+    wall[0] += 6
+    assert clock() == scenario.DEMO_START + timedelta(hours=1)
+    assert clock.hours() == 1.0
+    assert clock.wall_seconds(timedelta(hours=2)) == 12.0
+    with pytest.raises(ValueError):
+        AcceleratedClock(scenario.DEMO_START, 0)
+
+
+def test_action_labels():
+    assert action_label("threshold/100/2026-11-01T00:00:00Z", "Kill", "Done") == "100% Kill · Done"
+    assert action_label("anomaly/idleGpu/uid-1", "Kill", "Pending") == "idle GPU Kill · Pending"
+    assert action_label("anomaly/burnRate/lifetime", "Notify", "DryRun") == "burn rate Notify · DryRun"
+    assert action_label("something/else", "Scale", "") == "Scale"
+
+
+def test_chart_of_a_hand_made_history_is_a_png(tmp_path):
+    history = History()
+    history.series("ns/a", Decimal(100), [(Decimal(50), "Notify"), (Decimal(100), "Kill")])
+    for hour in range(8):
+        history.sample("ns/a", float(hour), Decimal(20 * hour))
+    history.sample("ns/a", 7.0, Decimal(141))  # same time: replaces, never goes back
+    history.sample("ns/a", 6.5, Decimal(1))
+    assert history.budgets["ns/a"].samples[-1] == (7.0, Decimal(141))
+    assert history.mark("ns/a", "threshold/100/x", Mark(5.0, "100% Kill · Pending", "Kill"))
+    assert not history.mark("ns/a", "threshold/100/x", Mark(5.0, "100% Kill · Done", "Kill"))
+    assert history.budgets["ns/a"].marks["threshold/100/x"].label == "100% Kill · Done"
+    path = render_chart(history, tmp_path / "c.png", "test")
+    assert png_size(path)[0] > 500
+
+
+def seed_top_cluster(sim: ThreadedSimCluster) -> None:
+    """The demo's scenario, with figures written by hand where the operator would write them."""
+    sim.create(load_crd())
+    scenario.seed(sim, scenario.DEMO_START)
+    at = format_time(scenario.DEMO_START + timedelta(hours=2))
+    figures = {
+        ("research", "lr-sweep-7c1e-head"): ("27.28", "13.64", "lr-sweep,research-monthly"),
+        ("research", "lr-sweep-7c1e-worker1"): ("27.28", "13.64", "lr-sweep,research-monthly"),
+        ("research", "finetune-llama-3b1d-head"): ("0.40", "0.20", "finetune-llama,research-monthly"),
+        ("serving", "llm-serving-6d9f7c8b5-x2k8q"): ("70.20", "35.10", "llm-serving"),
+    }
+    for (namespace, name), (spend, rate, budgets) in figures.items():
+        notes = {
+            "costwarden.dev/spend": spend,
+            "costwarden.dev/rate": rate,
+            "costwarden.dev/spend-at": at,
+            "costwarden.dev/budgets": budgets,
+        }
+        sim.patch("v1", "pods", name, {"metadata": {"annotations": notes}}, namespace=namespace)
+    status = {"spend": 54.56, "hourlyRate": 27.28, "percentUsed": 21.8, "phase": "Ok", "pods": 2}
+    sim.patch(
+        scenario.BUDGET_API,
+        "costbudgets",
+        "lr-sweep",
+        {"status": status},
+        namespace="research",
+        subresource="status",
+    )
+    status = {"spend": 130.5, "hourlyRate": 35.1, "percentUsed": 81.6, "phase": "Warning", "pods": 1}
+    sim.patch(
+        scenario.BUDGET_API,
+        "costbudgets",
+        "llm-serving",
+        {"status": status},
+        namespace="serving",
+        subresource="status",
+    )
+
+
+def run_top(kubeconfig: Path, *argv: str) -> str:
+    args = build_parser().parse_args(["top", "--kubeconfig", str(kubeconfig), "--once", *argv])
+    assert isinstance(args, argparse.Namespace)
+    out = io.StringIO()
+    assert top.run(args, Console(file=out, width=220)) == 0
+    return out.getvalue()
+
+
+def row_of(text: str, first_cell: str) -> list[str]:
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
+        if cells and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no row starting with {first_cell!r} in:\n{text}")
+
+
+def test_top_once_shows_budgets_and_groups_from_the_cluster():
+    with ThreadedSimCluster() as sim:
+        seed_top_cluster(sim)
+
+        text = run_top(sim.kubeconfig)
+        assert row_of(text, "serving")[:7] == [
+            "serving",
+            "llm-serving",
+            "130.50",
+            "160.00",
+            "82%",
+            "35.10/h",
+            "Warning",
+        ]
+        assert row_of(text, "research")[1:3] == ["lr-sweep", "54.56"]  # the most used research budget
+        # Grouped by SkyPilot cluster: the two annotated sweep pods; the inference pod has none.
+        sweep = ["lr-sweep", "research", "2", "4", "54.56", "27.28/h", "lr-sweep,research-monthly"]
+        assert row_of(text, "lr-sweep") == sweep
+        assert row_of(text, "<none>")[2:6] == ["1", "8", "70.20", "35.10/h"]
+        assert row_of(text, "finetune-llama")[4] == "0.40"
+
+        by_user = run_top(sim.kubeconfig, "--by", "user")
+        assert row_of(by_user, "alice")[2:5] == ["2", "4", "54.56"]
+        assert row_of(by_user, "bob")[4] == "0.40"
+
+        only_serving = run_top(sim.kubeconfig, "-n", "serving", "--by", "namespace")
+        assert row_of(only_serving, "serving")[1:4] == ["llm-serving", "130.50", "160.00"]
+        assert "lr-sweep" not in only_serving
+        groups = only_serving.split("Most expensive, by namespace")[1]
+        assert row_of(groups, "serving")[1:4] == ["1", "8", "70.20"]
