@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +20,8 @@ from costwarden.engine.evaluation import (
     invalid_decision,
 )
 from costwarden.engine.selection import budget_covers
-from costwarden.models import GROUP, KIND, VERSION, Action, CostBudgetStatus, explain, parse_spec
+from costwarden.models import GROUP, KIND, VERSION, CostBudgetStatus, explain, parse_spec
+from costwarden.operator.enforce import BudgetScope, enforce
 from costwarden.operator.kube import ObjectRef
 from costwarden.operator.runtime import BudgetFigures, Runtime
 from costwarden.records import NodeRecord, PodRecord
@@ -60,7 +61,7 @@ def previous_status(raw: Mapping[str, Any], budget: str) -> CostBudgetStatus:
 async def evaluate(
     runtime: Runtime,
     budget: BudgetObject,
-    pods: Iterable[PodRecord],
+    pods: Sequence[PodRecord],
     nodes: Mapping[str, NodeRecord],
     now: datetime,
 ) -> tuple[dict[str, Any], Counter[str]]:
@@ -91,6 +92,7 @@ async def evaluate(
         )
         runtime.coverage.set(key, (c.pod.uid for c in covered))
         runtime.specs[key] = spec
+        counts.update(await enforce(runtime, BudgetScope(budget, spec, covered, pods), decision.status, now))
         new = decision.status
         runtime.budgets[key] = BudgetFigures(
             spend=new.spend or Decimal(0),
@@ -114,25 +116,12 @@ def _idle_of(runtime: Runtime, covered: list[CoveredPod]) -> Decimal | None:
 async def _carry_out(
     runtime: Runtime, budget: BudgetObject, decision: BudgetDecision, now: datetime, counts: Counter[str]
 ) -> None:
-    """This release notifies through Events only; enforcement actions are recorded as not taken."""
+    """Post the Kubernetes Events the engine asked for (crossings, anomalies, phase changes)."""
     for event in decision.events:
         result = await runtime.kube.post_event(
             budget.ref, reason=event.reason, message=event.message, event_type=event.type, now=now
         )
         counts[f"event_{result.value}"] += 1
-    crossed = {c.record_id for c in decision.crossings}
-    for record in decision.status.actions:
-        if record.id not in crossed:
-            continue
-        if record.action == Action.NOTIFY:
-            record.result = "DryRun" if runtime.kube.dry_run else "Done"
-            record.message = "Kubernetes Event posted on the budget"
-        else:
-            record.result = "Skipped"
-            record.message = (
-                f"{record.action.value} is not carried out by this operator version; an Event was posted"
-            )
-        counts[f"threshold_{record.result.lower()}"] += 1
     if runtime.kube.dry_run:
         counts["status_dry_run"] += 1
 

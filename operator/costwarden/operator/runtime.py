@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from costwarden.engine.enforcement import EnforcementPolicy
 from costwarden.models import CostBudgetSpec
+from costwarden.notify.delivery import Notifier
 from costwarden.operator.kube import KubeClient
 from costwarden.operator.metrics import Metrics
 from costwarden.operator.settings import OperatorSettings
@@ -33,7 +35,6 @@ class BudgetFigures:
     hourly_rate: Decimal
     percent_used: Decimal
     phase: str
-
 
 
 class Coverage:
@@ -74,6 +75,9 @@ class Runtime:
     pod_names: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # uid -> (ns, name, node)
     bucket: TokenBucket = field(init=False)
     policy: WritePolicy = field(init=False)
+    enforcement: EnforcementPolicy = field(init=False)
+    destructive_bucket: TokenBucket = field(init=False)
+    notifier: Notifier = field(init=False)
 
     _nodes: dict[str, NodeRecord] = field(default_factory=dict)
     _nodes_at: float = float("-inf")
@@ -81,6 +85,14 @@ class Runtime:
     def __post_init__(self) -> None:
         self.bucket = TokenBucket(self.settings.write_rate, self.settings.write_burst, self.monotonic())
         self.policy = WritePolicy(self.settings.annotation_interval, self.settings.annotation_rate_change)
+        self.enforcement = EnforcementPolicy(
+            mode=self.settings.enforcement, protected_namespaces=frozenset(self.settings.protected_namespaces)
+        )
+        per_minute = max(1, self.settings.max_destructive_per_minute)
+        self.destructive_bucket = TokenBucket(per_minute / 60.0, per_minute, self.monotonic())
+        self.notifier = Notifier(
+            slack_base_url=self.settings.slack_api_url, pagerduty_url=self.settings.pagerduty_url
+        )
         self.metrics.attach(self)
 
     def node_map(

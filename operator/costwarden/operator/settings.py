@@ -25,6 +25,10 @@ class OperatorSettings:
     write_burst: int = 100
     peering: str | None = None  # kopf peering name; None runs standalone
     protected_namespaces: tuple[str, ...] = field(default=("kube-system",))
+    enforcement: str = "on"  # on | dry-run | off: the global switch over Scale/Suspend/Kill
+    max_destructive_per_minute: int = 30  # cap on Scale/Suspend/Kill plans carried out, all budgets
+    slack_api_url: str | None = None  # slack-sdk base_url (tests, Slack Enterprise proxies)
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
     # The admission guard (operator/admission.py says why the failure policy defaults to Ignore).
     webhook_port: int = 0  # HTTPS port of the admission webhook server; 0: no admission guard
     webhook_addr: str = "0.0.0.0"  # where the webhook server listens
