@@ -43,3 +43,8 @@ demo: install tools
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache out
+
+.PHONY: chart-docs
+chart-docs: install  ## sync the chart's CRD copy with crds/ and regenerate its README from values.yaml
+	cp crds/costbudget.yaml charts/costwarden/files/crds/costbudget.yaml
+	$(PY) tools/chart_readme.py charts/costwarden

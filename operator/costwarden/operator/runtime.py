@@ -11,6 +11,7 @@ from decimal import Decimal
 from costwarden.engine.enforcement import EnforcementPolicy
 from costwarden.models import CostBudgetSpec
 from costwarden.notify.delivery import Notifier
+from costwarden.notify.retry import RetryPolicy
 from costwarden.operator.kube import KubeClient
 from costwarden.operator.metrics import Metrics
 from costwarden.operator.settings import OperatorSettings
@@ -91,7 +92,11 @@ class Runtime:
         per_minute = max(1, self.settings.max_destructive_per_minute)
         self.destructive_bucket = TokenBucket(per_minute / 60.0, per_minute, self.monotonic())
         self.notifier = Notifier(
-            slack_base_url=self.settings.slack_api_url, pagerduty_url=self.settings.pagerduty_url
+            slack_base_url=self.settings.slack_api_url,
+            pagerduty_url=self.settings.pagerduty_url,
+            retry=RetryPolicy(
+                max_attempts=self.settings.notify_attempts, base_delay=self.settings.notify_backoff
+            ),
         )
         self.metrics.attach(self)
 

@@ -29,6 +29,8 @@ class OperatorSettings:
     max_destructive_per_minute: int = 30  # cap on Scale/Suspend/Kill plans carried out, all budgets
     slack_api_url: str | None = None  # slack-sdk base_url (tests, Slack Enterprise proxies)
     pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
+    notify_attempts: int = 4  # tries per notification channel before it is recorded as failed
+    notify_backoff: float = 1.0  # seconds before the first retry, doubling (Retry-After wins)
     # The admission guard (operator/admission.py says why the failure policy defaults to Ignore).
     webhook_port: int = 0  # HTTPS port of the admission webhook server; 0: no admission guard
     webhook_addr: str = "0.0.0.0"  # where the webhook server listens

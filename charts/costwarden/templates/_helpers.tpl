@@ -1,0 +1,117 @@
+{{/* Names, labels and the operator's command line. */}}
+
+{{- define "costwarden.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "costwarden.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "costwarden.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "costwarden.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "costwarden.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "costwarden.labels" -}}
+helm.sh/chart: {{ include "costwarden.chart" . }}
+{{ include "costwarden.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: costwarden
+{{- end }}
+
+{{- define "costwarden.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "costwarden.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "costwarden.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "costwarden.peeringName" -}}
+{{- default (include "costwarden.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{/* kopf serves each admission handler at /<handler id>: costwarden.operator.admission.HANDLER_ID. */}}
+{{- define "costwarden.webhookPath" -}}
+/costwarden-block-exhausted
+{{- end }}
+
+{{- define "costwarden.webhookSecretName" -}}
+{{- printf "%s-webhook-tls" (include "costwarden.fullname" .) }}
+{{- end }}
+
+{{- define "costwarden.webhookServicePort" -}}
+{{- if .Values.webhook.managedByOperator }}{{ .Values.webhook.port }}{{ else }}{{ .Values.service.webhookPort }}{{ end }}
+{{- end }}
+
+{{/* Protected namespaces: the configured ones and the release's own, sorted and unique. */}}
+{{- define "costwarden.protectedNamespaces" -}}
+{{- append .Values.operator.protectedNamespaces .Release.Namespace | uniq | sortAlpha | toJson }}
+{{- end }}
+
+{{- define "costwarden.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
+{{- fail "replicaCount > 1 needs peering.enabled: without kopf peering every replica would act" }}
+{{- end }}
+{{- end }}
+
+{{/* The `costwarden run` arguments (the image's entrypoint is `costwarden run`). */}}
+{{- define "costwarden.args" -}}
+{{- $op := .Values.operator -}}
+- --interval={{ $op.interval }}
+- --accrual-interval={{ $op.accrualInterval }}
+- --annotation-interval={{ $op.annotationInterval }}
+- --write-rate={{ $op.writeRate }}
+- --metrics-port={{ $op.metricsPort }}
+- --enforcement={{ $op.enforcement }}
+{{- range $op.namespaces }}
+- --namespace={{ . }}
+{{- end }}
+{{- range (include "costwarden.protectedNamespaces" . | fromJsonArray) }}
+- --protected-namespace={{ . }}
+{{- end }}
+{{- if .Values.peering.enabled }}
+- --peering={{ include "costwarden.peeringName" . }}
+{{- end }}
+{{- if .Values.priceOverrides }}
+- --price-overrides=/etc/costwarden/config/price-overrides.yaml
+{{- end }}
+{{- if $op.dryRun }}
+- --dry-run
+{{- end }}
+{{- if $op.verbose }}
+- --verbose
+{{- end }}
+{{- if .Values.webhook.enabled }}
+- --webhook-port={{ .Values.webhook.port }}
+- --webhook-cert-dir=/etc/costwarden/webhook
+- --webhook-failure-policy={{ .Values.webhook.failurePolicy }}
+{{- if .Values.webhook.managedByOperator }}
+- --webhook-host={{ include "costwarden.fullname" . }}.{{ .Release.Namespace }}.svc
+{{- else }}
+- --no-webhook-managed
+{{- end }}
+{{- end }}
+{{- range $op.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}

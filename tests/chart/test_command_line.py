@@ -1,0 +1,75 @@
+"""The Deployment's arguments are ones `costwarden run` accepts, with the values the chart meant.
+
+The chart is rendered for the operator image of the same appVersion; a flag the CLI does not
+know would crash-loop every pod. Flags that the chart passes for features whose CLI options are
+still being added (the enforcement switch, protected namespaces, the webhook server) are listed
+in PENDING: while the CLI lacks exactly those, the test is an expected failure naming them;
+any other unknown flag fails it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from costwarden.cli import build_parser
+from tests.chart.helm import Manifest, find
+
+PENDING = frozenset(
+    {
+        "--enforcement",
+        "--protected-namespace",
+        "--webhook-port",
+        "--webhook-cert-dir",
+        "--webhook-failure-policy",
+        "--webhook-host",
+        "--no-webhook-managed",
+    }
+)
+
+
+def parse_run(manifests: list[Manifest]) -> argparse.Namespace:
+    pod = find(manifests, "Deployment")["spec"]["template"]["spec"]
+    args = [str(a) for a in pod["containers"][0]["args"]]
+    namespace, unknown = build_parser().parse_known_args(["run", *args])
+    flags = {token.split("=", 1)[0] for token in unknown}
+    assert flags <= PENDING, f"`costwarden run` does not accept {sorted(flags - PENDING)}"
+    if flags:
+        pytest.xfail(f"`costwarden run` does not accept these flags yet: {sorted(flags)}")
+    return namespace
+
+
+def test_default_arguments_parse(default_manifests: list[Manifest]) -> None:
+    args = parse_run(default_manifests)
+    assert args.command == "run"
+    assert args.peering == "cw-costwarden"
+    assert args.namespaces == []
+    assert args.price_overrides is None
+    assert args.dry_run is False
+
+
+def test_every_option_parses(all_manifests: list[Manifest]) -> None:
+    args = parse_run(all_manifests)
+    assert args.namespaces == ["research", "inference"]
+    assert args.interval == 5.0
+    assert args.accrual_interval == 2.5
+    assert args.metrics_port == 9100
+    assert args.price_overrides == Path("/etc/costwarden/config/price-overrides.yaml")
+    assert args.dry_run is True
+    assert args.verbose is True
+
+
+def test_managed_webhook_arguments_parse(managed_manifests: list[Manifest]) -> None:
+    parse_run(managed_manifests)
+
+
+def test_an_unknown_flag_fails_the_check(default_manifests: list[Manifest]) -> None:
+    deployment = find(default_manifests, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    tampered = {**container, "args": [*container["args"], "--frobnicate=1"]}
+    spec = {**deployment["spec"]["template"]["spec"], "containers": [tampered]}
+    broken = {**deployment, "spec": {**deployment["spec"], "template": {"spec": spec}}}
+    with pytest.raises(AssertionError, match="--frobnicate"):
+        parse_run([broken])
