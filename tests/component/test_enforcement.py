@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import kmock
-import pytest
 
 from costwarden.records import format_time
 from costwarden.sim.testing import ThreadedSimCluster
