@@ -103,6 +103,12 @@ def test_pods_are_hardened(render: str, request: pytest.FixtureRequest) -> None:
     assert all(m.get("readOnly") for path, m in mounts.items() if path != "/tmp")
 
 
+def test_peer_identity_is_the_pod_name(all_manifests: list[Manifest]) -> None:
+    env = {e["name"]: e for e in container(all_manifests)["env"]}
+    assert env["POD_ID"] == {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    assert env["TZ"]["value"] == "UTC", "extraEnv follows"
+
+
 def test_probes_and_resources(default_manifests: list[Manifest]) -> None:
     c = container(default_manifests)
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
