@@ -54,6 +54,26 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--write-rate", type=_positive(float), default=20.0, help="annotation writes per second (global)"
     )
     run.add_argument("--peering", help="kopf peering name for leader election among replicas")
+    run.add_argument(
+        "--enforcement",
+        choices=("on", "dry-run", "off"),
+        default="on",
+        help="global switch over Scale/Suspend/Kill: dry-run records what would happen, off records Skipped",
+    )
+    run.add_argument(
+        "--protected-namespace",
+        action="append",
+        default=[],
+        dest="protected",
+        help="never act in this namespace (repeatable; kube-system and --operator-namespace always are)",
+    )
+    run.add_argument("--operator-namespace", help="the operator's own namespace (protected)")
+    run.add_argument(
+        "--max-destructive-per-minute",
+        type=_positive(int),
+        default=30,
+        help="cap on Scale/Suspend/Kill actions",
+    )
     run.add_argument("--verbose", "-v", action="store_true")
 
 
@@ -73,6 +93,17 @@ def _run(args: argparse.Namespace) -> int:
         annotation_rate_change=Decimal("0.01"),
         write_rate=args.write_rate,
         peering=args.peering,
+        enforcement=args.enforcement,
+        protected_namespaces=tuple(
+            sorted(
+                {
+                    "kube-system",
+                    *args.protected,
+                    *([args.operator_namespace] if args.operator_namespace else []),
+                }
+            )
+        ),
+        max_destructive_per_minute=args.max_destructive_per_minute,
     )
     try:
         asyncio.run(run_operator(settings))
@@ -97,7 +128,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo_runner.add_subparser(subparsers)
     top.add_subparser(subparsers)
+    resume = subparsers.add_parser("resume", help="restore what a budget scaled down or suspended")
+    resume.add_argument("budget", help="the CostBudget's name")
+    resume.add_argument("--namespace", "-n", default="default")
+    resume.add_argument("--kubeconfig", type=Path)
     return parser
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """Ask the operator to resume: it acts once spend is back under the threshold that fired."""
+    from datetime import UTC, datetime
+
+    from costwarden.operator.kube import KubeClient, WriteResult, load_configuration
+    from costwarden.operator.resume import RESUME_ANNOTATION
+    from costwarden.records import format_time
+
+    kube = KubeClient(load_configuration(args.kubeconfig))
+    try:
+        stamp = format_time(datetime.now(UTC))
+        result = asyncio.run(kube.annotate_budget(args.namespace, args.budget, {RESUME_ANNOTATION: stamp}))
+    finally:
+        kube.close()
+    if result is not WriteResult.DONE:
+        print(
+            f"costwarden: could not annotate CostBudget {args.namespace}/{args.budget}: {result.value}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"resume requested for CostBudget {args.namespace}/{args.budget}; the operator restores its "
+        "scaled and suspended workloads once spend is under the threshold that acted (see status.actions)"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         from costwarden.sim import cli as sim_cli
 
         return sim_cli.run(args)
+    if args.command == "resume":
+        return _resume(args)
     if args.command == "demo":
         from costwarden.demo import runner as demo_runner
 

@@ -324,3 +324,28 @@ def test_a_restart_between_deciding_and_acting_acts_once(cluster, clock, start_o
     assert pod_names(cluster) == ["llama-sweep-2ea4-head"]
     kills = [a for a in status_of(cluster)["actions"] if a["action"] == "Kill"]
     assert len(kills) == 1
+
+
+def test_resume_restores_scaled_workloads_only_once_the_limit_is_raised(cluster, start_operator):
+    from costwarden.cli import main
+
+    test_scale_remembers_replicas_and_suspend_stops_the_job(cluster, start_operator)
+    kubeconfig = str(cluster.kubeconfig)
+
+    assert main(["resume", "serve", "-n", NS, "--kubeconfig", kubeconfig]) == 0
+    cluster.wait_for(
+        lambda: "not resumed" in record(cluster, "threshold/100", "serve").get("message", ""), timeout=20
+    )
+    assert (cluster.get("apps/v1", "deployments", "inference", namespace=NS) or {})["spec"]["replicas"] == 0
+
+    for name in ("serve", "evals"):
+        cluster.patch(CB, "costbudgets", name, {"spec": {"limit": 1_000_000}}, namespace=NS)
+        assert main(["resume", name, "-n", NS, "--kubeconfig", kubeconfig]) == 0
+    cluster.wait_for(lambda: record(cluster, "threshold/100", "serve").get("resumedAt"), timeout=20)
+    restored = cluster.get("apps/v1", "deployments", "inference", namespace=NS) or {}
+    assert restored["spec"]["replicas"] == 3
+    assert "costwarden.dev/replicas-before" not in restored["metadata"].get("annotations", {})
+    cluster.wait_for(lambda: record(cluster, "threshold/100", "evals").get("resumedAt"), timeout=20)
+    assert (cluster.get("batch/v1", "jobs", "eval", namespace=NS) or {})["spec"]["suspend"] is False
+    budget_meta = (cluster.get(CB, "costbudgets", "serve", namespace=NS) or {})["metadata"]
+    assert "costwarden.dev/resume" not in budget_meta.get("annotations", {})

@@ -23,6 +23,7 @@ from costwarden.engine.selection import budget_covers
 from costwarden.models import GROUP, KIND, VERSION, CostBudgetStatus, explain, parse_spec
 from costwarden.operator.enforce import BudgetScope, enforce
 from costwarden.operator.kube import ObjectRef
+from costwarden.operator.resume import resume
 from costwarden.operator.runtime import BudgetFigures, Runtime
 from costwarden.records import NodeRecord, PodRecord
 
@@ -39,6 +40,7 @@ class BudgetObject:
     generation: int | None
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+    resume_requested: bool = False  # the costwarden.dev/resume annotation is set
 
     @property
     def ref(self) -> ObjectRef:
@@ -93,6 +95,8 @@ async def evaluate(
         runtime.coverage.set(key, (c.pod.uid for c in covered))
         runtime.specs[key] = spec
         counts.update(await enforce(runtime, BudgetScope(budget, spec, covered, pods), decision.status, now))
+        if budget.resume_requested:
+            counts.update(await resume(runtime, budget.namespace, decision.status, now))
         new = decision.status
         runtime.budgets[key] = BudgetFigures(
             spend=new.spend or Decimal(0),

@@ -18,6 +18,7 @@ from costwarden.operator.accrual import accrual_pass
 from costwarden.operator.admission import register_admission
 from costwarden.operator.budgets import BudgetObject, evaluate
 from costwarden.operator.kube import bearer_token
+from costwarden.operator.resume import RESUME_ANNOTATION
 from costwarden.operator.runtime import Runtime
 from costwarden.records import NodeRecord, PodRecord
 
@@ -98,13 +99,19 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
             generation=meta.get("generation"),
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
+            resume_requested=RESUME_ANNOTATION in (meta.get("annotations") or {}),
         )
         status, counts = await evaluate(runtime, budget, pods, nodes, now)
         if runtime.kube.dry_run:
             log.info("dry-run: would set status of CostBudget %s/%s: %s", namespace, name, status)
         else:
             patch["status"] = status
+            if budget.resume_requested:
+                patch["metadata"] = {"annotations": {RESUME_ANNOTATION: None}}
             runtime.metrics.api_writes.labels("status", "sent").inc()
+        for key, value in counts.items():
+            if key.startswith("action_"):
+                runtime.metrics.actions.labels(key.removeprefix("action_")).inc(value)
         for key, value in counts.items():
             if key.startswith("event_"):
                 runtime.metrics.api_writes.labels("event", key.removeprefix("event_")).inc(value)

@@ -58,6 +58,7 @@ METHOD_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
     ),
     "suspend_job": (("batch", "jobs", "patch"),),
     "suspend_jobset": ((JOBSET_GROUP, JOBSET_PLURAL, "patch"),),
+    "annotate_budget": ((GROUP, PLURAL, "patch"),),
     "patch_budget_status": ((GROUP, f"{PLURAL}/status", "patch"),),
 }
 """What each ``KubeClient`` method calls (checked against recorded traffic by the tests)."""
@@ -275,27 +276,43 @@ class KubeClient:
             _content_type=MERGE_PATCH,
         )
 
-    async def suspend_job(self, namespace: str, name: str) -> WriteResult:
+    async def suspend_job(self, namespace: str, name: str, suspend: bool = True) -> WriteResult:
         return await self._write(
-            f"suspend Job {namespace}/{name}",
+            f"{'suspend' if suspend else 'resume'} Job {namespace}/{name}",
             self._batch.patch_namespaced_job,
             name,
             namespace,
-            {"spec": {"suspend": True}},
+            {"spec": {"suspend": suspend}},
             _content_type=MERGE_PATCH,
         )
 
-    async def suspend_jobset(self, namespace: str, name: str) -> WriteResult:
+    async def suspend_jobset(self, namespace: str, name: str, suspend: bool = True) -> WriteResult:
         """GONE both when the JobSet is gone and when the JobSet CRD is not installed."""
         return await self._write(
-            f"suspend JobSet {namespace}/{name}",
+            f"{'suspend' if suspend else 'resume'} JobSet {namespace}/{name}",
             self._custom.patch_namespaced_custom_object,
             JOBSET_GROUP,
             JOBSET_VERSION,
             namespace,
             JOBSET_PLURAL,
             name,
-            {"spec": {"suspend": True}},
+            {"spec": {"suspend": suspend}},
+            _content_type=MERGE_PATCH,
+        )
+
+    async def annotate_budget(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> WriteResult:
+        """Set (or with None remove) annotations on a CostBudget, e.g. the resume request."""
+        return await self._write(
+            f"annotate CostBudget {namespace}/{name} {dict(annotations)}",
+            self._custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"metadata": {"annotations": dict(annotations)}},
             _content_type=MERGE_PATCH,
         )
 

@@ -32,6 +32,13 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.actions = Counter(
+            "costwarden_actions",
+            "Enforcement and notification actions carried out, by result (Done, DryRun, Failed, Skipped)",
+            ["result"],
+            registry=self.registry,
+        )
+
     def attach(self, runtime: Runtime) -> None:
         self.registry.register(_RuntimeCollector(runtime))
 

@@ -163,6 +163,18 @@ async def suspend(kube: KubeClient, namespace: str, kind: str, name: str) -> Tar
     return _result(kube, target, write, done="suspended", would="suspend")
 
 
+async def resume_suspended(kube: KubeClient, namespace: str, kind: str, name: str) -> TargetResult:
+    """``spec.suspend: false`` on a Job or JobSet that costwarden suspended."""
+    target = describe(kind, namespace, name)
+    if kind == "Job":
+        write = await kube.suspend_job(namespace, name, suspend=False)
+    elif kind == "JobSet":
+        write = await kube.suspend_jobset(namespace, name, suspend=False)
+    else:
+        return TargetResult(target, Outcome.SKIPPED, f"a {kind} cannot be resumed")
+    return _result(kube, target, write, done="resumed", would="resume")
+
+
 @dataclass(frozen=True, slots=True)
 class _Ref:
     kind: str
