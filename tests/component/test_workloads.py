@@ -515,6 +515,7 @@ async def test_each_client_method_needs_exactly_its_listed_permissions(sim, kube
         ("suspend_jobset", (NS, "x"), {}),
         ("delete_pod", (NS, pods[0], 1), {}),
         ("patch_budget_status", (NS, "sweep", {"actions": []}), {}),
+        ("annotate_budget", (NS, "sweep", {"costwarden.dev/resume": "now"}), {}),
     ]
     sent: dict[str, set[tuple[str, str, str] | None]] = {}
     for method, args, kwargs in calls:
