@@ -2,7 +2,7 @@
 
 The chart is rendered for the operator image of the same appVersion; a flag the CLI does not
 know would crash-loop every pod. Flags that the chart passes for features whose CLI options are
-still being added (the enforcement switch, protected namespaces, the webhook server) are listed
+still being added (the webhook server's) are listed
 in PENDING: while the CLI lacks exactly those, the test is an expected failure naming them;
 any other unknown flag fails it.
 """
@@ -19,8 +19,6 @@ from tests.chart.helm import Manifest, find
 
 PENDING = frozenset(
     {
-        "--enforcement",
-        "--protected-namespace",
         "--webhook-port",
         "--webhook-cert-dir",
         "--webhook-failure-policy",
@@ -59,6 +57,10 @@ def test_every_option_parses(all_manifests: list[Manifest]) -> None:
     assert args.price_overrides == Path("/etc/costwarden/config/price-overrides.yaml")
     assert args.dry_run is True
     assert args.verbose is True
+    assert args.enforcement == "dry-run"
+    assert args.protected == ["kube-system", "monitoring"]
+    assert args.operator_namespace == "costwarden"
+    assert args.max_destructive_per_minute == 10
 
 
 def test_managed_webhook_arguments_parse(managed_manifests: list[Manifest]) -> None:

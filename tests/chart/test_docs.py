@@ -120,7 +120,8 @@ def test_alerts_name_exported_metrics(all_manifests: list[Manifest]) -> None:
     assert set(alerts) == {
         "CostwardenBudgetHigh",
         "CostwardenBudgetExhausted",
-        "CostwardenEnforcementFired",
+        "CostwardenActionsTaken",
+        "CostwardenActionsFailing",
         "CostwardenOperatorDown",
     }
     assert alerts["CostwardenBudgetHigh"]["expr"].endswith("(costwarden_budget_used_percent) > 75")

@@ -126,7 +126,9 @@ def test_values_reach_the_command_line(all_manifests: list[Manifest]) -> None:
     assert flag(args, "--accrual-interval") == ["2.5"]
     assert flag(args, "--metrics-port") == ["9100"]
     assert flag(args, "--peering") == ["costwarden"]
-    assert flag(args, "--protected-namespace") == ["costwarden", "kube-system", "monitoring"]
+    assert flag(args, "--protected-namespace") == ["kube-system", "monitoring"]
+    assert flag(args, "--operator-namespace") == ["costwarden"]
+    assert flag(args, "--max-destructive-per-minute") == ["10"]
     assert "--dry-run" in args and "--verbose" in args
 
 

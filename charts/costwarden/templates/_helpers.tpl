@@ -86,9 +86,11 @@ app.kubernetes.io/part-of: costwarden
 {{- range $op.namespaces }}
 - --namespace={{ . }}
 {{- end }}
-{{- range (include "costwarden.protectedNamespaces" . | fromJsonArray) }}
+- --operator-namespace={{ .Release.Namespace }}
+{{- range $op.protectedNamespaces }}
 - --protected-namespace={{ . }}
 {{- end }}
+- --max-destructive-per-minute={{ $op.maxDestructivePerMinute }}
 {{- if .Values.peering.enabled }}
 - --peering={{ include "costwarden.peeringName" . }}
 {{- end }}
