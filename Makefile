@@ -38,7 +38,7 @@ sim: install
 bench: install
 	$(PY) bench/run.py
 
-demo: install tools
+demo: install
 	$(VENV)/bin/costwarden demo $(ARGS)
 
 clean:

@@ -233,8 +233,10 @@ def groups_table(rows: Iterable[GroupRow], by: GroupBy, title: str | None = None
 
 def actions_table(rows: Iterable[ActionRow], title: str = "Latest actions") -> Table:
     table = Table(title=title, title_justify="left")
-    for name in ("TIME", "BUDGET", "ACTION", "RESULT", "TRIGGER", "TARGETS"):
-        table.add_column(name, no_wrap=name not in ("TRIGGER", "TARGETS"))
+    for name in ("TIME", "BUDGET", "ACTION", "RESULT"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("TRIGGER", no_wrap=True, overflow="ellipsis", max_width=72)
+    table.add_column("TARGETS", no_wrap=True, overflow="ellipsis", max_width=48)
     for row in rows:
         targets = ", ".join(row.targets[:3]) + (" …" if len(row.targets) > 3 else "")
         table.add_row(row.time, f"{row.namespace}/{row.budget}", row.action, row.result, row.trigger, targets)
@@ -314,7 +316,10 @@ def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def run(args: argparse.Namespace, console: Console | None = None) -> int:
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped: full rows, as kubectl prints them
+            console = Console(width=220)
     try:
         reader = ClusterReader(args.kubeconfig, args.namespace)
     except Exception as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import struct
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from costwarden.demo import scenario
 from costwarden.demo.chart import History, Mark, render_chart
 from costwarden.demo.clock import AcceleratedClock
 from costwarden.demo.runner import DemoOptions, run_demo
+from costwarden.demo.shapes import BUDGET_API
 from costwarden.demo.view import action_label
 from costwarden.records import format_time
 from costwarden.sim.testing import ThreadedSimCluster
@@ -43,8 +44,9 @@ def png_size(path: Path) -> tuple[int, int]:
 def test_demo_runs_the_scenario_with_the_real_operator_and_charts_it(tmp_path):
     out = io.StringIO()
     console = Console(file=out, width=200)
-    # 8 wall seconds at 3400x: about 7.5 simulated hours, the span the scenario is written for.
-    result = run_demo(DemoOptions(speed=3400, duration=8, out=tmp_path, live=False), console)
+    # 8 wall seconds for the simulated span the scenario is written for.
+    speed = scenario.DEMO_HOURS * 3600 / 8
+    result = run_demo(DemoOptions(speed=speed, duration=8, out=tmp_path, live=False), console)
 
     assert result.chart == tmp_path / "spend.png"
     width, height = png_size(result.chart)
@@ -58,8 +60,8 @@ def test_demo_runs_the_scenario_with_the_real_operator_and_charts_it(tmp_path):
 
     # The operator's spend annotations reached the pods of every workload.
     assert {
-        "research/lr-sweep-7c1e-head",
-        "research/lr-sweep-7c1e-worker1",
+        "research/lr-sweep-trial-0-2ea4-head",
+        "research/lr-sweep-trial-1-7c1e-head",
         "research/finetune-llama-3b1d-head",
         "serving/llm-serving-6d9f7c8b5-x2k8q",
     } <= result.annotated_pods
@@ -130,8 +132,8 @@ def seed_top_cluster(sim: ThreadedSimCluster) -> None:
     scenario.seed(sim, scenario.DEMO_START)
     at = format_time(scenario.DEMO_START + timedelta(hours=2))
     figures = {
-        ("research", "lr-sweep-7c1e-head"): ("27.28", "13.64", "lr-sweep,research-monthly"),
-        ("research", "lr-sweep-7c1e-worker1"): ("27.28", "13.64", "lr-sweep,research-monthly"),
+        ("research", "lr-sweep-trial-0-2ea4-head"): ("27.28", "13.64", "lr-sweep,research-monthly"),
+        ("research", "lr-sweep-trial-1-7c1e-head"): ("27.30", "13.64", "lr-sweep,research-monthly"),
         ("research", "finetune-llama-3b1d-head"): ("0.40", "0.20", "finetune-llama,research-monthly"),
         ("serving", "llm-serving-6d9f7c8b5-x2k8q"): ("70.20", "35.10", "llm-serving"),
     }
@@ -143,9 +145,9 @@ def seed_top_cluster(sim: ThreadedSimCluster) -> None:
             "costwarden.dev/budgets": budgets,
         }
         sim.patch("v1", "pods", name, {"metadata": {"annotations": notes}}, namespace=namespace)
-    status = {"spend": 54.56, "hourlyRate": 27.28, "percentUsed": 21.8, "phase": "Ok", "pods": 2}
+    status = {"spend": 54.58, "hourlyRate": 27.28, "percentUsed": 21.8, "phase": "Ok", "pods": 2}
     sim.patch(
-        scenario.BUDGET_API,
+        BUDGET_API,
         "costbudgets",
         "lr-sweep",
         {"status": status},
@@ -154,7 +156,7 @@ def seed_top_cluster(sim: ThreadedSimCluster) -> None:
     )
     status = {"spend": 130.5, "hourlyRate": 35.1, "percentUsed": 81.6, "phase": "Warning", "pods": 1}
     sim.patch(
-        scenario.BUDGET_API,
+        BUDGET_API,
         "costbudgets",
         "llm-serving",
         {"status": status},
@@ -193,15 +195,17 @@ def test_top_once_shows_budgets_and_groups_from_the_cluster():
             "35.10/h",
             "Warning",
         ]
-        assert row_of(text, "research")[1:3] == ["lr-sweep", "54.56"]  # the most used research budget
-        # Grouped by SkyPilot cluster: the two annotated sweep pods; the inference pod has none.
-        sweep = ["lr-sweep", "research", "2", "4", "54.56", "27.28/h", "lr-sweep,research-monthly"]
-        assert row_of(text, "lr-sweep") == sweep
+        assert row_of(text, "research")[1:3] == ["lr-sweep", "54.58"]  # the most used research budget
+        # Grouped by SkyPilot cluster: each annotated trial is a cluster; the inference pod is in none.
+        trial = ["lr-sweep-trial-1", "research", "1", "2", "27.30", "13.64/h", "lr-sweep,research-monthly"]
+        assert row_of(text, "lr-sweep-trial-1") == trial
+        assert row_of(text, "lr-sweep-trial-0")[4] == "27.28"
+        assert "lr-sweep-trial-2" not in text  # not annotated: not priced yet
         assert row_of(text, "<none>")[2:6] == ["1", "8", "70.20", "35.10/h"]
         assert row_of(text, "finetune-llama")[4] == "0.40"
 
         by_user = run_top(sim.kubeconfig, "--by", "user")
-        assert row_of(by_user, "alice")[2:5] == ["2", "4", "54.56"]
+        assert row_of(by_user, "alice")[2:5] == ["2", "4", "54.58"]
         assert row_of(by_user, "bob")[4] == "0.40"
 
         only_serving = run_top(sim.kubeconfig, "-n", "serving", "--by", "namespace")
@@ -209,3 +213,20 @@ def test_top_once_shows_budgets_and_groups_from_the_cluster():
         assert "lr-sweep" not in only_serving
         groups = only_serving.split("Most expensive, by namespace")[1]
         assert row_of(groups, "serving")[1:4] == ["1", "8", "70.20"]
+
+
+def test_demo_against_a_given_cluster_seeds_nothing_and_reports_what_the_operator_sees(tmp_path):
+    """``--kubeconfig``: the stand-in plays the user's cluster; the demo runs in real time."""
+    with ThreadedSimCluster() as sim:
+        sim.create(load_crd())
+        scenario.seed(sim, datetime.now(UTC) - timedelta(hours=2))
+        before = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in sim.list("v1", "pods")}
+        options = DemoOptions(duration=4, out=tmp_path, kubeconfig=sim.kubeconfig, live=False)
+        result = run_demo(options, Console(file=io.StringIO(), width=200))
+        after = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in sim.list("v1", "pods")}
+
+    assert after == before  # no scenario objects added, no timeline applied
+    assert {f"{row.namespace}/{row.name}" for row in result.budgets} == BUDGETS
+    assert all(row.spend > 0 for row in result.budgets)  # two hours of GPUs, priced at once
+    assert "research/lr-sweep-trial-0-2ea4-head" in result.annotated_pods
+    assert png_size(result.chart)[0] > 500

@@ -46,8 +46,14 @@ class History:
         return found
 
     def sample(self, key: str, hours: float, spend: Decimal) -> None:
-        """Add a sample unless it repeats the time of the last one."""
+        """Add a sample; a later figure for the same time replaces it, an earlier one is dropped.
+
+        Zero figures before the first real one are dropped too: they come from evaluations before
+        the operator had priced the pods, and the curve is drawn from (0, 0) anyway.
+        """
         samples = self.budgets[key].samples
+        if not samples and not spend:
+            return
         if samples and samples[-1][0] >= hours:
             if samples[-1][0] == hours:
                 samples[-1] = (hours, spend)
@@ -111,7 +117,7 @@ def _panel(axes: object, key: str, series: BudgetSeries, end: float) -> None:
     labelled: set[str] = set()
     for slot, mark in enumerate(sorted(series.marks.values(), key=lambda m: m.hours)):
         colour = _ACTION_COLOURS.get(mark.action, "tab:green")
-        legend = f"action: {mark.action}" if mark.action else "event"
+        legend = f"action: {mark.action}" if mark.action else "scenario event"
         axes.axvline(
             mark.hours,
             color=colour,

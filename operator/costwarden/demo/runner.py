@@ -75,8 +75,10 @@ class Tracker:
         self.log: list[str] = []
         self.annotated: set[str] = set()
         self.gone: list[str] = []
-        self._pods: set[str] = set()
+        self._pods: dict[str, str] = {}  # "ns/name/uid" -> node, as last seen
+        self._seen_any = False
         self._action_results: dict[str, str] = {}
+        self._printed = 0
 
     def event(self, step: scenario.Step, now: datetime) -> None:
         hours = self.clock.hours(now)
@@ -85,26 +87,35 @@ class Tracker:
             if key in self.history.budgets:
                 self.history.mark(key, f"event/{step.title}", Mark(hours, step.mark or step.title))
 
-    def observe(self, snapshot: Snapshot) -> list[str]:
-        """Record a snapshot; returns the new log lines."""
-        before = len(self.log)
+    def unprinted(self) -> list[str]:
+        """Log lines not handed out before."""
+        fresh = self.log[self._printed :]
+        self._printed = len(self.log)
+        return fresh
+
+    def observe(self, snapshot: Snapshot) -> None:
+        """Record a snapshot: samples, action marks, and pods that came or went."""
         now_hours = self.clock.hours()
         for body in snapshot.budgets:
             self._sample(body, now_hours)
         for row in sorted(latest_actions(snapshot.budgets, limit=None), key=lambda r: r.time):
             self._action(row)
-        current = set()
+        current = {}
         for pod in snapshot.pods:
             name = f"{pod.namespace}/{pod.name}"
-            current.add(f"{name}/{pod.uid}")
+            current[f"{name}/{pod.uid}"] = pod.node_name or "?"
             if pod.spend_mark is not None:
                 self.annotated.add(name)
-        for gone in sorted(self._pods - current):
+        stamp = hours_text(now_hours)
+        for gone in sorted(set(self._pods) - set(current)):
             name = gone.rsplit("/", 1)[0]
             self.gone.append(name)
-            self.log.append(f"{hours_text(now_hours)} ✗ pod {name} is gone")
+            self.log.append(f"{stamp} ✗ pod {name} is gone")
+        if self._seen_any:
+            for new in sorted(set(current) - set(self._pods)):
+                self.log.append(f"{stamp} ✚ pod {new.rsplit('/', 1)[0]} started on {current[new]}")
         self._pods = current
-        return self.log[before:]
+        self._seen_any = self._seen_any or bool(current)
 
     def _sample(self, body: Mapping[str, Any], now_hours: float) -> None:
         meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
@@ -131,7 +142,10 @@ class Tracker:
         record = f"{key}/{row.id}"
         if self._action_results.get(record) != row.result:
             self._action_results[record] = row.result
-            targets = f" → {', '.join(row.targets)}" if row.targets else ""
+            shown = ", ".join(row.targets[:3]) + (
+                f" +{len(row.targets) - 3} more" if len(row.targets) > 3 else ""
+            )
+            targets = f" → {shown}" if row.targets else ""
             self.log.append(
                 f"{hours_text(hours)} ▶ {key}: {row.action} {row.result} ({row.trigger}){targets}"
             )
@@ -173,7 +187,8 @@ class _Loop:
                 if cluster is not None:
                     scenario.scale_down_pods(cluster)
                 self.snapshot = reader.snapshot()
-                fresh = self.tracker.observe(self.snapshot)
+                self.tracker.observe(self.snapshot)
+                fresh = self.tracker.unprinted()
                 frame = self._frame(elapsed)
                 if live is not None:
                     live.update(render_live(frame), refresh=True)
@@ -295,7 +310,17 @@ def _positive(text: str) -> float:
 
 
 def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    demo = subparsers.add_parser("demo", help="the guardrail demo on an embedded stand-in cluster")
+    demo = subparsers.add_parser(
+        "demo",
+        help="the guardrail demo on an embedded stand-in cluster",
+        description=(
+            "Starts the Kubernetes API stand-in in this process, creates priced GPU nodes, SkyPilot-style "
+            "pods and CostBudgets, and runs the real operator on an accelerated clock; ends with a summary "
+            "and a PNG chart of spend against limit. With --kubeconfig it runs the operator against that "
+            "cluster in real time instead (it seeds nothing, but the operator acts on the budgets it finds "
+            "there: do not run it beside an installed operator; use `costwarden top` to only watch)."
+        ),
+    )
     demo.add_argument(
         "--speed", type=_positive, default=600.0, help="simulated seconds per wall second (default 600)"
     )
@@ -339,6 +364,9 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
     )
     undo = _log_to_file(options.out / "operator.log")
     console.print(f"Operator log: {(options.out / 'operator.log').resolve()}", highlight=False)
+    if options.kubeconfig is None:
+        watch = f"costwarden top --kubeconfig {options.out / 'sim.kubeconfig'}"
+        console.print(f"While it runs, another terminal can watch it: {watch}", highlight=False)
     try:
         run_demo(options, console)
     except KeyboardInterrupt:

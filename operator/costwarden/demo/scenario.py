@@ -3,9 +3,11 @@
 Objects are shaped as EKS, GKE and SkyPilot make them (REFERENCE.md). The story, in simulated
 hours from ``DEMO_START``:
 
-- ``lr-sweep``: a 4-replica hyperparameter sweep (one SkyPilot cluster, 2 H100s per replica on
-  an on-demand p5.48xlarge); worker 3 is stuck at 0 % GPU. Budget 250 USD: Notify at 50 % and
-  80 %, Kill at 100 %; an idle-GPU rule kills a replica idle for 30 minutes.
+- ``lr-sweep``: a hyperparameter sweep of 4 trials, each a SkyPilot managed job (its own
+  SkyPilot cluster) with 2 H100s on an on-demand p5.48xlarge, all labelled ``sweep: lr-sweep``
+  through the task's ``pod_config``; trial 3 is stuck at 0 % GPU. Budget 250 USD: Notify at 50 %
+  and 80 %, Kill at 100 %; an idle-GPU rule kills a trial idle for 30 minutes (a SkyPilot
+  cluster is killed as a whole, so only the stuck trial goes).
 - ``finetune-llama``: a SkyPilot managed job on a spot g4dn.xlarge; at 2 h the spot node is
   reclaimed and the job recovers on on-demand capacity, so its burn rate more than doubles.
 - ``llm-serving``: a Deployment-owned inference pod on a GKE a3-highgpu-8g; weekly budget that
@@ -15,14 +17,21 @@ hours from ``DEMO_START``:
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from costwarden.models import GROUP, KIND, VERSION
-from costwarden.records import ANNOTATION_GPU_UTIL, ANNOTATION_NODE_PRICE, format_time
+from costwarden.demo.shapes import (
+    SkyPod,
+    budget,
+    eks_node,
+    gke_a3_node,
+    owner_reference,
+    running_status,
+    skypilot_pod,
+)
+from costwarden.records import ANNOTATION_GPU_UTIL, ANNOTATION_NODE_PRICE
 
 # A Thursday mid-month: no weekly or monthly period boundary falls inside the demo.
 DEMO_START = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -31,7 +40,6 @@ FAILOVER_AT = timedelta(hours=2)
 
 RESEARCH = "research"
 SERVING = "serving"
-BUDGET_API = f"{GROUP}/{VERSION}"
 
 P5_NODE = "ip-10-0-1-10.ec2.internal"
 SPOT_T4_NODE = "ip-10-0-2-20.ec2.internal"
@@ -41,7 +49,13 @@ A3_NODE = "gke-ml-a3-ondemand-5d2e9f01-h7kp"
 # demo pins an illustrative spot price (about 40 % of on-demand) with the node price annotation.
 SPOT_T4_PRICE = "0.2104"
 
-SWEEP = ("lr-sweep", "lr-sweep-7c1e")  # (name the user typed, name on cloud)
+SWEEP = "lr-sweep"
+# Each trial's SkyPilot cluster: (name the user typed, name on cloud).
+TRIALS = tuple(
+    (f"{SWEEP}-trial-{i}", f"{SWEEP}-trial-{i}-{suffix}")
+    for i, suffix in enumerate(("2ea4", "7c1e", "91bd", "c03f"))
+)
+IDLE_TRIAL = 3
 FINETUNE = ("finetune-llama", "finetune-llama-3b1d")
 
 
@@ -76,51 +90,7 @@ class Step:
     mark: str = ""  # its short label on the chart
 
 
-# ---- nodes
-
-
-def eks_node(
-    name: str, instance_type: str, *, spot: bool, gpus: int, cpu: str, memory: str
-) -> dict[str, Any]:
-    labels = {
-        "kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        "node.kubernetes.io/instance-type": instance_type,
-        "topology.kubernetes.io/region": "us-east-1",
-        "topology.kubernetes.io/zone": "us-east-1a",
-        "eks.amazonaws.com/capacityType": "SPOT" if spot else "ON_DEMAND",
-        "eks.amazonaws.com/nodegroup": f"gpu-{instance_type.partition('.')[0]}{'-spot' if spot else ''}",
-        "nvidia.com/gpu.count": str(gpus),
-    }
-    capacity = {"cpu": cpu, "memory": memory, "nvidia.com/gpu": str(gpus), "pods": "110"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"providerID": f"aws:///us-east-1a/i-0{zlib.crc32(name.encode()):08x}{len(name):08x}"},
-        "status": {"capacity": capacity, "allocatable": capacity},
-    }
-
-
-def gke_a3_node(name: str = A3_NODE) -> dict[str, Any]:
-    capacity = {"cpu": "208", "memory": "1872Gi", "nvidia.com/gpu": "8", "pods": "110"}
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "node.kubernetes.io/instance-type": "a3-highgpu-8g",
-                "topology.kubernetes.io/region": "us-central1",
-                "topology.kubernetes.io/zone": "us-central1-a",
-                "cloud.google.com/gke-accelerator": "nvidia-h100-80gb",
-                "cloud.google.com/gke-accelerator-count": "8",
-                "cloud.google.com/gke-nodepool": "a3-ondemand",
-            },
-        },
-        "spec": {"providerID": f"gce://ml-project/us-central1-a/{name}"},
-        "status": {"capacity": capacity, "allocatable": capacity},
-    }
+# ---- the story
 
 
 def nodes() -> list[dict[str, Any]]:
@@ -131,100 +101,24 @@ def nodes() -> list[dict[str, Any]]:
     on_demand = eks_node(ONDEMAND_T4_NODE, "g4dn.xlarge", spot=False, gpus=1, cpu="4", memory="16Gi")
     for node in (spot, on_demand):
         node["metadata"]["labels"]["nvidia.com/gpu.product"] = "Tesla-T4"
-    return [p5, spot, on_demand, gke_a3_node()]
-
-
-# ---- pods
-
-
-@dataclass(frozen=True, slots=True)
-class SkyPod:
-    cluster: tuple[str, str]
-    namespace: str
-    node: str
-    user: str
-    gpus: int
-    cpu: str
-    memory: str
-    role: str = "head"
-    index: int = 0
-    gpu_utilization: str = "97"
-    extra_annotations: tuple[tuple[str, str], ...] = ()
-    node_selector: tuple[tuple[str, str], ...] = ()
-
-
-def skypilot_pod(spec: SkyPod) -> dict[str, Any]:
-    """A SkyPilot head or worker pod: labels and annotations as sky/provision/kubernetes writes them."""
-    typed, on_cloud = spec.cluster
-    head = spec.role == "head"
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": f"{on_cloud}-head" if head else f"{on_cloud}-worker{spec.index}",
-            "namespace": spec.namespace,
-            "labels": {
-                "skypilot-cluster-name": on_cloud,
-                "ray-cluster-name": on_cloud,
-                "skypilot-cluster": on_cloud,
-                "parent": "skypilot",
-                "skypilot-user": spec.user,
-                "skypilot-binpack": "gpu",
-                "ray-node-type": spec.role,
-                "skypilot-head-node": "1" if head else "0",
-                "team": spec.namespace,
-            },
-            "annotations": {
-                "skypilot-cluster-name": typed,
-                "skypilot-user": spec.user,
-                ANNOTATION_GPU_UTIL: spec.gpu_utilization,
-                **dict(spec.extra_annotations),
-            },
-        },
-        "spec": {
-            "nodeName": spec.node,
-            "nodeSelector": dict(spec.node_selector),
-            "containers": [
-                {
-                    "name": "ray-node",
-                    "image": "us-docker.pkg.dev/sky-dev-465/skypilotk8s/skypilot-gpu:latest",
-                    "resources": {
-                        "requests": {
-                            "cpu": spec.cpu,
-                            "memory": spec.memory,
-                            "nvidia.com/gpu": str(spec.gpus),
-                        },
-                        "limits": {"nvidia.com/gpu": str(spec.gpus)},
-                    },
-                }
-            ],
-        },
-    }
-
-
-def running_status(started: datetime, container: str) -> dict[str, Any]:
-    at = format_time(started)
-    return {
-        "phase": "Running",
-        "startTime": at,
-        "containerStatuses": [{"name": container, "ready": True, "state": {"running": {"startedAt": at}}}],
-    }
+    return [p5, spot, on_demand, gke_a3_node(A3_NODE)]
 
 
 def sweep_pods() -> list[dict[str, Any]]:
     pods = []
-    for index in range(4):
+    for index, cluster in enumerate(TRIALS):
+        job = (("skypilot-managed-job-id", str(101 + index)), ("skypilot-managed-job-name", cluster[0]))
         spec = SkyPod(
-            SWEEP,
+            cluster,
             RESEARCH,
             P5_NODE,
             user="alice",
             gpus=2,
             cpu="44",
             memory="480Gi",
-            role="head" if index == 0 else "worker",
-            index=index,
-            gpu_utilization="0" if index == 3 else str(95 + index),
+            gpu_utilization="0" if index == IDLE_TRIAL else str(94 + index),
+            extra_annotations=job,
+            extra_labels=(("team", RESEARCH), ("sweep", SWEEP)),
         )
         pods.append(skypilot_pod(spec))
     return pods
@@ -243,6 +137,7 @@ def finetune_pod(node: str, spot: bool) -> dict[str, Any]:
         memory="12Gi",
         gpu_utilization="91",
         extra_annotations=job,
+        extra_labels=(("team", RESEARCH),),
         node_selector=selector,
     )
     return skypilot_pod(spec)
@@ -291,30 +186,6 @@ def inference_objects() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
     return deployment, replicaset, pod
 
 
-def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
-    meta = owner["metadata"]
-    return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-# ---- budgets
-
-
-def budget(namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": BUDGET_API,
-        "kind": KIND,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
-
-
 def budgets() -> list[dict[str, Any]]:
     notify_kill = [
         {"percent": 50, "action": "Notify"},
@@ -328,8 +199,7 @@ def budgets() -> list[dict[str, Any]]:
             {
                 "limit": 250,
                 "period": "Lifetime",
-                "skypilotCluster": SWEEP[0],
-                "selector": {"matchLabels": {"skypilot-cluster-name": SWEEP[1]}},
+                "selector": {"matchLabels": {"sweep": SWEEP}},
                 "thresholds": notify_kill,
                 "anomalies": {"idleGpu": {"belowPercent": 5, "forMinutes": 30, "action": "Kill"}},
                 "enforcement": {"gracePeriodSeconds": 30},
