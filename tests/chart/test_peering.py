@@ -8,19 +8,15 @@ the same arguments.
 
 from __future__ import annotations
 
-import pytest
-
 from costwarden.operator.app import kopf_settings
 from costwarden.operator.settings import OperatorSettings
 
 
 def test_peers_of_one_deployment_do_not_all_get_the_default_priority() -> None:
     settings = OperatorSettings(peering="cw-costwarden")
-    priorities = {kopf_settings(settings).peering.priority for _ in range(5)}
-    assert all(isinstance(p, int) for p in priorities)
-    if priorities == {0}:
-        pytest.xfail(
-            "kopf_settings leaves peering.priority at 0 for every replica: with replicaCount 2 "
-            "both pods pause; the operator should pick a per-process priority when --peering is set"
-        )
+    priorities = [kopf_settings(settings).peering.priority for _ in range(5)]
+    assert all(isinstance(p, int) and p > 0 for p in priorities)
+    assert len(set(priorities)) > 1  # each process draws its own
+    pinned = OperatorSettings(peering="cw-costwarden", peering_priority=7)
+    assert kopf_settings(pinned).peering.priority == 7
     assert kopf_settings(OperatorSettings()).peering.standalone

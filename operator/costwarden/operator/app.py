@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -58,6 +59,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     if settings.peering is not None:
         ks.peering.name = settings.peering
         ks.peering.mandatory = True
+        ks.peering.priority = peering_priority(settings)
     ks.persistence.finalizer = "costwarden.dev/finalizer"
     ks.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="costwarden.dev")
     ks.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="costwarden.dev")
@@ -67,6 +69,15 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks.networking.request_timeout = 30
     admission.configure(ks, settings)
     return ks
+
+
+def peering_priority(settings: OperatorSettings) -> int:
+    """Each replica its own kopf peering priority: kopf pauses every peer that shares the highest
+    priority, so equal priorities (all replicas started with the same arguments) would stall all
+    of them. The highest random priority acts; the others stand by and take over when it goes."""
+    if settings.peering_priority is not None:
+        return settings.peering_priority
+    return secrets.randbelow(1_000_000) + 1
 
 
 async def run_operator(

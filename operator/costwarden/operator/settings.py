@@ -24,6 +24,7 @@ class OperatorSettings:
     write_rate: float = 20.0  # global token bucket for annotation writes: tokens per second
     write_burst: int = 100
     peering: str | None = None  # kopf peering name; None runs standalone
+    peering_priority: int | None = None  # None: a random priority per process (see app.peering_priority)
     protected_namespaces: tuple[str, ...] = field(default=("kube-system",))
     enforcement: str = "on"  # on | dry-run | off: the global switch over Scale/Suspend/Kill
     max_destructive_per_minute: int = 30  # cap on Scale/Suspend/Kill plans carried out, all budgets
