@@ -121,7 +121,7 @@ async def test_an_allowed_pod_is_stored_and_the_review_describes_it(
     assert request["kind"] == {"group": "", "version": "v1", "kind": "Pod"}
     assert request["resource"] == {"group": "", "version": "v1", "resource": "pods"}
     assert request["requestResource"] == request["resource"]
-    assert (request["namespace"], request["name"]) == ("default", name)
+    assert (request["namespace"], request["name"]) == ("default", "")  # generateName: no name asked for
     assert request["object"]["metadata"]["name"] == name
     assert request["object"]["spec"]["restartPolicy"] == "Always"  # defaulted before review
     assert request["oldObject"] is None and request["dryRun"] is False
@@ -269,3 +269,17 @@ async def test_a_service_client_config_needs_a_mapping_in_the_stand_in(
     sim.emulator.webhooks.service_urls[("costwarden", "webhook")] = webhook.url.removesuffix("/validate")
     assert (await api.post(PODS, pod("x"))).status == 201
     assert len(webhook.reviews) == 1
+
+
+async def test_a_server_side_apply_that_creates_is_reviewed_as_create(
+    sim: SimCluster, api: Api, webhook: Webhook
+) -> None:
+    await sim.create(webhook.configuration())
+    reply = await api.patch(f"{PODS}/y?fieldManager=test", pod("y"), "application/apply-patch+yaml")
+    assert reply.status == 201
+    (review,) = webhook.reviews
+    assert review["request"]["operation"] == "CREATE" and review["request"]["name"] == "y"
+    assert (
+        await api.patch(f"{PODS}/y?fieldManager=test", pod("y"), "application/apply-patch+yaml")
+    ).status == 200
+    assert len(webhook.reviews) == 1  # the second apply is an UPDATE, which the rule leaves out

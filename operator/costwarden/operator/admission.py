@@ -11,9 +11,11 @@ its node drained, a certificate expired) *every* pod creation the webhook matche
 Deployments cannot roll, Jobs cannot start, and on a small cluster the operator's own replacement
 pod may be unable to start: an outage caused by a cost guard. So the guard is best effort by
 default (a relaunch during an operator outage gets through, and is killed again by the next
-evaluation once the operator is back), and ``Fail`` is an explicit opt-in
-(``--webhook-failure-policy=Fail``) for those who prefer a hard stop. kopf removes its managed
-webhook on a graceful shutdown, but not when the process is killed, so ``Fail`` bites exactly then.
+evaluation once the operator is back), and ``Fail`` is an explicit opt-in (the setting
+``webhook_failure_policy``) for those who prefer a hard stop. The managed webhook matches pod
+creations in every namespace, kube-system included (the handler admits protected namespaces, but
+only while it answers). kopf removes its managed webhook on a graceful shutdown, not when the
+process is killed or its node is lost, so ``Fail`` bites exactly then.
 Under ``Fail``, an internal error of this handler also refuses the pod (kopf answers 500); under
 ``Ignore`` it is logged and the pod admitted, consistent with the policy.
 
@@ -164,7 +166,7 @@ def register_admission(registry: kopf.OperatorRegistry) -> None:
     """Register the guard: at startup, if ``webhook_port`` is set, with the configured policy."""
 
     @kopf.on.startup(registry=registry)
-    def register_guard(memo: Any, **_: Any) -> None:
+    async def register_guard(memo: Any, **_: Any) -> None:
         from costwarden.operator.handlers import runtime_of  # handlers imports this module
 
         settings = runtime_of(memo).settings

@@ -57,14 +57,10 @@ class Review:
 
     target: Target
     operation: str  # CREATE | UPDATE
+    name: str  # as requested: empty for a create by generateName, as on a real apiserver
     obj: Mapping[str, Any]
     old: Mapping[str, Any] | None
     dry_run: bool
-
-    @property
-    def resource(self) -> str:
-        plural = self.target.info.plural
-        return f"{plural}/{self.target.subresource}" if self.target.subresource else plural
 
     def payload(self, uid: str) -> dict[str, Any]:
         info, meta = self.target.info, self.obj.get("metadata") or {}
@@ -77,7 +73,7 @@ class Review:
             "resource": resource,
             "requestKind": kind,
             "requestResource": resource,
-            "name": meta.get("name", ""),
+            "name": self.name,
             "operation": self.operation,
             "userInfo": USER_INFO,
             "object": self.obj,
@@ -184,7 +180,8 @@ class AdmissionWebhooks:
         if not hooks:
             return self.api.create(target, body, opts)
         trial = self.api.create(target, body, replace(opts, dry_run=True))
-        review = Review(target, "CREATE", trial.obj, None, opts.dry_run)
+        name = str((body.get("metadata") or {}).get("name") or target.name or "")
+        review = Review(target, "CREATE", name, trial.obj, None, opts.dry_run)
         warnings = await self._review(hooks, review)
         pinned = copy.deepcopy(dict(body))
         pinned.setdefault("metadata", {})["name"] = trial.obj["metadata"]["name"]
@@ -196,17 +193,16 @@ class AdmissionWebhooks:
         self, target: Target, write: Callable[[WriteOptions], WriteResult], opts: WriteOptions
     ) -> WriteResult:
         """A replace or patch (``write`` performs it); an apply patch that creates counts as CREATE."""
-        hooks = {op: self._candidates(target, op) for op in ("UPDATE", "CREATE")}
-        if not hooks["UPDATE"] and not hooks["CREATE"]:
+        info = target.info
+        stored = self.api.store.get((info.group, info.plural), target.namespace, target.name or "")
+        operation = "UPDATE" if stored is not None else "CREATE"
+        hooks = self._candidates(target, operation)
+        if not hooks:
             return write(opts)
-        try:
-            old: dict[str, Any] | None = self.api.read(target)
-        except ApiError:
-            old = None
+        old = self.api.read(target) if stored is not None else None
         trial = write(replace(opts, dry_run=True))
-        operation = "CREATE" if trial.created else "UPDATE"
-        review = Review(target, operation, trial.obj, None if trial.created else old, opts.dry_run)
-        warnings = await self._review(hooks[operation], review)
+        review = Review(target, operation, target.name or "", trial.obj, old, opts.dry_run)
+        warnings = await self._review(hooks, review)
         result = write(opts)
         result.warnings.extend(warnings)
         return result
