@@ -68,6 +68,25 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="never act in this namespace (repeatable; kube-system and --operator-namespace always are)",
     )
     run.add_argument("--operator-namespace", help="the operator's own namespace (protected)")
+    hook = run.add_argument_group("admission guard (spec.enforcement.blockNewPods)")
+    hook.add_argument(
+        "--webhook-port", type=int, default=0, help="HTTPS port of the webhook server; 0: no guard"
+    )
+    hook.add_argument("--webhook-addr", default="0.0.0.0", help="address the webhook server listens on")  # noqa: S104
+    hook.add_argument("--webhook-host", help="host name the API server calls (certificate SAN)")
+    hook.add_argument("--webhook-cert-dir", type=Path, help="directory with tls.crt, tls.key (and ca.crt)")
+    hook.add_argument(
+        "--webhook-failure-policy",
+        choices=("Ignore", "Fail"),
+        default="Ignore",
+        help="Ignore (default): pods are admitted when the operator is unreachable; Fail blocks them",
+    )
+    hook.add_argument(
+        "--no-webhook-managed",
+        dest="webhook_managed",
+        action="store_false",
+        help="the ValidatingWebhookConfiguration is installed by the Helm chart, not by the operator",
+    )
     run.add_argument(
         "--max-destructive-per-minute",
         type=_positive(int),
@@ -104,6 +123,12 @@ def _run(args: argparse.Namespace) -> int:
             )
         ),
         max_destructive_per_minute=args.max_destructive_per_minute,
+        webhook_port=args.webhook_port,
+        webhook_addr=args.webhook_addr,
+        webhook_host=args.webhook_host,
+        webhook_cert_dir=args.webhook_cert_dir,
+        webhook_failure_policy=args.webhook_failure_policy,
+        webhook_managed=args.webhook_managed,
     )
     try:
         asyncio.run(run_operator(settings))
