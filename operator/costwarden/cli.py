@@ -72,7 +72,7 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     hook.add_argument(
         "--webhook-port", type=int, default=0, help="HTTPS port of the webhook server; 0: no guard"
     )
-    hook.add_argument("--webhook-addr", default="0.0.0.0", help="address the webhook server listens on")  # noqa: S104
+    hook.add_argument("--webhook-addr", default="0.0.0.0", help="address the webhook server listens on")
     hook.add_argument("--webhook-host", help="host name the API server calls (certificate SAN)")
     hook.add_argument("--webhook-cert-dir", type=Path, help="directory with tls.crt, tls.key (and ca.crt)")
     hook.add_argument(
