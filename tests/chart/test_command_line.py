@@ -1,10 +1,7 @@
 """The Deployment's arguments are ones `costwarden run` accepts, with the values the chart meant.
 
 The chart is rendered for the operator image of the same appVersion; a flag the CLI does not
-know would crash-loop every pod. Flags that the chart passes for features whose CLI options are
-still being added (the webhook server's) are listed
-in PENDING: while the CLI lacks exactly those, the test is an expected failure naming them;
-any other unknown flag fails it.
+know would crash-loop every pod.
 """
 
 from __future__ import annotations
@@ -17,25 +14,12 @@ import pytest
 from costwarden.cli import build_parser
 from tests.chart.helm import Manifest, find
 
-PENDING = frozenset(
-    {
-        "--webhook-port",
-        "--webhook-cert-dir",
-        "--webhook-failure-policy",
-        "--webhook-host",
-        "--no-webhook-managed",
-    }
-)
-
 
 def parse_run(manifests: list[Manifest]) -> argparse.Namespace:
     pod = find(manifests, "Deployment")["spec"]["template"]["spec"]
     args = [str(a) for a in pod["containers"][0]["args"]]
     namespace, unknown = build_parser().parse_known_args(["run", *args])
-    flags = {token.split("=", 1)[0] for token in unknown}
-    assert flags <= PENDING, f"`costwarden run` does not accept {sorted(flags - PENDING)}"
-    if flags:
-        pytest.xfail(f"`costwarden run` does not accept these flags yet: {sorted(flags)}")
+    assert unknown == [], f"`costwarden run` does not accept {unknown}"
     return namespace
 
 
