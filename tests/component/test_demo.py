@@ -16,7 +16,7 @@ from costwarden import top
 from costwarden.cli import build_parser
 from costwarden.crd import load_crd
 from costwarden.demo import scenario
-from costwarden.demo.chart import History, Mark, render_chart
+from costwarden.demo.chart import ChartStyle, History, Mark, render_chart
 from costwarden.demo.clock import AcceleratedClock
 from costwarden.demo.runner import DemoOptions, run_demo
 from costwarden.demo.shapes import BUDGET_API
@@ -122,7 +122,7 @@ def test_chart_of_a_hand_made_history_is_a_png(tmp_path):
     assert history.mark("ns/a", "threshold/100/x", Mark(5.0, "100% Kill · Pending", "Kill"))
     assert not history.mark("ns/a", "threshold/100/x", Mark(5.0, "100% Kill · Done", "Kill"))
     assert history.budgets["ns/a"].marks["threshold/100/x"].label == "100% Kill · Done"
-    path = render_chart(history, tmp_path / "c.png", "test")
+    path = render_chart(history, tmp_path / "c.png", ChartStyle("test"))
     assert png_size(path)[0] > 500
 
 

@@ -10,6 +10,10 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 _ACTION_COLOURS = {"Notify": "tab:blue", "Scale": "tab:orange", "Suspend": "tab:purple", "Kill": "tab:red"}
 _LABEL_HEIGHTS = (0.96, 0.80, 0.64, 0.48)
@@ -30,26 +34,28 @@ class BudgetSeries:
     thresholds: list[tuple[Decimal, str]] = field(default_factory=list)  # (percent, action)
     samples: list[tuple[float, Decimal]] = field(default_factory=list)  # (hours, spend)
     marks: dict[str, Mark] = field(default_factory=dict)  # by action id (or event title)
+    from_zero: bool = True  # the curve starts at (0, 0): spend began when the chart did
 
 
 class History:
     """Spend samples and marks per budget key ``namespace/name``, in insertion order."""
 
-    def __init__(self) -> None:
+    def __init__(self, from_zero: bool = True) -> None:
         self.budgets: dict[str, BudgetSeries] = {}
+        self.from_zero = from_zero
 
     def series(self, key: str, limit: Decimal, thresholds: list[tuple[Decimal, str]]) -> BudgetSeries:
         found = self.budgets.get(key)
         if found is None:
-            found = self.budgets[key] = BudgetSeries(limit=limit, thresholds=thresholds)
+            found = self.budgets[key] = BudgetSeries(limit, thresholds, from_zero=self.from_zero)
         found.limit = limit
         return found
 
     def sample(self, key: str, hours: float, spend: Decimal) -> None:
         """Add a sample; a later figure for the same time replaces it, an earlier one is dropped.
 
-        Zero figures before the first real one are dropped too: they come from evaluations before
-        the operator had priced the pods, and the curve is drawn from (0, 0) anyway.
+        Zero figures before the first real one are dropped: they come from evaluations before the
+        operator had priced the pods.
         """
         samples = self.budgets[key].samples
         if not samples and not spend:
@@ -74,7 +80,14 @@ def _spend_at(samples: list[tuple[float, Decimal]], hours: float) -> float | Non
     return float(before[-1]) if before else None
 
 
-def render_chart(history: History, path: Path, title: str) -> Path:
+@dataclass(frozen=True, slots=True)
+class ChartStyle:
+    title: str
+    x_label: str = "simulated hours since start"
+    x_per_hour: float = 1.0  # 60 draws the x axis in minutes
+
+
+def render_chart(history: History, path: Path, style: ChartStyle) -> Path:
     """Draw every budget's panel into ``path`` (PNG); returns the path."""
     import matplotlib
 
@@ -90,8 +103,9 @@ def render_chart(history: History, path: Path, title: str) -> Path:
         if index >= len(keys):
             axes.set_visible(False)
             continue
-        _panel(axes, keys[index], history.budgets[keys[index]], end)
-    figure.suptitle(title, fontsize=13)
+        _panel(axes, (keys[index], history.budgets[keys[index]]), end * style.x_per_hour, style)
+        axes.set_xlim(0, end * style.x_per_hour * 1.02)
+    figure.suptitle(style.title, fontsize=13)
     figure.tight_layout(rect=(0, 0, 1, 0.96))
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
@@ -99,27 +113,47 @@ def render_chart(history: History, path: Path, title: str) -> Path:
     return path
 
 
-def _panel(axes: object, key: str, series: BudgetSeries, end: float) -> None:
-    from matplotlib.axes import Axes
-
-    assert isinstance(axes, Axes)
+def _panel(axes: Axes, budget: tuple[str, BudgetSeries], end: float, style: ChartStyle) -> None:
+    key, series = budget
+    scale = style.x_per_hour
     limit = float(series.limit)
-    hours = [0.0] + [at for at, _ in series.samples]
-    spend = [0.0] + [float(value) for _, value in series.samples]
-    axes.plot(hours, spend, color="black", linewidth=2, label="spend")
+    points = [(at * scale, float(value)) for at, value in series.samples]
+    if series.from_zero:
+        points.insert(0, (0.0, 0.0))
+    marker = "o" if len(points) == 1 else None  # a lone sample is a dot, not an invisible line
+    xs, ys = [x for x, _ in points], [y for _, y in points]
+    axes.plot(xs, ys, color="black", linewidth=2, marker=marker, label="spend")
     axes.axhline(limit, color="tab:red", linestyle="--", linewidth=1.5, label=f"limit {limit:,.2f} USD")
     for percent, action in series.thresholds:
         if percent != 100:
             level = limit * float(percent) / 100
             axes.axhline(level, color="grey", linestyle=":", linewidth=1)
-            axes.text(0.01 * end, level, f"{percent}% {action}", va="bottom", fontsize=7.5, color="grey")
-    top = max([limit, *spend]) * 1.12
+            axes.text(
+                0.01 * end,
+                level,
+                f"{percent}% {action}",
+                va="bottom",
+                fontsize=7.5,
+                color="grey",
+            )
+    _marks(axes, series, scale)
+    axes.set_ylim(0, max([limit, *(y for _, y in points)]) * 1.12)
+    axes.set_title(key, fontsize=11, loc="left")
+    axes.set_xlabel(style.x_label)
+    axes.set_ylabel("spend (USD)")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="lower right", fontsize=8)
+
+
+def _marks(axes: Axes, series: BudgetSeries, scale: float) -> None:
+    """A vertical line per action (a dot where it meets the spend curve) or scenario event, labelled."""
     labelled: set[str] = set()
     for slot, mark in enumerate(sorted(series.marks.values(), key=lambda m: m.hours)):
+        x = mark.hours * scale
         colour = _ACTION_COLOURS.get(mark.action, "tab:green")
         legend = f"action: {mark.action}" if mark.action else "scenario event"
         axes.axvline(
-            mark.hours,
+            x,
             color=colour,
             linestyle="-" if mark.action else "-.",
             linewidth=1.2,
@@ -129,10 +163,10 @@ def _panel(axes: object, key: str, series: BudgetSeries, end: float) -> None:
         labelled.add(legend)
         at = _spend_at(series.samples, mark.hours)
         if at is not None and mark.action:
-            axes.plot([mark.hours], [at], marker="o", color=colour, markersize=6)
+            axes.plot([x], [at], marker="o", color=colour, markersize=6)
         axes.annotate(
             mark.label,
-            xy=(mark.hours, _LABEL_HEIGHTS[slot % len(_LABEL_HEIGHTS)]),
+            xy=(x, _LABEL_HEIGHTS[slot % len(_LABEL_HEIGHTS)]),
             xycoords=("data", "axes fraction"),
             xytext=(3, 0),
             textcoords="offset points",
@@ -141,10 +175,3 @@ def _panel(axes: object, key: str, series: BudgetSeries, end: float) -> None:
             va="top",
             bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
         )
-    axes.set_xlim(0, end * 1.02)
-    axes.set_ylim(0, top)
-    axes.set_title(key, fontsize=11, loc="left")
-    axes.set_xlabel("simulated hours since start")
-    axes.set_ylabel("spend (USD)")
-    axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.live import Live
 
 from costwarden.demo import scenario
-from costwarden.demo.chart import History, Mark, render_chart
+from costwarden.demo.chart import ChartStyle, History, Mark, render_chart
 from costwarden.demo.clock import AcceleratedClock
 from costwarden.demo.view import (
     Frame,
@@ -38,7 +38,7 @@ from costwarden.demo.view import (
     status_line,
     summary_table,
 )
-from costwarden.records import parse_decimal, parse_time
+from costwarden.records import format_time, parse_decimal, parse_time
 from costwarden.top import ActionRow, BudgetRow, ClusterReader, Snapshot, budget_rows, latest_actions
 
 log = logging.getLogger(__name__)
@@ -69,9 +69,9 @@ class DemoResult:
 class Tracker:
     """Turns successive snapshots into chart samples, marks and a log of what happened."""
 
-    def __init__(self, clock: AcceleratedClock) -> None:
+    def __init__(self, clock: AcceleratedClock, from_zero: bool = True) -> None:
         self.clock = clock
-        self.history = History()
+        self.history = History(from_zero=from_zero)
         self.log: list[str] = []
         self.annotated: set[str] = set()
         self.gone: list[str] = []
@@ -128,8 +128,9 @@ class Tracker:
         spend = parse_decimal(status.get("spend"))
         if spend is None:
             return
-        evaluated = parse_time(status.get("lastEvaluated"))
-        hours = self.clock.hours(evaluated) if evaluated is not None else now_hours
+        evaluated = parse_time(status.get("lastEvaluated"))  # whole seconds
+        fresh = evaluated is not None and evaluated >= self.clock.start
+        hours = self.clock.hours(evaluated) if evaluated is not None and fresh else now_hours
         self.history.sample(key, hours, spend)
 
     def _action(self, row: ActionRow) -> None:
@@ -163,7 +164,8 @@ class _Loop:
         self.options = options
         self.console = console
         self.clock = clock
-        self.tracker = Tracker(clock)
+        # A real cluster's budgets had spend before the demo began: no curve from (0, 0) there.
+        self.tracker = Tracker(clock, from_zero=options.kubeconfig is None)
         self.snapshot = Snapshot(budgets=(), pods=())
 
     def run(
@@ -200,7 +202,12 @@ class _Loop:
                         self.console.print(status_line(frame), highlight=False)
                 if elapsed >= self.options.duration:
                     return
-                time.sleep(self.options.tick)
+                time.sleep(self._tick)
+
+    @property
+    def _tick(self) -> float:
+        """A real cluster is listed every 2 s at most: its pod list may be long."""
+        return self.options.tick if self.options.kubeconfig is None else max(self.options.tick, 2.0)
 
     def _frame(self, elapsed: float) -> Frame:
         return Frame(
@@ -284,12 +291,15 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
     rows = budget_rows(loop.snapshot.budgets)
     actions = latest_actions(loop.snapshot.budgets, limit=None)
     hours = loop.clock.hours()
-    speed = f"{loop.clock.speed:g}x speed" if options.kubeconfig is None else "real time"
-    chart = render_chart(
-        tracker.history,
-        options.out / "spend.png",
-        f"costwarden demo: spend against limit per budget ({hours:.1f} simulated hours, {speed})",
-    )
+    if options.kubeconfig is None:
+        span = f"{hours:.1f} simulated hours, {loop.clock.speed:g}x speed"
+        style = ChartStyle(f"costwarden demo: spend against limit per budget ({span})")
+    else:
+        span = f"{hours * 60:.1f} minutes from {format_time(loop.clock.start)}"
+        style = ChartStyle(
+            f"costwarden demo: spend against limit per budget ({span})", "minutes since start", 60
+        )
+    chart = render_chart(tracker.history, options.out / "spend.png", style)
     console.print(summary_table(rows, actions))
     console.print(f"Chart: {chart.resolve()}", highlight=False)
     return DemoResult(
