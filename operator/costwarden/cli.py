@@ -39,6 +39,9 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--interval", type=_positive(float), default=10.0, help="seconds between budget evaluations"
     )
     run.add_argument(
+        "--status-interval", type=_positive(float), default=10.0, help="max seconds between status writes"
+    )
+    run.add_argument(
         "--accrual-interval", type=_positive(float), default=10.0, help="seconds between pod passes"
     )
     run.add_argument("--metrics-port", type=int, default=9090, help="port for /metrics (0 disables)")
@@ -105,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=tuple(args.namespaces),
         interval=args.interval,
         accrual_interval=args.accrual_interval,
+        status_interval=args.status_interval,
         metrics_port=args.metrics_port,
         price_overrides=args.price_overrides,
         dry_run=args.dry_run,
@@ -195,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.command == "run":
+        if not args.verbose:
+            logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # no line per timer run
         return _run(args)
     if args.command == "sim":
         from costwarden.sim import cli as sim_cli

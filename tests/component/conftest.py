@@ -57,6 +57,7 @@ def start_operator(
             "kubeconfig": cluster.kubeconfig,
             "interval": 0.3,
             "accrual_interval": 0.3,
+            "status_interval": 0.3,
             "metrics_port": free_port(),
             "metrics_host": "127.0.0.1",
             "annotation_interval": 60.0,

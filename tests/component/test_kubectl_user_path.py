@@ -51,7 +51,11 @@ def test_apply_examples_and_watch_spend_live(bare_cluster, kubectl, clock, tmp_p
     assert "costbudget.costwarden.dev/llama-sweep created" in applied.stdout
     seed_llama_sweep(bare_cluster)
     settings = OperatorSettings(
-        kubeconfig=bare_cluster.kubeconfig, interval=0.3, accrual_interval=0.3, metrics_port=0
+        kubeconfig=bare_cluster.kubeconfig,
+        interval=0.3,
+        accrual_interval=0.3,
+        status_interval=0.3,
+        metrics_port=0,
     )
     with OperatorThread(settings, clock=clock):
 

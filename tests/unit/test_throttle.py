@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 
 from costwarden.engine.ledger import PodAccrual
-from costwarden.operator.throttle import TokenBucket, WritePolicy, priority, write_reason
+from costwarden.operator.throttle import TokenBucket, WritePolicy, priority, status_due, write_reason
 from costwarden.records import PodSpendMark
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -60,3 +60,36 @@ def test_priority_puts_new_figures_then_stalest_first():
     ordered = sorted(items, key=lambda item: priority(item[0], item[1], now))
     assert [reason for reason, _ in ordered] == ["first", "rate", "interval", "interval"]
     assert ordered[2][1].at == T0 + timedelta(seconds=100)
+
+
+STATUS = {
+    "phase": "Ok",
+    "spend": 10.0,
+    "hourlyRate": 55.04,
+    "pods": 1,
+    "gpus": 8,
+    "actions": [],
+    "conditions": [],
+    "ledger": {"pods": {"uid-a": {"spend": "10"}}, "idleSince": {}},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "seconds", "expected"),
+    [
+        ({"spend": 11.0}, 3, False),  # only the spend moved: wait for the interval
+        ({"spend": 11.0}, 10, True),
+        ({"phase": "Warning"}, 1, True),
+        ({"actions": [{"id": "threshold/80/lifetime"}]}, 1, True),
+        ({"hourlyRate": 110.08}, 1, True),
+        ({"ledger": {"pods": {"uid-a": {}, "uid-b": {}}, "idleSince": {}}}, 1, True),
+        ({"ledger": {"pods": {"uid-a": {"spend": "12"}}, "idleSince": {}}}, 1, False),
+        ({"ledger": {"pods": {"uid-a": {}, "uid-gone": None}, "idleSince": {}}}, 1, False),  # null = removed
+    ],
+)
+def test_status_due(change, seconds, expected):
+    assert status_due(STATUS, {**STATUS, **change}, seconds, interval=10) is expected
+
+
+def test_a_first_status_is_always_due():
+    assert status_due({}, STATUS, 0, interval=10) is True

@@ -245,6 +245,7 @@ def _simulated(options: DemoOptions, console: Console) -> _Loop:
             kubeconfig=sim.kubeconfig,
             interval=interval,
             accrual_interval=interval,
+            status_interval=interval,
             metrics_port=0,
             annotation_interval=2 * interval,
         )

@@ -20,6 +20,7 @@ from costwarden.operator.budgets import BudgetObject, evaluate
 from costwarden.operator.kube import bearer_token
 from costwarden.operator.resume import RESUME_ANNOTATION
 from costwarden.operator.runtime import Runtime
+from costwarden.operator.throttle import status_due
 from costwarden.records import NodeRecord, PodRecord
 
 log = logging.getLogger(__name__)
@@ -102,12 +103,17 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
             resume_requested=RESUME_ANNOTATION in (meta.get("annotations") or {}),
         )
         status, counts = await evaluate(runtime, budget, pods, nodes, now)
+        budget_key = (namespace, name)
+        since = started - runtime.status_written.get(budget_key, float("-inf"))
         if runtime.kube.dry_run:
             log.info("dry-run: would set status of CostBudget %s/%s: %s", namespace, name, status)
-        else:
+        elif budget.resume_requested or status_due(
+            budget.status, status, since, runtime.settings.status_interval
+        ):
             patch["status"] = status
             if budget.resume_requested:
                 patch["metadata"] = {"annotations": {RESUME_ANNOTATION: None}}
+            runtime.status_written[budget_key] = started
             runtime.metrics.api_writes.labels("status", "sent").inc()
         for key, value in counts.items():
             if key.startswith("action_"):
@@ -124,6 +130,7 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
             runtime.coverage.drop((namespace or "", name))
             runtime.budgets.pop((namespace or "", name), None)
             runtime.specs.pop((namespace or "", name), None)
+            runtime.status_written.pop((namespace or "", name), None)
 
     register_admission(registry)
     return registry

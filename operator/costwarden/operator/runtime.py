@@ -71,6 +71,9 @@ class Runtime:
     coverage: Coverage = field(default_factory=Coverage)
     budgets: dict[BudgetKey, BudgetFigures] = field(default_factory=dict)
     specs: dict[BudgetKey, CostBudgetSpec] = field(default_factory=dict)  # valid specs, last evaluated
+    status_written: dict[BudgetKey, float] = field(
+        default_factory=dict
+    )  # monotonic time of the last status PATCH
     node_prices: dict[str, NodePrice] = field(default_factory=dict)
     idle_costs: dict[str, Decimal] = field(default_factory=dict)
     pod_names: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # uid -> (ns, name, node)

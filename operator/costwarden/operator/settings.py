@@ -13,7 +13,8 @@ class OperatorSettings:
 
     kubeconfig: Path | None = None  # None: in-cluster service account, else $KUBECONFIG/~/.kube/config
     namespaces: tuple[str, ...] = ()  # empty: the whole cluster
-    interval: float = 10.0  # seconds between evaluations of each budget
+    interval: float = 10.0  # seconds between evaluations of each budget (how fast a crossing acts)
+    status_interval: float = 10.0  # at most this long between status writes when only spend moved
     accrual_interval: float = 10.0  # seconds between passes over all pods
     metrics_port: int = 9090  # 0 disables the /metrics server
     metrics_host: str = "0.0.0.0"

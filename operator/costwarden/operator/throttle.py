@@ -7,9 +7,11 @@ writes draw from one token bucket.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from costwarden.engine.ledger import PodAccrual
 from costwarden.records import PodSpendMark
@@ -75,3 +77,28 @@ def priority(reason: str, written: PodSpendMark | None, now: datetime) -> tuple[
     rank = {"first": 0, "budgets": 1, "rate": 1, "interval": 2}.get(reason, 3)
     age = (now - written.at).total_seconds() if written else float("inf")
     return (rank, -age)
+
+
+_MEANINGFUL = ("phase", "actions", "conditions", "hourlyRate", "pods", "gpus", "observedGeneration")
+
+
+def status_due(
+    old: Mapping[str, Any], new: Mapping[str, Any], seconds_since_write: float, interval: float
+) -> bool:
+    """Whether a budget's status is worth a PATCH now.
+
+    Anything a reader acts on (phase, actions, conditions, the rate, which pods are in the
+    ledger) is written at once; the steadily rising spend figure at most every ``interval``
+    seconds, so a short evaluation interval (fast enforcement) does not mean a write per pass.
+    """
+    if seconds_since_write >= interval:
+        return True
+    if any(old.get(key) != new.get(key) for key in _MEANINGFUL):
+        return True
+    old_ledger, new_ledger = old.get("ledger") or {}, new.get("ledger") or {}
+    for part in ("pods", "idleSince"):
+        written = set(old_ledger.get(part) or {})
+        wanted = {key for key, value in (new_ledger.get(part) or {}).items() if value is not None}
+        if written != wanted:
+            return True
+    return False
