@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from costwarden.records import format_time
+from costwarden.demo import shapes as demo_shapes
 
 
 def eks_p5_node(name: str = "ip-10-0-1-23.ec2.internal", *, spot: bool = False) -> dict[str, Any]:
@@ -36,24 +36,7 @@ def eks_p5_node(name: str = "ip-10-0-1-23.ec2.internal", *, spot: bool = False) 
 
 
 def gke_a3_spot_node(name: str = "gke-ml-a3-spot-7f3c2a1b-x9kq") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "node.kubernetes.io/instance-type": "a3-highgpu-8g",
-                "topology.kubernetes.io/region": "us-central1",
-                "topology.kubernetes.io/zone": "us-central1-a",
-                "cloud.google.com/gke-spot": "true",
-                "cloud.google.com/gke-accelerator": "nvidia-h100-80gb",
-                "cloud.google.com/gke-accelerator-count": "8",
-                "cloud.google.com/gke-nodepool": "a3-spot",
-            },
-        },
-        "spec": {"providerID": f"gce://ml-project/us-central1-a/{name}"},
-        "status": {"capacity": {"cpu": "208", "memory": "1872Gi", "nvidia.com/gpu": "8", "pods": "110"}},
-    }
+    return demo_shapes.gke_a3_node(name, spot=True)
 
 
 def aks_t4_spot_node(name: str = "aks-gpuspot-31415926-vmss000000") -> dict[str, Any]:
@@ -128,13 +111,7 @@ def skypilot_pod(
 
 
 def running_status(started: datetime) -> dict[str, Any]:
-    return {
-        "phase": "Running",
-        "startTime": format_time(started),
-        "containerStatuses": [
-            {"name": "ray-node", "ready": True, "state": {"running": {"startedAt": format_time(started)}}}
-        ],
-    }
+    return demo_shapes.running_status(started, "ray-node")
 
 
 def plain_pod(

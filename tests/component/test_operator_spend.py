@@ -206,3 +206,60 @@ def test_dry_run_writes_nothing(cluster, clock, start_operator):
     assert status_of(cluster) == {}
     assert "costwarden.dev/spend" not in annotations_of(cluster, pods[0])
     assert events_with(cluster, "ThresholdCrossed") == []
+
+
+def test_a_team_budget_prices_eks_gke_and_aks_nodes_from_the_catalog(cluster, clock, start_operator):
+    """selector {} over a namespace with pods on an EKS p5, a GKE a3 spot and an AKS T4 spot node."""
+    cluster.create(shapes.namespace(NS))
+    nodes = [
+        shapes.eks_p5_node("ip-10-0-1-10.ec2.internal"),
+        shapes.gke_a3_spot_node(),
+        shapes.aks_t4_spot_node(),
+    ]
+    for node in nodes:
+        cluster.create(node)
+    for index, node in enumerate(nodes):
+        capacity = node["status"]["capacity"]
+        pod = shapes.skypilot_pod(
+            f"team-{index}-abcd",
+            f"team-{index}",
+            namespace=NS,
+            node=node["metadata"]["name"],
+            gpus=int(capacity["nvidia.com/gpu"]),
+            cpu=capacity["cpu"],
+            memory=capacity["memory"],
+        )
+        created = cluster.create(pod)["metadata"]["name"]
+        cluster.patch(
+            "v1", "pods", created, {"status": shapes.running_status(T0)}, namespace=NS, subresource="status"
+        )
+    team = {
+        "apiVersion": "costwarden.dev/v1alpha1",
+        "kind": "CostBudget",
+        "metadata": {"name": "research-monthly", "namespace": NS},
+        "spec": {"limit": 100_000, "period": "Monthly", "selector": {}},
+    }
+    cluster.create(team)
+    operator = start_operator()
+    cluster.wait_for(lambda: len(operator.runtime.node_prices) == 3, timeout=20)
+    prices = operator.runtime.node_prices
+    catalog = {name: price for name, price in prices.items() if price.source.startswith("catalog")}
+    assert set(catalog) == set(prices), {name: p.source for name, p in prices.items()}
+    facts = {name: (p.facts.cloud, p.facts.capacity_type) for name, p in prices.items()}
+    assert facts == {
+        "ip-10-0-1-10.ec2.internal": ("aws", "on-demand"),
+        "gke-ml-a3-spot-7f3c2a1b-x9kq": ("gcp", "spot"),
+        "aks-gpuspot-31415926-vmss000000": ("azure", "spot"),
+    }
+    # Every pod takes its whole node, so the budget's rate is the sum of the catalog's node prices:
+    # p5.48xlarge on-demand 55.04, a3-highgpu-8g spot 20.19947, Standard_NC4as_T4_v3 spot 0.062699.
+    node_total = P5_HOURLY + Decimal("20.19947") + Decimal("0.062699")
+    assert sum(p.hourly for p in prices.values()) == node_total
+    cluster.wait_for(
+        lambda: status_of(cluster, "research-monthly").get("hourlyRate") == float(round(node_total, 4)),
+        timeout=20,
+    )
+    clock.advance(timedelta(hours=2))
+    expected = float(round(node_total * 2, 2))
+    cluster.wait_for(lambda: status_of(cluster, "research-monthly").get("spend") == expected, timeout=20)
+    assert status_of(cluster, "research-monthly")["gpus"] == 17

@@ -37,22 +37,22 @@ def eks_node(
     }
 
 
-def gke_a3_node(name: str) -> dict[str, Any]:
+def gke_a3_node(name: str, *, spot: bool = False) -> dict[str, Any]:
     capacity = {"cpu": "208", "memory": "1872Gi", "nvidia.com/gpu": "8", "pods": "110"}
+    labels = {
+        "node.kubernetes.io/instance-type": "a3-highgpu-8g",
+        "topology.kubernetes.io/region": "us-central1",
+        "topology.kubernetes.io/zone": "us-central1-a",
+        "cloud.google.com/gke-accelerator": "nvidia-h100-80gb",
+        "cloud.google.com/gke-accelerator-count": "8",
+        "cloud.google.com/gke-nodepool": "a3-spot" if spot else "a3-ondemand",
+    }
+    if spot:
+        labels["cloud.google.com/gke-spot"] = "true"
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "node.kubernetes.io/instance-type": "a3-highgpu-8g",
-                "topology.kubernetes.io/region": "us-central1",
-                "topology.kubernetes.io/zone": "us-central1-a",
-                "cloud.google.com/gke-accelerator": "nvidia-h100-80gb",
-                "cloud.google.com/gke-accelerator-count": "8",
-                "cloud.google.com/gke-nodepool": "a3-ondemand",
-            },
-        },
+        "metadata": {"name": name, "labels": labels},
         "spec": {"providerID": f"gce://ml-project/us-central1-a/{name}"},
         "status": {"capacity": capacity, "allocatable": capacity},
     }
