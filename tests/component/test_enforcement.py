@@ -349,3 +349,80 @@ def test_resume_restores_scaled_workloads_only_once_the_limit_is_raised(cluster,
     assert (cluster.get("batch/v1", "jobs", "eval", namespace=NS) or {})["spec"]["suspend"] is False
     budget_meta = (cluster.get(CB, "costbudgets", "serve", namespace=NS) or {})["metadata"]
     assert "costwarden.dev/resume" not in budget_meta.get("annotations", {})
+
+
+def test_burn_rate_anomaly_fires_within_an_interval(cluster, clock, start_operator):
+    """Expected 55.04/h (one p5); the cluster runs two: twice the expected rate trips a 1.5x rule."""
+    seed_skypilot_cluster(cluster, workers=1)
+    body = budget(limit=100_000, expectedHourlyRate=55.04, anomalies={"burnRate": {"multiplier": 1.5}})
+    cluster.create(body)
+    start_operator()
+    cluster.wait_for(lambda: record(cluster, "anomaly/burnRate").get("result") == "Done", timeout=20)
+    cluster.wait_for(lambda: len(events_with(cluster, "BurnRateAnomaly")) == 1, timeout=20)
+    assert "110.08" in events_with(cluster, "BurnRateAnomaly")[0]["message"]
+    clock.advance(timedelta(hours=1))
+    cluster.wait_for(lambda: status_of(cluster).get("spend") == 220.16, timeout=20)
+    assert len([a for a in status_of(cluster)["actions"] if a["id"].startswith("anomaly/burnRate")]) == 1
+
+
+def test_idle_gpu_kills_only_the_idle_pod_after_its_minutes(cluster, clock, start_operator):
+    """Two single-pod SkyPilot clusters; one reports 0 % GPU, the other 97 %."""
+    cluster.create(shapes.namespace(NS))
+    for index, utilization in enumerate(("0", "97")):
+        node = f"ip-10-0-3-{index}.ec2.internal"
+        cluster.create(shapes.eks_p5_node(node))
+        pod = shapes.skypilot_pod(f"trial{index}-beef", f"trial{index}", namespace=NS, node=node)
+        pod["metadata"]["labels"]["sweep"] = "lr"
+        pod["metadata"]["annotations"]["costwarden.dev/gpu-utilization"] = utilization
+        cluster.create(pod)
+        status = {"status": shapes.running_status(T0)}
+        cluster.patch("v1", "pods", f"trial{index}-beef-head", status, namespace=NS, subresource="status")
+    cluster.create(
+        {
+            "apiVersion": CB,
+            "kind": "CostBudget",
+            "metadata": {"name": "sweep", "namespace": NS},
+            "spec": {
+                "limit": 100_000,
+                "selector": {"matchLabels": {"sweep": "lr"}},
+                "anomalies": {"idleGpu": {"belowPercent": 5, "forMinutes": 30, "action": "Kill"}},
+            },
+        }
+    )
+    start_operator()
+    cluster.wait_for(
+        lambda: len(status_of(cluster, "sweep").get("ledger", {}).get("idleSince", {})) == 1, timeout=20
+    )
+    clock.advance(timedelta(minutes=29))
+    cluster.wait_for(
+        lambda: status_of(cluster, "sweep").get("lastEvaluated") == format_time(T0 + timedelta(minutes=29)),
+        timeout=20,
+    )
+    assert pod_names(cluster) == ["trial0-beef-head", "trial1-beef-head"]
+    clock.advance(timedelta(minutes=1))
+    cluster.wait_for(lambda: record(cluster, "anomaly/idleGpu", "sweep").get("result") == "Done", timeout=20)
+    assert pod_names(cluster) == ["trial1-beef-head"]
+    assert status_of(cluster, "sweep")["phase"] != "Enforced"  # an idle kill is not budget exhaustion
+
+
+def test_destructive_actions_are_capped_per_minute(cluster, start_operator):
+    seed_skypilot_cluster(cluster, workers=1)
+    for name in ("first", "second"):
+        body = kill_budget()
+        body["metadata"]["name"] = name
+        body["spec"]["enforcement"] = {"dryRun": False}
+        cluster.create(body)
+    start_operator(max_destructive_per_minute=1)
+
+    def results() -> list[str]:
+        return sorted(
+            record(cluster, "threshold/100", name).get("result", "") for name in ("first", "second")
+        )
+
+    cluster.wait_for(lambda: results() == ["Done", "Pending"], timeout=20)
+    waiting = next(
+        record(cluster, "threshold/100", n)
+        for n in ("first", "second")
+        if record(cluster, "threshold/100", n)["result"] == "Pending"
+    )
+    assert "cap on destructive actions" in waiting["message"]
