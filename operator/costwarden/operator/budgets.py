@@ -19,8 +19,7 @@ from costwarden.engine.evaluation import (
     evaluate_budget,
     invalid_decision,
 )
-from costwarden.engine.selection import budget_covers
-from costwarden.models import GROUP, KIND, VERSION, CostBudgetStatus, explain, parse_spec
+from costwarden.models import GROUP, KIND, VERSION, CostBudgetStatus, explain
 from costwarden.operator.enforce import BudgetScope, enforce
 from costwarden.operator.kube import ObjectRef
 from costwarden.operator.resume import resume
@@ -70,9 +69,11 @@ async def evaluate(
     """Evaluate one budget at ``now``; returns the status to write and a Counter of what was done."""
     counts: Counter[str] = Counter()
     key = (budget.namespace, budget.name)
-    status = previous_status(budget.status, f"{budget.namespace}/{budget.name}")
+    status = runtime.statuses.get(key, budget.uid) or previous_status(
+        budget.status, f"{budget.namespace}/{budget.name}"
+    )
     try:
-        spec = parse_spec(budget.spec)
+        spec, covers = runtime.compiled.get(key, budget.uid, budget.generation, budget.spec)
     except ValidationError as exc:
         problems = explain(exc)
         decision = invalid_decision(
@@ -84,10 +85,9 @@ async def evaluate(
         counts["invalid"] += 1
     else:
         covered: list[CoveredPod] = []
-        for pod in pods:
-            if budget_covers(spec, budget.namespace, pod):
-                node = nodes.get(pod.node_name) if pod.node_name else None
-                covered.append(CoveredPod(pod, runtime.book.figure(pod, runtime.price_of(node), now)))
+        for pod in covers.select(pods):
+            node = nodes.get(pod.node_name) if pod.node_name else None
+            covered.append(CoveredPod(pod, runtime.book.figure(pod, runtime.price_of(node), now)))
         idle = _idle_of(runtime, covered)
         decision = evaluate_budget(
             BudgetInput(budget.namespace, budget.name, budget.generation, spec, status), covered, now, idle
@@ -107,7 +107,8 @@ async def evaluate(
         )
         counts["pods"] += len(covered)
     await _carry_out(runtime, budget, decision, now, counts)
-    return _status_patch(decision.status, status), counts
+    runtime.statuses.put(key, budget.uid, decision.status)
+    return _status_patch(decision.status, budget.status), counts
 
 
 def _idle_of(runtime: Runtime, covered: list[CoveredPod]) -> Decimal | None:
@@ -130,18 +131,17 @@ async def _carry_out(
         counts["status_dry_run"] += 1
 
 
-def _status_patch(new: CostBudgetStatus, old: CostBudgetStatus) -> dict[str, Any]:
-    """A merge patch: ledger entries of pods that left are deleted explicitly with null."""
+def _status_patch(new: CostBudgetStatus, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch against the stored status: ledger entries it holds for pods that left are
+    deleted explicitly with null (a merge patch keeps map keys it does not mention)."""
     body = new.to_k8s()
     ledger = body.setdefault("ledger", {})
-    pods = ledger.setdefault("pods", {})
-    for uid in old.ledger.pods:
-        if uid not in new.ledger.pods:
-            pods[uid] = None
-    idle = ledger.setdefault("idleSince", {})
-    for uid in old.ledger.idle_since:
-        if uid not in new.ledger.idle_since:
-            idle[uid] = None
-    if old.exhausts_at and not new.exhausts_at:
+    stored_ledger = stored.get("ledger") or {}
+    for part, current in (("pods", new.ledger.pods), ("idleSince", new.ledger.idle_since)):
+        entries = ledger.setdefault(part, {})
+        for uid in stored_ledger.get(part) or {}:
+            if uid not in current:
+                entries[uid] = None
+    if stored.get("exhaustsAt") and not new.exhausts_at:
         body["exhaustsAt"] = None
     return body

@@ -131,6 +131,8 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
             runtime.budgets.pop((namespace or "", name), None)
             runtime.specs.pop((namespace or "", name), None)
             runtime.status_written.pop((namespace or "", name), None)
+            runtime.compiled.drop((namespace or "", name))
+            runtime.statuses.drop((namespace or "", name))
 
     register_admission(registry)
     return registry

@@ -7,9 +7,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from costwarden.engine.enforcement import EnforcementPolicy
-from costwarden.models import CostBudgetSpec
+from costwarden.engine.selection import Coverage as SelectionTest
+from costwarden.engine.selection import coverage
+from costwarden.models import CostBudgetSpec, CostBudgetStatus, parse_spec
 from costwarden.notify.delivery import Notifier
 from costwarden.notify.retry import RetryPolicy
 from costwarden.operator.kube import KubeClient
@@ -38,7 +41,50 @@ class BudgetFigures:
     phase: str
 
 
-class Coverage:
+class CompiledSpecs:
+    """Each budget's parsed spec and compiled pod selection, rebuilt only when its generation
+    (or uid: a budget deleted and created again) changes: parsing on every pass is wasted work."""
+
+    def __init__(self) -> None:
+        self._by_budget: dict[BudgetKey, tuple[str, int | None, CostBudgetSpec, SelectionTest]] = {}
+
+    def get(
+        self, key: BudgetKey, uid: str, generation: int | None, raw: Mapping[str, Any]
+    ) -> tuple[CostBudgetSpec, SelectionTest]:
+        """Raises pydantic's ValidationError for an invalid spec (never cached)."""
+        known = self._by_budget.get(key)
+        if known is not None and known[0] == uid and known[1] == generation and generation is not None:
+            return known[2], known[3]
+        spec = parse_spec(raw)
+        covers = coverage(spec, key[0])
+        self._by_budget[key] = (uid, generation, spec, covers)
+        return spec, covers
+
+    def drop(self, key: BudgetKey) -> None:
+        self._by_budget.pop(key, None)
+
+
+class LatestStatuses:
+    """The status each budget's last evaluation produced, kept in memory so the next pass
+    continues from it (also when the status PATCH was skipped as not yet due) instead of
+    re-reading and re-validating the stored one; the stored status is the memory across
+    restarts and for budgets deleted and created again (a new uid)."""
+
+    def __init__(self) -> None:
+        self._by_budget: dict[BudgetKey, tuple[str, CostBudgetStatus]] = {}
+
+    def get(self, key: BudgetKey, uid: str) -> CostBudgetStatus | None:
+        known = self._by_budget.get(key)
+        return known[1] if known is not None and known[0] == uid else None
+
+    def put(self, key: BudgetKey, uid: str, status: CostBudgetStatus) -> None:
+        self._by_budget[key] = (uid, status)
+
+    def drop(self, key: BudgetKey) -> None:
+        self._by_budget.pop(key, None)
+
+
+class BudgetMembership:
     """Which budgets cover which pods, as last evaluated by each budget's timer."""
 
     def __init__(self) -> None:
@@ -68,12 +114,12 @@ class Runtime:
     monotonic: Callable[[], float] = time.monotonic
     metrics: Metrics = field(default_factory=Metrics)
     book: SpendBook = field(default_factory=SpendBook)
-    coverage: Coverage = field(default_factory=Coverage)
+    coverage: BudgetMembership = field(default_factory=BudgetMembership)
     budgets: dict[BudgetKey, BudgetFigures] = field(default_factory=dict)
     specs: dict[BudgetKey, CostBudgetSpec] = field(default_factory=dict)  # valid specs, last evaluated
-    status_written: dict[BudgetKey, float] = field(
-        default_factory=dict
-    )  # monotonic time of the last status PATCH
+    status_written: dict[BudgetKey, float] = field(default_factory=dict)  # monotonic, per status PATCH
+    compiled: CompiledSpecs = field(default_factory=CompiledSpecs)
+    statuses: LatestStatuses = field(default_factory=LatestStatuses)
     node_prices: dict[str, NodePrice] = field(default_factory=dict)
     idle_costs: dict[str, Decimal] = field(default_factory=dict)
     pod_names: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # uid -> (ns, name, node)
