@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from costwarden.pricing import PriceBook, load_bundled_catalog
 from costwarden.records import NodeRecord, PodRecord, format_time
 from costwarden.sim.testing import ThreadedSimCluster
 
-BUDGETS = 1000
+BUDGETS = int(os.environ.get("COSTWARDEN_BENCH_BUDGETS", "1000"))
 NAMESPACES = 50
 PODS_PER_NODE = 8
 LEAD_S = 3600.0  # each pod started an hour before the run
@@ -73,7 +74,9 @@ def seed(cluster: ThreadedSimCluster, t0: datetime) -> dict[str, datetime]:
         node = NodeRecord.from_body(cluster.get("v1", "nodes", body["spec"]["nodeName"]) or {})
         rate = pod_rate(PodRecord.from_body(created), book.price(node)).total
         cross_after = FIRST_CROSS_S + (LAST_CROSS_S - FIRST_CROSS_S) * i / BUDGETS
-        limit = (rate * Decimal(str(LEAD_S + cross_after)) / Decimal(3600)).quantize(Decimal("0.000001"))
+        limit = (rate * Decimal(str(LEAD_S + cross_after)) / Decimal(3600)).quantize(
+            Decimal("0.000001"), ROUND_CEILING
+        )
         crossings[name] = t0 + timedelta(seconds=cross_after)
         cluster.create(
             {
@@ -127,9 +130,13 @@ def main() -> dict[str, Any]:
             metrics_port=0,
             max_destructive_per_minute=10_000,
         )
-        with OperatorThread(settings):
-            while datetime.now(UTC) < t0 + timedelta(seconds=END_S):
+        with OperatorThread(settings) as operator:
+            while datetime.now(UTC) < t0 + timedelta(seconds=FIRST_CROSS_S):
                 time.sleep(0.5)  # a benchmark's observation window, not synchronisation
+            passes_before, at_before = evaluations(operator), time.monotonic()
+            while datetime.now(UTC) < t0 + timedelta(seconds=END_S):
+                time.sleep(0.5)
+            throughput = (evaluations(operator) - passes_before) / (time.monotonic() - at_before)
         stop.set()
         _, seen = results.get(timeout=60)
         server.join(10)
@@ -147,7 +154,17 @@ def main() -> dict[str, Any]:
         "p99_s": round(p99, 3) if p99 is not None else None,
         "max_s": round(latencies[-1], 3) if latencies else None,
         "first_crossing": format_time(t0 + timedelta(seconds=FIRST_CROSS_S)),
+        "budget_evaluations_per_s": round(throughput, 1),
+        "needed_per_s": BUDGETS / 1.0,
     }
+
+
+def evaluations(operator: OperatorThread) -> float:
+    for metric in operator.runtime.metrics.reconcile_seconds.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count") and sample.labels.get("loop") == "budget":
+                return sample.value
+    return 0.0
 
 
 if __name__ == "__main__":

@@ -38,6 +38,14 @@ def runtime_of(memo: Any) -> Runtime:
 
 def build_registry(interval: float) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
+    _register_cluster_watch(registry)
+    _register_budgets(registry, interval)
+    register_admission(registry)
+    return registry
+
+
+def _register_cluster_watch(registry: kopf.OperatorRegistry) -> None:
+    """Login, the pod and node indexes, and the accrual loop's lifetime."""
 
     @kopf.on.login(registry=registry)
     def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
@@ -76,6 +84,10 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
                 await task
         runtime_of(memo).kube.close()
 
+
+def _register_budgets(registry: kopf.OperatorRegistry, interval: float) -> None:
+    """One timer per CostBudget, and forgetting a budget when it is deleted."""
+
     @kopf.timer(GROUP, VERSION, PLURAL, interval=interval, registry=registry)
     async def evaluate_budget(
         *,
@@ -89,6 +101,7 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
     ) -> None:
         runtime = runtime_of(memo)
         started = runtime.monotonic()
+        runtime.last_timer_run = started
         now = runtime.clock()
         namespace = namespace or ""
         pods = list(kwargs[POD_INDEX].get(namespace, []))
@@ -126,22 +139,16 @@ def build_registry(interval: float) -> kopf.OperatorRegistry:
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def forget_budget(*, type: str, name: str, namespace: str | None, memo: Any, **_: Any) -> None:
         if type == "DELETED":
-            runtime = runtime_of(memo)
-            runtime.coverage.drop((namespace or "", name))
-            runtime.budgets.pop((namespace or "", name), None)
-            runtime.specs.pop((namespace or "", name), None)
-            runtime.status_written.pop((namespace or "", name), None)
-            runtime.compiled.drop((namespace or "", name))
-            runtime.statuses.drop((namespace or "", name))
-
-    register_admission(registry)
-    return registry
+            runtime_of(memo).forget_budget((namespace or "", name))
 
 
 async def _accrual_loop(runtime: Runtime, pod_index: Any, node_index: Any) -> None:
     """Price and accrue every pod each interval; write the spend annotations that are due."""
     while True:
         started = runtime.monotonic()
+        if not runtime.acting_peer(started):
+            await asyncio.sleep(runtime.settings.accrual_interval)
+            continue
         try:
             nodes = runtime.node_map(node_index, max_age=0)
             pods = [record for store in pod_index.values() for record in store]

@@ -119,6 +119,7 @@ class Runtime:
     specs: dict[BudgetKey, CostBudgetSpec] = field(default_factory=dict)  # valid specs, last evaluated
     status_written: dict[BudgetKey, float] = field(default_factory=dict)  # monotonic, per status PATCH
     compiled: CompiledSpecs = field(default_factory=CompiledSpecs)
+    last_timer_run: float = float("-inf")  # monotonic time a budget timer last ran here
     statuses: LatestStatuses = field(default_factory=LatestStatuses)
     node_prices: dict[str, NodePrice] = field(default_factory=dict)
     idle_costs: dict[str, Decimal] = field(default_factory=dict)
@@ -158,6 +159,26 @@ class Runtime:
             self._nodes = {record.name: record for store in index.values() for record in store}
             self._nodes_at = now
         return self._nodes
+
+    def forget_budget(self, key: BudgetKey) -> None:
+        """Drop everything kept about a budget that was deleted."""
+        self.coverage.drop(key)
+        self.budgets.pop(key, None)
+        self.specs.pop(key, None)
+        self.status_written.pop(key, None)
+        self.compiled.drop(key)
+        self.statuses.drop(key)
+
+    def acting_peer(self, now: float) -> bool:
+        """Whether this replica is the one kopf's peering lets act.
+
+        kopf pauses its handlers (our budget timers) on the replicas that stand by, but not
+        loops of our own; with peering, the accrual loop therefore runs only while this replica's
+        budget timers have run recently. Standalone, it always runs.
+        """
+        if self.settings.peering is None:
+            return True
+        return now - self.last_timer_run <= 3 * max(self.settings.interval, self.settings.accrual_interval)
 
     def price_of(self, node: NodeRecord | None) -> NodePrice | None:
         if node is None:
