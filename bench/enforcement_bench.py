@@ -117,7 +117,8 @@ def main() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = str(Path(tmp) / "kubeconfig")
         t_seed = time.monotonic()
-        t0 = datetime.now(UTC) + timedelta(seconds=60)  # seeding takes a while; crossings start after
+        # Whole seconds: pod start times are stored with second precision (RFC 3339 as written).
+        t0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=60)
         server = context.Process(target=serve_cluster, args=(kubeconfig, t0, results, stop), daemon=True)
         server.start()
         assert results.get(timeout=120)[0] == "seeded"
