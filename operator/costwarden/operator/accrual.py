@@ -72,7 +72,8 @@ async def accrual_pass(
         on_nodes,
     )
     pending.sort(key=lambda item: (item[0], item[1]))
-    await _write_due(runtime, pending, counts)
+    if runtime.coverage.ready:  # else the first writes would lack costwarden.dev/budgets
+        await _write_due(runtime, pending, counts)
     return counts
 
 

@@ -96,7 +96,7 @@ async def run_operator(
         log.info("metrics on http://%s:%s/metrics", settings.metrics_host, settings.metrics_port)
     try:
         await kopf.operator(
-            registry=build_registry(settings.interval),
+            registry=build_registry(settings),
             settings=kopf_settings(settings),
             memo=kopf.Memo(runtime=runtime),
             clusterwide=not settings.namespaces,

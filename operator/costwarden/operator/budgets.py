@@ -22,7 +22,7 @@ from costwarden.engine.evaluation import (
 from costwarden.models import GROUP, KIND, VERSION, CostBudgetStatus, explain
 from costwarden.operator.enforce import BudgetScope, enforce
 from costwarden.operator.kube import ObjectRef
-from costwarden.operator.resume import resume
+from costwarden.operator.resume import RESUME_ANNOTATION, resume
 from costwarden.operator.runtime import BudgetFigures, Runtime
 from costwarden.records import NodeRecord, PodRecord
 
@@ -40,6 +40,23 @@ class BudgetObject:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     resume_requested: bool = False  # the costwarden.dev/resume annotation is set
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> BudgetObject:
+        meta = body.get("metadata") or {}
+        return cls(
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name") or ""),
+            uid=str(meta.get("uid") or ""),
+            generation=meta.get("generation"),
+            spec=dict(body.get("spec") or {}),
+            status=dict(body.get("status") or {}),
+            resume_requested=RESUME_ANNOTATION in (meta.get("annotations") or {}),
+        )
 
     @property
     def ref(self) -> ObjectRef:

@@ -32,6 +32,9 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.evaluations = Counter(
+            "costwarden_budget_evaluations", "CostBudget evaluations carried out", registry=self.registry
+        )
         self.actions = Counter(
             "costwarden_actions",
             "Enforcement and notification actions carried out, by result (Done, DryRun, Failed, Skipped)",

@@ -89,6 +89,7 @@ class BudgetMembership:
 
     def __init__(self) -> None:
         self._pods_of: dict[BudgetKey, frozenset[str]] = {}
+        self.ready = False  # every budget evaluated once: the budgets annotation can be written
 
     def set(self, budget: BudgetKey, uids: Iterable[str]) -> None:
         self._pods_of[budget] = frozenset(uids)
@@ -120,6 +121,7 @@ class Runtime:
     status_written: dict[BudgetKey, float] = field(default_factory=dict)  # monotonic, per status PATCH
     compiled: CompiledSpecs = field(default_factory=CompiledSpecs)
     last_timer_run: float = float("-inf")  # monotonic time a budget timer last ran here
+    indexed: bool = False  # kopf's indexes hold the whole cluster (see handlers.indexes_ready)
     statuses: LatestStatuses = field(default_factory=LatestStatuses)
     node_prices: dict[str, NodePrice] = field(default_factory=dict)
     idle_costs: dict[str, Decimal] = field(default_factory=dict)
@@ -172,13 +174,13 @@ class Runtime:
     def acting_peer(self, now: float) -> bool:
         """Whether this replica is the one kopf's peering lets act.
 
-        kopf pauses its handlers (our budget timers) on the replicas that stand by, but not
-        loops of our own; with peering, the accrual loop therefore runs only while this replica's
-        budget timers have run recently. Standalone, it always runs.
+        kopf pauses its handlers (the heartbeat timers) on the replicas that stand by, but not
+        passes of our own; with peering, the passes therefore run only while this replica's
+        heartbeat timers have run recently. Standalone, they always run.
         """
         if self.settings.peering is None:
             return True
-        return now - self.last_timer_run <= 3 * max(self.settings.interval, self.settings.accrual_interval)
+        return now - self.last_timer_run <= 3 * self.settings.heartbeat_interval
 
     def price_of(self, node: NodeRecord | None) -> NodePrice | None:
         if node is None:

@@ -25,6 +25,7 @@ class OperatorSettings:
     write_rate: float = 20.0  # global token bucket for annotation writes: tokens per second
     write_burst: int = 100
     peering: str | None = None  # kopf peering name; None runs standalone
+    heartbeat_interval: float = 10.0  # with peering: how often the acting replica marks itself
     peering_priority: int | None = None  # None: a random priority per process (see app.peering_priority)
     protected_namespaces: tuple[str, ...] = field(default=("kube-system",))
     enforcement: str = "on"  # on | dry-run | off: the global switch over Scale/Suspend/Kill
