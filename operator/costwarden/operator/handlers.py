@@ -18,7 +18,7 @@ from costwarden.models import GROUP, PLURAL, VERSION
 from costwarden.operator.admission import register_admission
 from costwarden.operator.budgets import BudgetObject
 from costwarden.operator.kube import bearer_token
-from costwarden.operator.loops import accrue_all, evaluate_all, run_every
+from costwarden.operator.loops import StatusWriter, accrue_all, evaluate_all, run_every
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.settings import OperatorSettings
 from costwarden.records import NodeRecord, PodRecord
@@ -100,9 +100,11 @@ def _register_passes(registry: kopf.OperatorRegistry) -> None:
             await accrue_all(runtime, pods, nodes)
 
         async def evaluation() -> None:
-            await evaluate_all(runtime, budgets, pods, nodes)
+            await evaluate_all(runtime, writer, budgets, pods, nodes)
 
+        writer = StatusWriter(runtime)
         memo["passes"] = [
+            asyncio.create_task(writer.run()),
             asyncio.create_task(run_every(runtime, runtime.settings.accrual_interval, "accrual", accrual)),
             asyncio.create_task(run_every(runtime, runtime.settings.interval, "budget", evaluation)),
         ]

@@ -56,26 +56,27 @@ async def accrue_all(runtime: Runtime, pod_index: Index, node_index: Index) -> N
             runtime.metrics.api_writes.labels("pod_annotation", key.removeprefix("write_")).inc(value)
 
 
-async def evaluate_all(runtime: Runtime, budget_index: Index, pod_index: Index, node_index: Index) -> None:
+async def evaluate_all(
+    runtime: Runtime, writer: StatusWriter, budget_index: Index, pod_index: Index, node_index: Index
+) -> None:
     if not runtime.indexed:
         return
     budgets = [budget for store in budget_index.values() for budget in store]
     nodes = runtime.node_map(node_index)
     # One snapshot for the whole pass: a pod killed for one budget is still seen by the others.
     pods = {namespace: list(store) for namespace, store in pod_index.items()}
-    counts = await evaluation_pass(runtime, budgets, pods, nodes, runtime.clock())
+    counts = await evaluation_pass(runtime, writer, budgets, pods, nodes, runtime.clock())
     runtime.coverage.ready = True
     for key, value in counts.items():
         if key.startswith("action_"):
             runtime.metrics.actions.labels(key.removeprefix("action_")).inc(value)
         elif key.startswith("event_"):
             runtime.metrics.api_writes.labels("event", key.removeprefix("event_")).inc(value)
-        elif key.startswith("status_"):
-            runtime.metrics.api_writes.labels("status", key.removeprefix("status_")).inc(value)
 
 
-async def evaluation_pass(
+async def evaluation_pass(  # noqa: PLR0917 -- the pass's inputs, each needed
     runtime: Runtime,
+    writer: StatusWriter,
     budgets: Sequence[BudgetObject],
     pods_by_namespace: Mapping[str, Sequence[PodRecord]],
     nodes: Mapping[str, NodeRecord],
@@ -83,7 +84,6 @@ async def evaluation_pass(
 ) -> Counter[str]:
     """Evaluate every budget at ``now``, then write the statuses that are due."""
     counts: Counter[str] = Counter()
-    due: list[tuple[BudgetObject, dict[str, Any]]] = []
     for budget in budgets:
         pods = pods_by_namespace.get(budget.namespace, ())
         try:
@@ -101,23 +101,41 @@ async def evaluation_pass(
         if budget.resume_requested or status_due(
             budget.status, status, since, runtime.settings.status_interval
         ):
-            due.append((budget, status))
-    await _write_statuses(runtime, due, counts)
+            writer.submit(budget, status)
+            counts["status_due"] += 1
     return counts
 
 
-async def _write_statuses(
-    runtime: Runtime, due: Sequence[tuple[BudgetObject, dict[str, Any]]], counts: Counter[str]
-) -> None:
-    semaphore = asyncio.Semaphore(STATUS_WRITE_CONCURRENCY)
+class StatusWriter:
+    """Writes budget statuses in the background, the latest one per budget (a write still queued
+    is replaced by a newer status), so a slow API server slows the status display, never the
+    evaluation pass that detects crossings and acts."""
 
-    async def write(budget: BudgetObject, status: dict[str, Any]) -> None:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._queued: dict[tuple[str, str], tuple[BudgetObject, dict[str, Any]]] = {}
+        self._wake = asyncio.Event()
+
+    def submit(self, budget: BudgetObject, status: dict[str, Any]) -> None:
+        self._queued[budget.key] = (budget, status)
+        self._wake.set()
+
+    async def run(self) -> None:
+        semaphore = asyncio.Semaphore(STATUS_WRITE_CONCURRENCY)
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._queued = list(self._queued.values()), {}
+            await asyncio.gather(*(self._write(semaphore, budget, status) for budget, status in batch))
+
+    async def _write(
+        self, semaphore: asyncio.Semaphore, budget: BudgetObject, status: dict[str, Any]
+    ) -> None:
+        kube, metrics = self._runtime.kube, self._runtime.metrics
         async with semaphore:
-            result = await runtime.kube.patch_budget_status(budget.namespace, budget.name, status)
+            result = await kube.patch_budget_status(budget.namespace, budget.name, status)
             if budget.resume_requested and result in (WriteResult.DONE, WriteResult.DRY_RUN):
-                await runtime.kube.annotate_budget(budget.namespace, budget.name, {RESUME_ANNOTATION: None})
-        counts[f"status_{result.value}"] += 1
+                await kube.annotate_budget(budget.namespace, budget.name, {RESUME_ANNOTATION: None})
+        metrics.api_writes.labels("status", result.value).inc()
         if result is WriteResult.DONE:
-            runtime.status_written[budget.key] = runtime.monotonic()
-
-    await asyncio.gather(*(write(budget, status) for budget, status in due))
+            self._runtime.status_written[budget.key] = self._runtime.monotonic()
