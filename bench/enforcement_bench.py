@@ -161,9 +161,9 @@ def main() -> dict[str, Any]:
 
 
 def evaluations(operator: OperatorThread) -> float:
-    for metric in operator.runtime.metrics.reconcile_seconds.collect():
+    for metric in operator.runtime.metrics.evaluations.collect():
         for sample in metric.samples:
-            if sample.name.endswith("_count") and sample.labels.get("loop") == "budget":
+            if sample.name.endswith("_total"):
                 return sample.value
     return 0.0
 

@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import enforcement_bench
 import engine_bench
 import operator_bench
 
@@ -21,7 +22,11 @@ def main() -> None:
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "python": platform.python_version(),
     }
-    results = {"engine": engine_bench.main(), "operator": operator_bench.main()}
+    results = {
+        "engine": engine_bench.main(),
+        "operator": operator_bench.main(),
+        "enforcement": enforcement_bench.main(),
+    }
     print(json.dumps({**header, **results}, indent=2, default=str))
 
 
