@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from decimal import Decimal
@@ -134,6 +135,10 @@ def _run(args: argparse.Namespace) -> int:
         webhook_failure_policy=args.webhook_failure_policy,
         webhook_managed=args.webhook_managed,
     )
+    # The engine allocates many small, short-lived objects per pass; freezing the startup heap and
+    # collecting less often keeps full collections out of the passes (bench/RESULTS.md).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     try:
         asyncio.run(run_operator(settings))
     except ConfigurationError as exc:

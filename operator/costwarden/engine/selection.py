@@ -26,7 +26,6 @@ _HEX = frozenset("0123456789abcdef")
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _MEMO_LIMIT = 4096
 
-LabelTest = Callable[[Mapping[str, str]], bool]
 _LabelKey = tuple[tuple[str, str], ...]
 
 
@@ -48,11 +47,6 @@ def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool
         if labels.get(key) != value:
             return False
     return all(_requirement_holds(requirement, labels) for requirement in selector.match_expressions)
-
-
-def compile_selector(selector: LabelSelector) -> LabelTest:
-    """``selector_matches`` bound to one selector."""
-    return lambda labels: selector_matches(selector, labels)
 
 
 def name_on_cloud_prefix(typed_name: str) -> str:

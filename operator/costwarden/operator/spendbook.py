@@ -84,8 +84,5 @@ class SpendBook:
             self._written.pop(uid, None)
         return len(gone)
 
-    def total_rate(self) -> Decimal:
-        return sum((r.total for r in self._rates.values()), Decimal(0))
-
     def __len__(self) -> int:
         return len(self._accruals)
