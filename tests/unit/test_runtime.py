@@ -29,3 +29,9 @@ def test_a_peer_accrues_only_while_its_budget_timers_run(tmp_path):
     peer.last_timer_run = 95.0
     assert peer.acting_peer(now=100.0)
     assert not peer.acting_peer(now=95.0 + 31)  # paused for three intervals: another replica acts
+
+
+def test_the_write_bucket_holds_at_least_a_pass_worth_of_tokens(tmp_path):
+    """The bucket refills between passes; a burst below rate x interval would cap the real rate."""
+    built = runtime(tmp_path, write_rate=20.0, write_burst=50, accrual_interval=10.0).bucket
+    assert sum(built.take(0.0) for _ in range(1000)) == 200

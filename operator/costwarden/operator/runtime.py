@@ -136,7 +136,10 @@ class Runtime:
     _nodes_at: float = float("-inf")
 
     def __post_init__(self) -> None:
-        self.bucket = TokenBucket(self.settings.write_rate, self.settings.write_burst, self.monotonic())
+        # The bucket refills once per pass: a burst smaller than a pass's worth of tokens would
+        # cap writes at burst / accrual_interval instead of at write_rate.
+        burst = max(self.settings.write_burst, int(self.settings.write_rate * self.settings.accrual_interval))
+        self.bucket = TokenBucket(self.settings.write_rate, burst, self.monotonic())
         self.policy = WritePolicy(self.settings.annotation_interval, self.settings.annotation_rate_change)
         self.enforcement = EnforcementPolicy(
             mode=self.settings.enforcement, protected_namespaces=frozenset(self.settings.protected_namespaces)
