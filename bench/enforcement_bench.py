@@ -158,6 +158,7 @@ def main() -> dict[str, Any]:
         "median_s": round(statistics.median(latencies), 3) if latencies else None,
         "p99_s": round(p99, 3) if p99 is not None else None,
         "max_s": round(latencies[-1], 3) if latencies else None,
+        "min_s": round(latencies[0], 3) if latencies else None,
         "first_crossing": format_time(t0 + timedelta(seconds=FIRST_CROSS_S)),
         "budget_evaluations_per_s": round(throughput, 1),
         "needed_per_s": BUDGETS / 1.0,
