@@ -146,5 +146,5 @@ class StatusWriter:
             if budget.resume_requested and result in (WriteResult.DONE, WriteResult.DRY_RUN):
                 await kube.annotate_budget(budget.namespace, budget.name, {RESUME_ANNOTATION: None})
         metrics.api_writes.labels("status", result.value).inc()
-        if result is WriteResult.DONE:
+        if result in (WriteResult.DONE, WriteResult.DRY_RUN):  # a dry run logs once per interval
             self._runtime.status_written[budget.key] = self._runtime.monotonic()
