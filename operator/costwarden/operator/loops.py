@@ -107,7 +107,11 @@ async def evaluation_pass(  # noqa: PLR0917 -- the pass's inputs, each needed
         runtime.metrics.evaluations.inc()
         since = runtime.monotonic() - runtime.status_written.get(budget.key, float("-inf"))
         interval = runtime.settings.status_interval
-        if budget.resume_requested or status_due(budget.status, status, since, interval):
+        if runtime.kube.dry_run:  # nothing is stored, so every difference would stay "new"
+            due = since >= interval
+        else:
+            due = budget.resume_requested or status_due(budget.status, status, since, interval)
+        if due:
             writer.submit(budget, status)
             counts["status_due"] += 1
 
@@ -146,5 +150,5 @@ class StatusWriter:
             if budget.resume_requested and result in (WriteResult.DONE, WriteResult.DRY_RUN):
                 await kube.annotate_budget(budget.namespace, budget.name, {RESUME_ANNOTATION: None})
         metrics.api_writes.labels("status", result.value).inc()
-        if result in (WriteResult.DONE, WriteResult.DRY_RUN):  # a dry run logs once per interval
+        if result in (WriteResult.DONE, WriteResult.DRY_RUN):
             self._runtime.status_written[budget.key] = self._runtime.monotonic()
