@@ -24,11 +24,12 @@ def test_a_standalone_operator_always_accrues(tmp_path):
 
 
 def test_a_peer_accrues_only_while_its_budget_timers_run(tmp_path):
-    peer = runtime(tmp_path, peering="costwarden", interval=10, accrual_interval=10)
+    peer = runtime(tmp_path, peering="costwarden", heartbeat_interval=10)
     assert not peer.acting_peer(now=100.0)  # no timer has run: kopf keeps this replica paused
     peer.last_timer_run = 95.0
     assert peer.acting_peer(now=100.0)
-    assert not peer.acting_peer(now=95.0 + 31)  # paused for three intervals: another replica acts
+    assert peer.acting_peer(now=95.0 + 15)
+    assert not peer.acting_peer(now=95.0 + 16)  # no beat for 1.5 intervals: kopf paused us
 
 
 def test_the_write_bucket_holds_at_least_a_pass_worth_of_tokens(tmp_path):
