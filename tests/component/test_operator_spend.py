@@ -263,3 +263,20 @@ def test_a_team_budget_prices_eks_gke_and_aks_nodes_from_the_catalog(cluster, cl
     expected = float(round(node_total * 2, 2))
     cluster.wait_for(lambda: status_of(cluster, "research-monthly").get("spend") == expected, timeout=20)
     assert status_of(cluster, "research-monthly")["gpus"] == 17
+
+
+def test_with_peering_the_acting_replica_evaluates(cluster, clock, start_operator):
+    """kopf peering pauses handlers on standby replicas; the passes follow the heartbeat timers."""
+    from tests.component.test_workloads import peering_crd
+
+    cluster.create(peering_crd("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"))
+    cluster.create(
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "costwarden"}}
+    )
+    seed_skypilot_cluster(cluster, workers=1)
+    cluster.create(budget())
+    operator = start_operator(peering="costwarden", heartbeat_interval=0.3)
+    cluster.wait_for(lambda: status_of(cluster).get("spend") == 110.08, timeout=20)
+    assert operator.runtime.acting_peer(operator.runtime.monotonic())
+    peering = cluster.get("kopf.dev/v1", "clusterkopfpeerings", "costwarden") or {}
+    assert peering.get("status"), "kopf did not register this replica as a peer"
