@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,9 +43,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from pydantic import ValidationError
 
 from costwarden.engine.admission import blocking_budget
-from costwarden.models import CostBudgetSpec, Phase
+from costwarden.models import CostBudgetSpec, Phase, parse_spec
+from costwarden.operator.budgets import BudgetObject
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.settings import OperatorSettings
 from costwarden.records import PodRecord
@@ -135,14 +137,25 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     kopf_settings.admission.managed = MANAGED_CONFIGURATION if settings.webhook_managed else None
 
 
-def budgets_of(runtime: Runtime, namespace: str) -> list[tuple[str, CostBudgetSpec, Phase | None]]:
-    """The namespace's valid budgets with their last evaluated phase (None if not yet evaluated)."""
+def budgets_of(
+    runtime: Runtime, namespace: str, stored: Iterable[BudgetObject] = ()
+) -> list[tuple[str, CostBudgetSpec, Phase | None]]:
+    """The namespace's valid budgets with their phase: as last evaluated here, else (right after a
+    restart, before the first evaluation pass) as their stored status says."""
     found = []
     for (budget_namespace, name), spec in list(runtime.specs.items()):
         if budget_namespace != namespace:
             continue
         figures = runtime.budgets.get((budget_namespace, name))
         found.append((name, spec, _phase(figures.phase) if figures is not None else None))
+    for budget in stored:
+        if budget.namespace != namespace or budget.key in runtime.specs:
+            continue
+        try:
+            spec = parse_spec(budget.spec)
+        except ValidationError:
+            continue
+        found.append((budget.name, spec, _phase(str(budget.status.get("phase") or ""))))
     return found
 
 
@@ -153,13 +166,15 @@ def _phase(text: str) -> Phase | None:
         return None
 
 
-def refusal(runtime: Runtime, body: kopf.Body, namespace: str | None) -> tuple[str, str] | None:
+def refusal(
+    runtime: Runtime, body: kopf.Body, namespace: str | None, stored: Iterable[BudgetObject] = ()
+) -> tuple[str, str] | None:
     """The budget that refuses this pod and its message, or None (the pod is admitted)."""
     pod = PodRecord.from_body(body)
     if not pod.namespace and namespace:
         pod = dataclasses.replace(pod, namespace=namespace)
     protected = frozenset(runtime.settings.protected_namespaces)
-    return blocking_budget(pod, budgets_of(runtime, pod.namespace), protected)
+    return blocking_budget(pod, budgets_of(runtime, pod.namespace, stored), protected)
 
 
 def register_admission(registry: kopf.OperatorRegistry) -> None:
@@ -186,9 +201,14 @@ def register_admission(registry: kopf.OperatorRegistry) -> None:
             ignore_failures=not fail_closed,
             registry=registry,
         )
-        async def block_exhausted(*, body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+        async def block_exhausted(
+            *, body: kopf.Body, namespace: str | None, memo: Any, **kwargs: Any
+        ) -> None:
+            from costwarden.operator.handlers import BUDGET_INDEX
+
+            stored = [b for store in (kwargs.get(BUDGET_INDEX) or {}).values() for b in store]
             try:
-                found = refusal(runtime_of(memo), body, namespace)
+                found = refusal(runtime_of(memo), body, namespace, stored)
             except Exception:
                 if fail_closed:
                     raise
