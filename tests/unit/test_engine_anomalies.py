@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,16 +20,13 @@ from costwarden.engine.anomalies import (
     track_idle,
 )
 from costwarden.engine.evaluation import (
-    BudgetDecision,
     BudgetInput,
-    CoveredPod,
-    evaluate_budget,
     invalid_decision,
 )
-from costwarden.engine.ledger import PodAccrual, accrue
 from costwarden.models import Action, CostBudgetSpec, CostBudgetStatus, IdleGpuAnomaly
 from costwarden.records import PodRecord
 from costwarden.sim.crdvalidation import validate_custom_object
+from tests.unit.budget_harness import Budget
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -69,32 +66,6 @@ def gpu_pod(name: str, utilization: str | None = "3", gpus: int = 8, **overrides
     return replace(record, **overrides)
 
 
-@dataclass
-class Budget:
-    """A budget evaluated pass after pass, as the operator does (accruals kept in memory)."""
-
-    spec: CostBudgetSpec
-    pods: dict[str, tuple[PodRecord, Decimal]] = field(default_factory=dict)
-    status: CostBudgetStatus = field(default_factory=CostBudgetStatus)
-    accruals: dict[str, PodAccrual] = field(default_factory=dict)
-
-    def add(self, record: PodRecord, rate: str = "1") -> None:
-        self.pods[record.uid] = (record, Decimal(rate))
-
-    def evaluate(self, now: datetime, restart: bool = False) -> BudgetDecision:
-        if restart:
-            self.status = CostBudgetStatus.model_validate(self.status.to_k8s())
-        covered = []
-        for record, rate in self.pods.values():
-            accrual = accrue(record, rate, now, self.accruals.get(record.uid))
-            self.accruals[record.uid] = accrual
-            covered.append(CoveredPod(record, accrual))
-        budget = BudgetInput("research", "llama-sweep", 1, self.spec, self.status)
-        decision = evaluate_budget(budget, covered, now)
-        self.status = decision.status
-        return decision
-
-
 # --- burn rate -------------------------------------------------------------------------------
 
 
@@ -127,7 +98,7 @@ def test_burn_rate_without_the_rule_or_already_fired_finds_nothing() -> None:
 
 def test_spot_failover_to_on_demand_fires_once_per_period_and_again_next_period() -> None:
     """Two spot H100 pods at the expected rate; they fail over to 8 on-demand pods."""
-    budget = Budget(burn_spec(multiplier=3, action="Kill"))
+    budget = Budget(burn_spec(multiplier=3, action="Kill"), name="llama-sweep")
     budget.add(gpu_pod("spot-0", gpus=1), "55.04")
     budget.add(gpu_pod("spot-1", gpus=1), "55.04")
     assert budget.evaluate(NOV_3).anomalies == ()
@@ -160,7 +131,7 @@ def test_spot_failover_to_on_demand_fires_once_per_period_and_again_next_period(
 
 
 def test_lifetime_burn_rate_fires_once() -> None:
-    budget = Budget(burn_spec(period="Lifetime"))
+    budget = Budget(burn_spec(period="Lifetime"), name="llama-sweep")
     budget.add(gpu_pod("big"), "1000")
     assert [f.record_id for f in budget.evaluate(NOV_3).anomalies] == ["anomaly/burnRate/lifetime"]
     assert budget.evaluate(NOV_3 + 40 * 24 * HOUR).anomalies == ()
@@ -246,7 +217,7 @@ def test_idle_pod_uid_round_trip() -> None:
 
 
 def test_idle_gpu_through_evaluation_survives_a_restart_and_fires_once() -> None:
-    budget = Budget(idle_spec(below=10, minutes=30, action="Kill"))
+    budget = Budget(idle_spec(below=10, minutes=30, action="Kill"), name="llama-sweep")
     budget.add(gpu_pod("head", utilization="2"))
     budget.add(gpu_pod("worker1", utilization="95"))
     first = budget.evaluate(NOV_3)
@@ -267,7 +238,7 @@ def test_idle_gpu_through_evaluation_survives_a_restart_and_fires_once() -> None
 
 
 def test_busy_again_restarts_the_idle_clock() -> None:
-    budget = Budget(idle_spec(minutes=30))
+    budget = Budget(idle_spec(minutes=30), name="llama-sweep")
     budget.add(gpu_pod("head", utilization="1"))
     budget.evaluate(NOV_3)
     budget.add(gpu_pod("head", utilization="80"))
@@ -279,7 +250,7 @@ def test_busy_again_restarts_the_idle_clock() -> None:
 
 
 def test_removed_pod_leaves_the_idle_map() -> None:
-    budget = Budget(idle_spec())
+    budget = Budget(idle_spec(), name="llama-sweep")
     budget.add(gpu_pod("head", utilization="1"))
     budget.evaluate(NOV_3)
     del budget.pods["uid-head"]
@@ -291,7 +262,7 @@ def test_both_anomalies_at_once_burn_rate_first() -> None:
         expectedHourlyRate=10,
         anomalies={"burnRate": {"multiplier": 2}, "idleGpu": {"belowPercent": 5, "forMinutes": 1}},
     )
-    budget = Budget(both)
+    budget = Budget(both, name="llama-sweep")
     budget.add(gpu_pod("head", utilization="0"), "100")
     assert [f.kind for f in budget.evaluate(NOV_3).anomalies] == [BURN_RATE]
     assert [f.kind for f in budget.evaluate(NOV_3 + MINUTE).anomalies] == [IDLE_GPU]
@@ -306,7 +277,7 @@ def test_invalid_budget_has_no_anomalies() -> None:
 
 
 def test_status_with_idle_since_fits_the_crd_schema() -> None:
-    budget = Budget(idle_spec())
+    budget = Budget(idle_spec(), name="llama-sweep")
     budget.add(gpu_pod("head", utilization="1"))
     status = budget.evaluate(NOV_3).status.to_k8s()
     assert status["ledger"]["idleSince"] == {"uid-head": "2026-11-03T10:00:00Z"}

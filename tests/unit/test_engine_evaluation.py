@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,14 +10,11 @@ from typing import Any
 import pytest
 
 from costwarden.engine.evaluation import (
-    BudgetDecision,
     BudgetInput,
-    CoveredPod,
     EventIntent,
     evaluate_budget,
     invalid_decision,
 )
-from costwarden.engine.ledger import PodAccrual, accrue
 from costwarden.models import (
     Action,
     ActionRecord,
@@ -27,6 +24,7 @@ from costwarden.models import (
     Phase,
 )
 from costwarden.records import PodRecord
+from tests.unit.budget_harness import Budget
 
 HOUR = timedelta(hours=1)
 NOV_3 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
@@ -48,36 +46,6 @@ def make_pod(name: str, started: datetime, gpus: int = 1, **overrides: Any) -> P
         started=started,
     )
     return replace(record, **overrides)
-
-
-@dataclass
-class Budget:
-    """A budget evaluated pass after pass, with the operator's in-memory accruals."""
-
-    spec: CostBudgetSpec
-    pods: dict[str, tuple[PodRecord, Decimal]] = field(default_factory=dict)
-    status: CostBudgetStatus = field(default_factory=CostBudgetStatus)
-    accruals: dict[str, PodAccrual] = field(default_factory=dict)
-    generation: int = 1
-
-    def add(self, record: PodRecord, rate: str | Decimal) -> None:
-        self.pods[record.uid] = (record, Decimal(rate))
-
-    def remove(self, name: str) -> None:
-        del self.pods[f"uid-{name}"]
-
-    def evaluate(self, now: datetime, restart: bool = False) -> BudgetDecision:
-        if restart:
-            self.status = CostBudgetStatus.model_validate(self.status.to_k8s())
-        covered = []
-        for record, rate in self.pods.values():
-            accrual = accrue(record, rate, now, self.accruals.get(record.uid))
-            self.accruals[record.uid] = accrual
-            covered.append(CoveredPod(record, accrual))
-        budget = BudgetInput("research", "llama", self.generation, self.spec, self.status)
-        decision = evaluate_budget(budget, covered, now)
-        self.status = decision.status
-        return decision
 
 
 def test_first_evaluation_of_a_fresh_budget() -> None:

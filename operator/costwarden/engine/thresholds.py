@@ -57,13 +57,14 @@ def enforced(
     for record in actions:
         if record.action not in DESTRUCTIVE_ACTIONS or record.result != "Done":
             continue
-        percent = _threshold_percent(record.id)
+        percent = threshold_percent(record.id)
         if percent is not None and percent_used >= percent and in_period(record, key, period_start):
             return True
     return False
 
 
-def _threshold_percent(record_id: str) -> Decimal | None:
+def threshold_percent(record_id: str) -> Decimal | None:
+    """The percent of a ``threshold/<percent>/<period>`` record id; None for other records."""
     parts = record_id.split("/")
     if len(parts) < 3 or parts[0] != "threshold":
         return None

@@ -13,22 +13,13 @@ from collections import Counter
 from datetime import datetime
 from decimal import Decimal
 
+from costwarden.engine.thresholds import threshold_percent
 from costwarden.models import Action, ActionRecord, CostBudgetStatus
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.workloads import TargetResult, resume_scaled, resume_suspended
 from costwarden.records import format_time
 
 RESUME_ANNOTATION = "costwarden.dev/resume"
-
-
-def _threshold_percent(record: ActionRecord) -> Decimal | None:
-    parts = record.id.split("/")
-    if parts[0] != "threshold" or len(parts) < 2:
-        return None
-    try:
-        return Decimal(parts[1])
-    except ArithmeticError:
-        return None
 
 
 def resumable(status: CostBudgetStatus) -> list[ActionRecord]:
@@ -46,7 +37,7 @@ async def resume(runtime: Runtime, namespace: str, status: CostBudgetStatus, now
     counts: Counter[str] = Counter()
     used = status.percent_used or Decimal(0)
     for record in resumable(status):
-        percent = _threshold_percent(record)
+        percent = threshold_percent(record.id)
         if percent is not None and used >= percent:
             record.message = (
                 f"{record.message}; not resumed: spend is {used:.1f}% of the limit, at or above the "
