@@ -2,9 +2,10 @@
 #
 #   docker build -t REGISTRY/costwarden:0.1.0 .
 #
-# Dependencies come only from requirements.lock (pinned, with hashes; regenerate it with the
-# command in its header after changing pyproject.toml); the package itself is installed on top
-# without dependencies, so nothing unpinned gets in.
+# Dependencies come only from requirements.lock (pinned, with hashes; `make lock` regenerates it
+# after pyproject.toml's runtime dependencies change); the package itself is installed on top
+# without dependencies, so nothing unpinned gets in. The lock holds what `costwarden run` needs and
+# no extra: the stand-in (sim), the demo and `costwarden top` are not in the image.
 
 ARG PYTHON_IMAGE=python:3.11-slim
 

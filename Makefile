@@ -44,7 +44,14 @@ demo: install
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache out
 
-.PHONY: chart-docs
-chart-docs: install  ## sync the chart's CRD copy with crds/ and regenerate its README from values.yaml
+.PHONY: crd-copies chart-docs lock
+crd-copies:  ## copy crds/costbudget.yaml (the source of truth) into the chart and the package
 	cp crds/costbudget.yaml charts/costwarden/files/crds/costbudget.yaml
+	cp crds/costbudget.yaml operator/costwarden/data/costbudget.yaml
+
+chart-docs: install crd-copies  ## sync the CRD copies and regenerate the chart's README from values.yaml
 	$(PY) tools/chart_readme.py charts/costwarden
+
+lock: install  ## recompile requirements.lock (the image's dependencies) from pyproject.toml's runtime list
+	$(PY) -m pip install -q 'uv>=0.5'
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -o requirements.lock

@@ -1,16 +1,65 @@
-"""The ``costwarden`` command: ``run`` the operator, ``sim serve`` the Kubernetes stand-in."""
+"""The ``costwarden`` command: ``run`` the operator, ``resume`` a budget's workloads, and the
+optional ``sim``, ``demo`` and ``top``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import gc
+import importlib
 import logging
 import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from types import ModuleType
 
 from costwarden import __version__
+
+
+@dataclass(frozen=True, slots=True)
+class OptionalCommand:
+    """A subcommand whose code and dependencies are not part of the operator (a package extra).
+
+    ``module`` defines ``add_subparser(subparsers)`` and ``run(args) -> int``. It is imported by
+    name, and only when its command is the one being run, so `costwarden run` never loads the
+    stand-in, the demo or rich. import-linter does not see imports by name, so its "lean-image"
+    contract covers only the static imports of this module; tests/unit/test_import_graph.py and
+    tests/chart/test_image.py check what `costwarden run` loads when it runs.
+    """
+
+    module: str
+    extra: str
+    help: str
+
+
+OPTIONAL_COMMANDS: dict[str, OptionalCommand] = {
+    "sim": OptionalCommand(
+        "costwarden.sim.cli", "sim", "the Kubernetes API stand-in used by tests and demos"
+    ),
+    "demo": OptionalCommand(
+        "costwarden.demo.runner", "demo", "the guardrail demo on an embedded stand-in cluster"
+    ),
+    "top": OptionalCommand("costwarden.top", "top", "live view of budgets and the most expensive pods"),
+}
+
+
+class MissingExtra(Exception):
+    """An optional command's dependencies are not installed."""
+
+
+def load_command(name: str) -> ModuleType:
+    """The module of optional command ``name``; MissingExtra names the extra when a dependency is absent."""
+    command = OPTIONAL_COMMANDS[name]
+    try:
+        return importlib.import_module(command.module)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] == "costwarden":
+            raise
+        raise MissingExtra(
+            f"costwarden {name} needs the '{command.extra}' extra: pip install 'costwarden[{command.extra}]'"
+        ) from exc
 
 
 def _positive(kind: type[float] | type[int]):  # type: ignore[no-untyped-def]
@@ -149,19 +198,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from costwarden.sim import cli as sim_cli
-
-    parser = argparse.ArgumentParser(prog="costwarden", description=__doc__)
+def build_parser(load: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; of the optional commands only those in ``load`` (default: all) get
+    their own arguments, the others are listed by name and help."""
+    loaded = set(OPTIONAL_COMMANDS if load is None else load)
+    parser = argparse.ArgumentParser(
+        prog="costwarden",
+        description="Real-time cost guardrails for GPU workloads on Kubernetes. sim, demo and top need "
+        "the package extras of the same names, e.g. pip install 'costwarden[demo]'.",
+    )
     parser.add_argument("--version", action="version", version=f"costwarden {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_run(subparsers)
-    sim_cli.add_subparser(subparsers)
-    from costwarden import top
-    from costwarden.demo import runner as demo_runner
-
-    demo_runner.add_subparser(subparsers)
-    top.add_subparser(subparsers)
+    for name, command in OPTIONAL_COMMANDS.items():
+        if name in loaded:
+            load_command(name).add_subparser(subparsers)
+        else:
+            subparsers.add_parser(name, help=command.help)
     resume = subparsers.add_parser("resume", help="restore what a budget scaled down or suspended")
     resume.add_argument("budget", help="the CostBudget's name")
     resume.add_argument("--namespace", "-n", default="default")
@@ -196,9 +249,21 @@ def _resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is not an option (the top level's options,
+    --help and --version, take no value)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    command = _command_in(words)
+    try:
+        parser = build_parser(load=[command] if command in OPTIONAL_COMMANDS else [])
+    except MissingExtra as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -207,20 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.verbose:
             logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # no line per timer run
         return _run(args)
-    if args.command == "sim":
-        from costwarden.sim import cli as sim_cli
-
-        return sim_cli.run(args)
     if args.command == "resume":
         return _resume(args)
-    if args.command == "demo":
-        from costwarden.demo import runner as demo_runner
-
-        return demo_runner.run(args)
-    if args.command == "top":
-        from costwarden import top
-
-        return top.run(args)
+    if args.command in OPTIONAL_COMMANDS:
+        status: int = load_command(args.command).run(args)
+        return status
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -1,13 +1,16 @@
-"""The CostBudget CRD as shipped in ``crds/costbudget.yaml`` (the schema's source of truth).
+"""The CostBudget CRD. ``crds/costbudget.yaml`` is the source of truth; the package carries a copy
+(``costwarden/data/costbudget.yaml``, kept equal by ``make crd-copies`` and a test), so an installed
+wheel has it too.
 
-Read on demand, never at import. Outside a source checkout pass the file's path explicitly.
+Read on demand, never at import.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import yaml
@@ -15,15 +18,15 @@ import yaml
 from costwarden.models import VERSION
 
 
-def crd_path() -> Path:
-    """``crds/costbudget.yaml`` of the checkout this package is imported from."""
-    return Path(__file__).resolve().parents[2] / "crds" / "costbudget.yaml"
+def crd_path() -> Traversable:
+    """The CRD shipped in this package."""
+    return resources.files("costwarden") / "data" / "costbudget.yaml"
 
 
-def load_crd(path: Path | None = None) -> dict[str, Any]:
-    """The CRD document; YAML anchors are expanded into independent copies."""
-    with (path or crd_path()).open(encoding="utf-8") as stream:
-        document = yaml.safe_load(stream)
+def load_crd(path: Traversable | None = None) -> dict[str, Any]:
+    """The CRD document (``path``'s, else the packaged one); YAML anchors are expanded into
+    independent copies."""
+    document = yaml.safe_load((path or crd_path()).read_text(encoding="utf-8"))
     result: dict[str, Any] = json.loads(json.dumps(document))
     return result
 

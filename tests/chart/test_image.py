@@ -1,17 +1,21 @@
 """The operator image, as far as it can be checked without a Docker engine.
 
-- requirements.lock pins every runtime dependency of pyproject.toml, with hashes, and no dev tool;
+- requirements.lock pins every runtime dependency of pyproject.toml, with hashes, and neither a
+  dev tool nor the stand-in's, the demo's or `costwarden top`'s libraries (extras);
 - the Dockerfile installs only from it, runs as 65532 and enters `costwarden run`;
-- a wheel built from the tree installs into a fresh environment (its dependencies taken from this
-  venv, the package from the wheel only) and `costwarden run` starts there, from outside the
-  repository: entry point, package data (the bundled price catalog) and imports all come from
-  the wheel, as they will in the image;
+- the CRD the package ships is crds/costbudget.yaml, as is the chart's copy;
+- a wheel built from the tree installs into a fresh environment that has the runtime
+  dependencies only (taken from this venv, the package from the wheel only) and `costwarden run`
+  starts there, from outside the repository: entry point, package data (the price catalog, the
+  CRD) and imports all come from the wheel, as they will in the image; neither the stand-in nor
+  the demo nor their libraries get loaded, and the optional commands name the extra to install;
 - slow (RUN_SLOW=1, needs PyPI): pip resolves the lock for Linux x86_64 CPython 3.11 with
   --require-hashes and binary wheels only, as the image build does.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import re
@@ -26,14 +30,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from packaging.markers import Marker, default_environment
+from packaging.markers import Marker, UndefinedEnvironmentName, default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.chart.helm import ROOT
+from tests.chart.helm import CHART, ROOT
 
 LOCK = ROOT / "requirements.lock"
+CRD_SOURCE = ROOT / "crds" / "costbudget.yaml"
+CRD_COPIES = (
+    ROOT / "operator" / "costwarden" / "data" / "costbudget.yaml",
+    CHART / "files" / "crds" / "costbudget.yaml",
+)
+# Distributions only the stand-in, the demo or `costwarden top` need; the image has none of them.
+NOT_IN_THE_IMAGE = ("kmock", "cel-python", "jsonschema", "matplotlib", "numpy", "pillow", "rich")
+# Their modules, and the optional commands': `costwarden run` loads none of them.
+EXTRA_MODULES = ("kmock", "celpy", "jsonschema", "matplotlib", "rich", "numpy", "PIL")
+NOT_LOADED_BY_RUN = ("costwarden.sim", "costwarden.demo", "costwarden.top", *EXTRA_MODULES)
 DOCKERFILE = ROOT / "Dockerfile"
 RELOCK = (
     "uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -o requirements.lock"
@@ -114,6 +128,20 @@ def test_lock_leaves_out_dev_tools_and_the_project() -> None:
     runtime = {canonicalize_name(Requirement(t).name) for t in project()["dependencies"]}  # type: ignore[attr-defined]
     assert not (dev - runtime) & set(locked())
     assert "costwarden" not in locked()
+
+
+def test_lock_leaves_out_the_stand_in_the_demo_and_top() -> None:
+    runtime = {canonicalize_name(Requirement(t).name) for t in project()["dependencies"]}  # type: ignore[attr-defined]
+    extras = project()["optional-dependencies"]
+    assert {"sim", "demo", "top"} <= set(extras)  # type: ignore[arg-type]
+    assert not runtime & set(NOT_IN_THE_IMAGE)
+    assert not set(NOT_IN_THE_IMAGE) & set(locked()), f"run `{RELOCK}`"
+    assert "kubernetes-asyncio" in runtime and "kubernetes-asyncio" in locked()
+
+
+def test_the_packaged_and_the_chart_crd_are_the_source() -> None:
+    for copy in CRD_COPIES:
+        assert copy.read_bytes() == CRD_SOURCE.read_bytes(), f"{copy} differs: run `make crd-copies`"
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -205,14 +233,57 @@ def test_wheel_declares_the_entry_point_and_ships_its_data(wheel: Path) -> None:
         assert on_disk <= shipped, f"package data missing from the wheel: {sorted(on_disk - shipped)}"
 
 
-def test_costwarden_run_starts_from_a_clean_install(wheel: Path, tmp_path: Path) -> None:
+def runtime_distributions() -> dict[str, importlib.metadata.Distribution]:
+    """The installed distributions pyproject.toml's runtime dependencies need, transitively."""
+    environment = default_environment()
+    found: dict[str, importlib.metadata.Distribution] = {}
+    todo = [Requirement(text) for text in project()["dependencies"]]  # type: ignore[attr-defined]
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in found:
+            continue
+        try:
+            found[name] = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            pytest.fail(f"{requirement} is not installed in this venv: run `make install`")
+        for text in found[name].requires or []:
+            needed = Requirement(text)
+            extras = ["", *requirement.extras]
+            try:
+                wanted = needed.marker is None or any(
+                    needed.marker.evaluate({**environment, "extra": extra}) for extra in extras
+                )
+            except UndefinedEnvironmentName:
+                wanted = False
+            if wanted:
+                todo.append(needed)
+    return found
+
+
+def runtime_only_site(into: Path) -> Path:
+    """A directory of links to the top-level modules of the runtime distributions, and nothing else."""
+    into.mkdir()
+    for name, dist in sorted(runtime_distributions().items()):
+        assert dist.files is not None, f"{name} has no RECORD"
+        for file in dist.files:
+            top = file.parts[0]
+            if top in ("..", "__pycache__") or (into / top).exists():
+                continue
+            source = Path(str(dist.locate_file(top)))
+            if source.exists():
+                (into / top).symlink_to(source)
+    return into
+
+
+def test_costwarden_run_starts_from_a_clean_install_without_the_extras(wheel: Path, tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     target = Path(sysconfig.get_path("purelib", vars={"base": str(env_dir), "platbase": str(env_dir)}))
-    # Dependencies from this venv's site-packages as a plain path entry: its .pth files (the editable
-    # install of the working tree among them) are not processed there, so costwarden can only
-    # come from the wheel.
-    deps = Path(sysconfig.get_path("purelib"))
+    # The runtime dependencies from this venv, through a plain path entry of links: the stand-in's,
+    # the demo's and the dev tools' packages are not there, and .pth files (the editable install of
+    # the working tree among them) are not processed there, so costwarden can only come from the wheel.
+    deps = runtime_only_site(tmp_path / "runtime-site")
     (target / "deps.pth").write_text(f"{deps}\n")
     subprocess.run(
         [
@@ -247,25 +318,69 @@ def test_costwarden_run_starts_from_a_clean_install(wheel: Path, tmp_path: Path)
             check=False,
         )
 
-    where = subprocess.run(
-        [str(env_dir / "bin" / "python"), "-c", "import costwarden; print(costwarden.__file__)"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.strip()
+    def python(code: str) -> str:
+        done = subprocess.run(
+            [str(env_dir / "bin" / "python"), "-c", code],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    where = python("import costwarden; print(costwarden.__file__)")
     assert where.startswith(str(target)), f"costwarden imported from {where}, not the wheel"
+    missing = python(
+        "import importlib.util\n"
+        f"print([m for m in {EXTRA_MODULES!r} if importlib.util.find_spec(m) is not None])"
+    )
+    assert missing == "[]", f"the environment was meant to lack the extras' libraries: {missing}"
 
     assert run("--version").stdout.strip() == "costwarden 0.1.0"
     usage = run("run", "--help")
     assert usage.returncode == 0, usage.stderr
     assert "--peering" in usage.stdout
+    overview = run("--help")
+    assert overview.returncode == 0, overview.stderr
+    assert all(name in overview.stdout for name in ("run", "resume", "sim", "demo", "top"))
     # Past argument parsing: the bundled catalog loads, then credentials are missing: exit 2.
     started = run("run", "--kubeconfig", str(tmp_path / "no-kubeconfig"), "--metrics-port", "0")
     assert started.returncode == 2, started.stderr
     assert "cannot load Kubernetes credentials" in started.stderr
+
+    for command, extra in (("demo", "demo"), ("sim", "sim"), ("top", "top")):
+        refused = run(command, "--help")
+        assert (refused.returncode, refused.stdout) == (2, ""), refused
+        assert refused.stderr == (
+            f"costwarden {command} needs the '{extra}' extra: pip install 'costwarden[{extra}]'\n"
+        )
+
+    # What the operator's code loads, `costwarden run` included (up to the missing credentials).
+    loaded = python(
+        "import contextlib, io, json, sys\n"
+        "import costwarden.cli, costwarden.operator.app\n"
+        "with contextlib.redirect_stderr(io.StringIO()):\n"
+        "    code = costwarden.cli.main(['run', '--kubeconfig', 'none', '--metrics-port', '0'])\n"
+        "assert code == 2, code\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    modules = json.loads(loaded)
+    assert "costwarden.operator.app" in modules and "kopf" in modules
+    unwanted = [
+        m
+        for m in modules
+        if m.startswith(tuple(f"{n}." for n in NOT_LOADED_BY_RUN)) or m in NOT_LOADED_BY_RUN
+    ]
+    assert not unwanted, unwanted
+
+    # The CRD comes with the wheel (`costwarden demo` applies it to the stand-in).
+    crd = python(
+        "from costwarden.crd import crd_path, load_crd\nprint(crd_path(), load_crd()['metadata']['name'])"
+    )
+    assert crd == f"{target / 'costwarden' / 'data' / 'costbudget.yaml'} costbudgets.costwarden.dev"
 
 
 @slow

@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import matplotlib  # at import, so a missing 'demo' extra shows before the demo runs, not at its end
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -89,8 +91,6 @@ class ChartStyle:
 
 def render_chart(history: History, path: Path, style: ChartStyle) -> Path:
     """Draw every budget's panel into ``path`` (PNG); returns the path."""
-    import matplotlib
-
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

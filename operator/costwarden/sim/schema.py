@@ -1,18 +1,17 @@
 """What the apiserver does to a custom object with its CRD's structural schema.
 
 Order as in apiextensions-apiserver: prune unknown fields (reporting them, for
-``fieldValidation=Strict|Warn``), apply ``default`` values, then validate. Validation itself lives
-in ``costwarden.sim.crdvalidation`` (written separately); it is imported lazily and skipped while
-that module does not exist.
+``fieldValidation=Strict|Warn``), apply ``default`` values, then validate (with
+``costwarden.sim.crdvalidation``: OpenAPI through jsonschema, ``x-kubernetes-validations`` through CEL).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
+from costwarden.sim.crdvalidation import validate_custom_object
 from costwarden.sim.errors import Problem
 
 _ROOT_KEYS = frozenset({"apiVersion", "kind", "metadata"})
@@ -84,14 +83,9 @@ def apply_defaults(schema: Mapping[str, Any], obj: Any) -> Any:
     return result
 
 
-def load_validator() -> Validator | None:
-    """``crdvalidation.validate_custom_object`` if that module exists yet, else None."""
-    try:
-        module = importlib.import_module("costwarden.sim.crdvalidation")
-    except ImportError:
-        return None
-    function = getattr(module, "validate_custom_object", None)
-    return cast(Validator, function) if callable(function) else None
+def load_validator() -> Validator:
+    """The apiserver's validation of a custom object against its CRD's schema."""
+    return validate_custom_object
 
 
 def process(
