@@ -9,7 +9,7 @@ cluster; reading and drawing sit at the bottom of this module.
 from __future__ import annotations
 
 import argparse
-import json
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,7 +21,6 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from costwarden.models import GROUP, PLURAL, VERSION
 from costwarden.records import PodRecord, parse_decimal
 
 GroupBy = Literal["cluster", "user", "namespace", "pod"]
@@ -258,41 +257,30 @@ def render(snapshot: Snapshot, by: GroupBy, limit: int = 10) -> Group:
 
 
 class ClusterReader:
-    """Read-only lists of CostBudgets and pods through the official client (raw JSON bodies)."""
+    """Read-only lists of CostBudgets and pods through the operator's ``KubeClient`` (raw JSON).
+
+    Synchronous for the command line and the demo: each read runs on this reader's own event
+    loop (kept between reads, so the HTTP session and its connections are reused).
+    """
 
     def __init__(self, kubeconfig: Path | None, namespace: str | None = None) -> None:
-        import kubernetes
+        from costwarden.operator.kube import KubeClient, load_configuration
 
-        from costwarden.operator.kube import load_configuration
-
-        self._client = kubernetes.client.ApiClient(load_configuration(kubeconfig))
-        self._core = kubernetes.client.CoreV1Api(self._client)
-        self._custom = kubernetes.client.CustomObjectsApi(self._client)
+        self._kube = KubeClient(load_configuration(kubeconfig))
+        self._runner = asyncio.Runner(loop_factory=asyncio.new_event_loop)  # leaves the thread's loop alone
         self.namespace = namespace
 
     def close(self) -> None:
-        self._client.close()  # type: ignore[no-untyped-call]
-
-    def _items(self, response: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
-        return items
+        try:
+            self._runner.run(self._kube.close())
+        finally:
+            self._runner.close()
 
     def budgets(self) -> list[dict[str, Any]]:
-        args = (GROUP, VERSION)
-        if self.namespace:
-            response = self._custom.list_namespaced_custom_object(
-                *args, self.namespace, PLURAL, _preload_content=False
-            )
-        else:
-            response = self._custom.list_cluster_custom_object(*args, PLURAL, _preload_content=False)
-        return self._items(response)
+        return self._runner.run(self._kube.list_budgets(self.namespace))
 
     def pods(self) -> list[dict[str, Any]]:
-        if self.namespace:
-            response = self._core.list_namespaced_pod(self.namespace, _preload_content=False)
-        else:
-            response = self._core.list_pod_for_all_namespaces(_preload_content=False)
-        return self._items(response)
+        return self._runner.run(self._kube.list_pods(self.namespace))
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
@@ -325,6 +313,8 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
     except Exception as exc:
         console.print(f"costwarden top: cannot load Kubernetes credentials: {exc}")
         return 2
+    from costwarden.operator.kube import KubeError
+
     view: Callable[[], Group] = lambda: render(reader.snapshot(), args.by, args.limit)  # noqa: E731
     try:
         if args.once:
@@ -334,6 +324,9 @@ def run(args: argparse.Namespace, console: Console | None = None) -> int:
             while True:
                 time.sleep(args.interval)
                 live.update(view(), refresh=True)
+    except KubeError as exc:
+        console.print(f"costwarden top: cannot read the cluster: {exc}")
+        return 1
     except KeyboardInterrupt:
         return 0
     finally:

@@ -1,8 +1,19 @@
 """The one module that talks to the Kubernetes API (besides kopf's own watching and patching).
 
-Blocking client calls run in threads so handlers never block the event loop. In dry-run mode
-every write is logged and skipped here, so no caller can forget to honour it; reads always run
-(a dry run still resolves owners and replica counts, so its "would ..." lines are accurate).
+One ``kubernetes_asyncio`` client per ``KubeClient``, on the event loop that uses it: no threads,
+so thousands of writes and two long watches cost sockets, not threads. The client (and its
+aiohttp session) is created on first use, because the operator is built on one thread and runs
+on another thread's loop (``OperatorThread``); a client serves the loop it was first used on.
+
+In dry-run mode every write to the cluster is logged and skipped here, so no caller can forget
+to honour it; reads always run (a dry run still resolves owners and replica counts, so its
+"would ..." lines are accurate). Lease writes are the exception: taking or renewing the
+leadership Lease changes nothing a dry run is meant to protect, and a dry-run replica still has
+to know whether it is the one that acts (``LEASE_WRITES_IGNORE_DRY_RUN``).
+
+Bodies are requested undecoded (``_preload_content=False``) and returned as the JSON the API
+server sent: the client's typed models reject fields they do not expect (and would turn a write
+that succeeded into an error), and drop fields they do not know.
 """
 
 from __future__ import annotations
@@ -10,32 +21,49 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import concurrent.futures
 import itertools
 import json
 import logging
+import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import kubernetes
-from kubernetes.client.exceptions import ApiException
-from urllib3.util import Retry
+import aiohttp
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
 
 from costwarden.models import GROUP, PLURAL, VERSION
 from costwarden.records import format_time
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 MERGE_PATCH = "application/merge-patch+json"
 JOBSET_GROUP = "jobset.x-k8s.io"
 JOBSET_VERSION = "v1alpha2"
 JOBSET_PLURAL = "jobsets"
+LEASE_GROUP = "coordination.k8s.io"
 SCALABLE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
 READABLE_KINDS = (*SCALABLE_KINDS, "Job", "JobSet")
+WATCHABLE = ("pods", "nodes")
+"""What ``list_raw`` and ``watch_raw`` serve: the resources the informer keeps in memory."""
+
+LEASE_WRITES_IGNORE_DRY_RUN = True
+"""``create_lease``/``replace_lease`` write even with ``dry_run``: leadership is not a cluster change."""
+
+REQUEST_TIMEOUT_S = 30.0  # one request, connect to last byte (kopf's request timeout too)
+CONNECT_TIMEOUT_S = 10.0  # a watch: connecting; reading then waits up to its timeout + margin
+WATCH_READ_MARGIN_S = 30.0
+CONNECT_ATTEMPTS = 3  # a request that could not connect was never sent: safe to retry, any verb
+PAGE_SIZE = 500
+DEFAULT_KUBECONFIG = "~/.kube/config"
 
 Permission = tuple[str, str, str]  # (apiGroup, resource, verb), as a ClusterRole rule names them
 
@@ -60,14 +88,18 @@ METHOD_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
     "suspend_jobset": ((JOBSET_GROUP, JOBSET_PLURAL, "patch"),),
     "annotate_budget": ((GROUP, PLURAL, "patch"),),
     "patch_budget_status": ((GROUP, f"{PLURAL}/status", "patch"),),
+    "read_budget": ((GROUP, PLURAL, "get"),),
+    "list_budgets": ((GROUP, PLURAL, "list"),),
+    "list_pods": (("", "pods", "list"),),
+    "list_raw": (("", "pods", "list"), ("", "nodes", "list")),  # the informer
+    "watch_raw": (("", "pods", "watch"), ("", "nodes", "watch")),
+    "read_lease": ((LEASE_GROUP, "leases", "get"),),  # leader election
+    "create_lease": ((LEASE_GROUP, "leases", "create"),),
+    "replace_lease": ((LEASE_GROUP, "leases", "update"),),
 }
 """What each ``KubeClient`` method calls (checked against recorded traffic by the tests)."""
 
 KOPF_PERMISSIONS: tuple[Permission, ...] = (
-    ("", "pods", "list"),  # indexes
-    ("", "pods", "watch"),
-    ("", "nodes", "list"),
-    ("", "nodes", "watch"),
     (GROUP, PLURAL, "list"),  # timers and event handlers
     (GROUP, PLURAL, "watch"),
     (GROUP, PLURAL, "patch"),  # progress annotations, finalizer
@@ -86,7 +118,7 @@ KOPF_PERMISSIONS: tuple[Permission, ...] = (
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "create"),  # managed webhook
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"),
 )
-"""What kopf itself requests for our handlers (indexes, timers, peering, the admission guard)."""
+"""What kopf itself requests for our handlers (budgets, peering, the admission guard)."""
 
 REQUIRED_PERMISSIONS: tuple[Permission, ...] = tuple(
     sorted(set(itertools.chain(KOPF_PERMISSIONS, *METHOD_PERMISSIONS.values())))
@@ -98,18 +130,23 @@ class WriteResult(Enum):
     DONE = "done"
     DRY_RUN = "dry-run"
     GONE = "gone"  # the object (or its resource type) no longer exists
-    CONFLICT = "conflict"  # a resourceVersion precondition failed
+    CONFLICT = "conflict"  # a resourceVersion precondition failed, or (create) it already exists
     THROTTLED = "throttled"  # 429 from the API server (Retry-After honoured by the caller)
     FORBIDDEN = "forbidden"  # 401/403: RBAC or credentials; retrying will not help
     FAILED = "failed"
 
 
 class KubeError(Exception):
-    """A read the caller cannot go on without; the message names the object and the reason."""
+    """A read the caller cannot go on without; the message names the object and the reason.
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    ``status`` is the HTTP status (None when the server was not reached or the stream broke);
+    ``retry_after`` the seconds a 429 asked us to wait.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after = retry_after
 
 
 class SecretError(KubeError):
@@ -125,51 +162,141 @@ class ObjectRef:
     uid: str = ""
 
 
-def load_configuration(kubeconfig: Path | None) -> kubernetes.client.Configuration:
+# ---- configuration
+
+
+def load_configuration(kubeconfig: Path | None) -> k8s.Configuration:
     """A client configuration of our own (never the library's global default).
 
-    urllib3 would otherwise sleep through a 429's Retry-After and retry on its own, for DELETE
-    but not PATCH, blocking a thread for minutes; a 429 is answered as THROTTLED instead and the
-    caller decides (connection failures are still retried).
+    ``kubeconfig`` None means in-cluster credentials, then ``$KUBECONFIG`` (or ``~/.kube/config``).
+    Synchronous, although kubernetes_asyncio's kubeconfig loader is a coroutine (it may run an
+    exec credential plugin): the loader runs on a private event loop in a helper thread, so this
+    works with or without a running loop in the caller's thread and touches neither. Tokens from
+    an exec plugin that announces an expiry are renewed before requests once they expire.
     """
-    configuration = kubernetes.client.Configuration()
-    configuration.retries = Retry(total=3, respect_retry_after_header=False)
-    if kubeconfig is not None:
-        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=str(kubeconfig), client_configuration=configuration
+    configuration = k8s.Configuration()
+    if kubeconfig is None:
+        try:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except k8s_config.ConfigException:
+            pass  # not in a pod: the default kubeconfig
+        else:
+            return configuration
+    paths = str(kubeconfig) if kubeconfig is not None else os.environ.get("KUBECONFIG", DEFAULT_KUBECONFIG)
+    if not any(Path(p).expanduser().is_file() for p in paths.split(os.pathsep) if p):
+        where = "" if kubeconfig is not None else "no in-cluster credentials and "
+        raise k8s_config.ConfigException(f"{where}no kubeconfig file at {paths}")
+    loader = _complete(
+        k8s_config.load_kube_config(
+            config_file=paths, client_configuration=configuration, persist_config=False
         )
-        return configuration
-    try:
-        kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    )
+    if hasattr(loader, "exec_plugin_expiry"):
+        configuration.refresh_api_key_hook = _exec_token_refresher(loader)
     return configuration
 
 
-def bearer_token(configuration: kubernetes.client.Configuration) -> str | None:
-    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
-        "authorization"
-    )
+def _complete(coroutine: Coroutine[Any, Any, T]) -> T:
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kubeconfig") as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def _exec_token_refresher(loader: Any) -> Callable[[k8s.Configuration], Awaitable[None]]:
+    async def refresh(configuration: k8s.Configuration) -> None:
+        await loader.load_from_exec_plugin()  # runs the plugin again only once its token expired
+        token = getattr(loader, "token", None)
+        if token:
+            configuration.api_key["BearerToken"] = token
+
+    return refresh
+
+
+def bearer_token(configuration: k8s.Configuration) -> str | None:
+    """The bearer token of a configuration, without its "Bearer " prefix (synchronous: kopf's
+    login handler calls it; kubernetes_asyncio's own ``get_api_key_with_prefix`` is a coroutine)."""
+    keys: Mapping[str, str] = configuration.api_key
+    header = keys.get("BearerToken") or keys.get("authorization")
     if not header:
         return None
-    return str(header.split(" ", 1)[-1])
+    return str(header).split(" ", 1)[-1]
+
+
+# ---- the client
+
+
+@dataclass(frozen=True, slots=True)
+class _Apis:
+    """The generated API groups over one ApiClient (typed Any: the generated code is untyped)."""
+
+    client: Any
+    core: Any
+    apps: Any
+    batch: Any
+    custom: Any
+    coordination: Any
+    loop: asyncio.AbstractEventLoop
+
+
+Call = Callable[[_Apis], Callable[..., Awaitable[Any]]]
+"""Picks the generated method to call once the ApiClient exists, e.g. ``lambda a: a.core.read_node``."""
+
+
+class _Failure(Exception):
+    """A non-2xx answer, before it is turned into a WriteResult or a KubeError."""
+
+    def __init__(self, status: int, reason: str, headers: Mapping[str, str], body: bytes) -> None:
+        super().__init__(f"HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
 
 
 class KubeClient:
-    """Async facade over the official client; every write goes through ``_write``."""
+    """Async facade over kubernetes_asyncio; every cluster write goes through ``_write``."""
 
-    def __init__(self, configuration: kubernetes.client.Configuration, *, dry_run: bool = False) -> None:
+    def __init__(self, configuration: k8s.Configuration, *, dry_run: bool = False) -> None:
         self.configuration = configuration
         self.dry_run = dry_run
-        self._api = kubernetes.client.ApiClient(configuration)
-        self._core = kubernetes.client.CoreV1Api(self._api)
-        self._apps = kubernetes.client.AppsV1Api(self._api)
-        self._batch = kubernetes.client.BatchV1Api(self._api)
-        self._custom = kubernetes.client.CustomObjectsApi(self._api)
         self.last_retry_after: float | None = None
+        self._apis_now: _Apis | None = None
 
-    def close(self) -> None:
-        self._api.close()  # type: ignore[no-untyped-call]
+    async def close(self) -> None:
+        """Close the HTTP session (on the loop it was used on); the client may be used again after."""
+        apis, self._apis_now = self._apis_now, None
+        if apis is None:
+            return
+        if asyncio.get_running_loop() is apis.loop:
+            await apis.client.close()
+        elif apis.loop.is_running():
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(apis.client.close(), apis.loop))
+        else:
+            log.debug(
+                "KubeClient for %s: its event loop is gone; its session went with it", self.configuration.host
+            )
+
+    def _apis(self) -> _Apis:
+        loop = asyncio.get_running_loop()
+        apis = self._apis_now
+        if apis is not None and apis.loop is not loop:
+            raise RuntimeError(
+                f"KubeClient for {self.configuration.host} was first used on another event loop; "
+                "an aiohttp session serves one loop: close it there, or build one client per loop"
+            )
+        if apis is None:
+            api = k8s.ApiClient(self.configuration)
+            api.user_agent = "costwarden"
+            apis = _Apis(
+                client=api,
+                core=k8s.CoreV1Api(api),
+                apps=k8s.AppsV1Api(api),
+                batch=k8s.BatchV1Api(api),
+                custom=k8s.CustomObjectsApi(api),
+                coordination=k8s.CoordinationV1Api(api),
+                loop=loop,
+            )
+            self._apis_now = apis
+        return apis
 
     # ---- reads (never blocked by dry-run)
 
@@ -181,9 +308,9 @@ class KubeClient:
         """
         what = f"Secret {namespace}/{name}"
         try:
-            secret = await self._read(what, self._core.read_namespaced_secret, name, namespace)
+            secret = await self._read(what, lambda a: a.core.read_namespaced_secret, name, namespace)
         except KubeError as exc:
-            raise SecretError(str(exc), status=exc.status) from exc
+            raise SecretError(str(exc), status=exc.status, retry_after=exc.retry_after) from exc
         if secret is None:
             raise SecretError(f"{what} not found", status=404)
         encoded = (secret.get("data") or {}).get(key)
@@ -203,22 +330,174 @@ class KubeClient:
         if kind == "JobSet":
             return await self._read(
                 what,
-                self._custom.get_namespaced_custom_object,
+                lambda a: a.custom.get_namespaced_custom_object,
                 JOBSET_GROUP,
                 JOBSET_VERSION,
                 namespace,
                 JOBSET_PLURAL,
                 name,
             )
-        readers: dict[str, Any] = {
-            "Deployment": self._apps.read_namespaced_deployment,
-            "StatefulSet": self._apps.read_namespaced_stateful_set,
-            "ReplicaSet": self._apps.read_namespaced_replica_set,
-            "Job": self._batch.read_namespaced_job,
+        readers: dict[str, Call] = {
+            "Deployment": lambda a: a.apps.read_namespaced_deployment,
+            "StatefulSet": lambda a: a.apps.read_namespaced_stateful_set,
+            "ReplicaSet": lambda a: a.apps.read_namespaced_replica_set,
+            "Job": lambda a: a.batch.read_namespaced_job,
         }
         if kind not in readers:
             raise ValueError(f"cannot read a {kind}; expected one of {', '.join(READABLE_KINDS)}")
         return await self._read(what, readers[kind], name, namespace)
+
+    async def read_budget(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A CostBudget as stored now (e.g. to re-read after a 409); None if it is gone."""
+        return await self._read(
+            f"CostBudget {namespace}/{name}",
+            lambda a: a.custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+        )
+
+    async def list_budgets(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every CostBudget (in one namespace, or all), read page by page."""
+        if namespace is None:
+            return await self._list_all(
+                "CostBudgets in all namespaces",
+                lambda a: a.custom.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                PLURAL,
+            )
+        return await self._list_all(
+            f"CostBudgets in namespace {namespace}",
+            lambda a: a.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+        )
+
+    async def list_pods(self, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every pod (in one namespace, or all), read page by page, as whole bodies.
+
+        For one-off reads (``costwarden top``); the operator keeps pods through the informer.
+        """
+        pods: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            page = await self.list_raw("pods", namespace=namespace, limit=PAGE_SIZE, continue_token=token)
+            pods.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return pods
+
+    async def list_raw(
+        self,
+        resource: str,
+        *,
+        namespace: str | None = None,
+        limit: int = PAGE_SIZE,
+        continue_token: str | None = None,
+    ) -> dict[str, Any]:
+        """One page of a list of ``pods`` (all namespaces, or ``namespace``) or ``nodes``.
+
+        The list object as sent: ``items``, and ``metadata.resourceVersion`` (to watch from) and
+        ``metadata.continue`` (the next page's token; absent or empty on the last page). A
+        continue token that expired answers 410: the caller lists again from the start.
+        """
+        what, call, args = self._collection(resource, namespace)
+        options: dict[str, Any] = {"limit": limit}
+        if continue_token:
+            options["_continue"] = continue_token
+        found = await self._read(what, call, *args, **options)
+        if found is None:
+            raise KubeError(f"{what}: the API server does not serve this resource", status=404)
+        return found
+
+    async def watch_raw(
+        self,
+        resource: str,
+        resource_version: str,
+        timeout_seconds: int,
+        *,
+        namespace: str | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Watch events ``{"type": ..., "object": ...}`` of ``pods`` or ``nodes``, with bookmarks.
+
+        Events come as sent, ERROR events included (an ERROR with code 410 means the
+        resourceVersion is too old: list again). The stream ends when the server closes it
+        (at ``timeout_seconds`` at the latest). KubeError when the watch is refused (with its
+        status) or the connection breaks (status None).
+        """
+        what, call, args = self._collection(resource, namespace)
+        what = f"watch of {what} from resourceVersion {resource_version}"
+        apis = self._apis()
+        try:
+            response = await self._connect(
+                what,
+                call(apis),
+                *args,
+                watch="true",  # as strings: the generated client would send Python's "True"
+                allow_watch_bookmarks="true",
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                _request_timeout=(CONNECT_TIMEOUT_S, timeout_seconds + WATCH_READ_MARGIN_S),
+            )
+        except _Failure as exc:
+            raise self._read_error(what, exc) from exc
+        except Exception as exc:
+            raise KubeError(f"{what}: could not connect ({exc or type(exc).__name__})") from exc
+        try:
+            while True:
+                try:
+                    line = await response.content.readline()
+                except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                    raise KubeError(f"{what}: the stream broke ({exc or type(exc).__name__})") from exc
+                if not line:
+                    return  # closed by the server: its timeout, or it is going away
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError as exc:
+                    raise KubeError(f"{what}: the stream broke mid-event ({exc})") from exc
+                if not isinstance(event, dict):
+                    raise KubeError(f"{what}: the API server sent {type(event).__name__}, not an event")
+                yield event
+        finally:
+            response.close()  # a watch is never read to its end: drop the connection, do not pool it
+
+    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A ``coordination.k8s.io/v1`` Lease; None if there is none."""
+        return await self._read(
+            f"Lease {namespace}/{name}", lambda a: a.coordination.read_namespaced_lease, name, namespace
+        )
+
+    # ---- leadership writes (made even in dry-run: see LEASE_WRITES_IGNORE_DRY_RUN)
+
+    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> WriteResult:
+        """Create a Lease; CONFLICT if one with that name exists (another replica was first)."""
+        name = (body.get("metadata") or {}).get("name", "")
+        return await self._write(
+            f"create Lease {namespace}/{name}",
+            lambda a: a.coordination.create_namespaced_lease,
+            namespace,
+            dict(body),
+            cluster_change=not LEASE_WRITES_IGNORE_DRY_RUN,
+        )
+
+    async def replace_lease(self, namespace: str, name: str, body: Mapping[str, Any]) -> WriteResult:
+        """Replace a Lease (PUT); ``body`` carries the ``metadata.resourceVersion`` it was read at,
+        so the write is CONFLICT if anyone renewed or took the Lease since; GONE if it vanished."""
+        return await self._write(
+            f"replace Lease {namespace}/{name}",
+            lambda a: a.coordination.replace_namespaced_lease,
+            name,
+            namespace,
+            dict(body),
+            cluster_change=not LEASE_WRITES_IGNORE_DRY_RUN,
+        )
 
     # ---- writes (all through _write)
 
@@ -228,7 +507,7 @@ class KubeClient:
         body = {"metadata": {"annotations": dict(annotations)}}
         return await self._write(
             f"annotate pod {namespace}/{name} {dict(annotations)}",
-            self._core.patch_namespaced_pod,
+            lambda a: a.core.patch_namespaced_pod,
             name,
             namespace,
             body,
@@ -237,10 +516,10 @@ class KubeClient:
     async def delete_pod(self, namespace: str, name: str, grace_period_seconds: int) -> WriteResult:
         return await self._write(
             f"delete pod {namespace}/{name} (grace period {grace_period_seconds}s)",
-            self._core.delete_namespaced_pod,
+            lambda a: a.core.delete_namespaced_pod,
             name,
             namespace,
-            body=kubernetes.client.V1DeleteOptions(grace_period_seconds=grace_period_seconds),
+            body={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": grace_period_seconds},
         )
 
     async def scale(
@@ -257,10 +536,10 @@ class KubeClient:
 
         With ``resource_version`` the patch is conditional: CONFLICT if the object changed since.
         """
-        patchers: dict[str, Any] = {
-            "Deployment": self._apps.patch_namespaced_deployment,
-            "StatefulSet": self._apps.patch_namespaced_stateful_set,
-            "ReplicaSet": self._apps.patch_namespaced_replica_set,
+        patchers: dict[str, Call] = {
+            "Deployment": lambda a: a.apps.patch_namespaced_deployment,
+            "StatefulSet": lambda a: a.apps.patch_namespaced_stateful_set,
+            "ReplicaSet": lambda a: a.apps.patch_namespaced_replica_set,
         }
         if kind not in patchers:
             raise ValueError(f"cannot scale a {kind}; expected one of {', '.join(SCALABLE_KINDS)}")
@@ -279,7 +558,7 @@ class KubeClient:
     async def suspend_job(self, namespace: str, name: str, suspend: bool = True) -> WriteResult:
         return await self._write(
             f"{'suspend' if suspend else 'resume'} Job {namespace}/{name}",
-            self._batch.patch_namespaced_job,
+            lambda a: a.batch.patch_namespaced_job,
             name,
             namespace,
             {"spec": {"suspend": suspend}},
@@ -290,7 +569,7 @@ class KubeClient:
         """GONE both when the JobSet is gone and when the JobSet CRD is not installed."""
         return await self._write(
             f"{'suspend' if suspend else 'resume'} JobSet {namespace}/{name}",
-            self._custom.patch_namespaced_custom_object,
+            lambda a: a.custom.patch_namespaced_custom_object,
             JOBSET_GROUP,
             JOBSET_VERSION,
             namespace,
@@ -306,7 +585,7 @@ class KubeClient:
         """Set (or with None remove) annotations on a CostBudget, e.g. the resume request."""
         return await self._write(
             f"annotate CostBudget {namespace}/{name} {dict(annotations)}",
-            self._custom.patch_namespaced_custom_object,
+            lambda a: a.custom.patch_namespaced_custom_object,
             GROUP,
             VERSION,
             namespace,
@@ -324,7 +603,7 @@ class KubeClient:
         """
         return await self._write(
             f"patch status of CostBudget {namespace}/{name} {dict(status)}",
-            self._custom.patch_namespaced_custom_object_status,
+            lambda a: a.custom.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,
             namespace,
@@ -362,76 +641,128 @@ class KubeClient:
         return await self._write(
             f"post {event_type} event {reason} on {involved.kind} "
             f"{involved.namespace}/{involved.name}: {message}",
-            self._core.create_namespaced_event,
+            lambda a: a.core.create_namespaced_event,
             involved.namespace,
             body,
         )
 
     # ---- plumbing
 
-    async def _read(self, what: str, call: Any, *args: Any) -> dict[str, Any] | None:
+    @staticmethod
+    def _collection(resource: str, namespace: str | None) -> tuple[str, Call, tuple[Any, ...]]:
+        """What to call to list or watch ``resource``, and how to name it in messages."""
+        if resource == "pods" and namespace is None:
+            return "pods in all namespaces", lambda a: a.core.list_pod_for_all_namespaces, ()
+        if resource == "pods":
+            return f"pods in namespace {namespace}", lambda a: a.core.list_namespaced_pod, (namespace,)
+        if resource == "nodes" and namespace is None:
+            return "nodes", lambda a: a.core.list_node, ()
+        if resource == "nodes":
+            raise ValueError(f"nodes are cluster-scoped; got namespace {namespace!r}")
+        raise ValueError(f"cannot list or watch {resource!r}; expected one of {', '.join(WATCHABLE)}")
+
+    async def _list_all(self, what: str, call: Call, *args: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            options: dict[str, Any] = {"limit": PAGE_SIZE}
+            if token:
+                options["_continue"] = token
+            page = await self._read(what, call, *args, **options)
+            if page is None:
+                raise KubeError(f"{what}: the API server does not serve this resource", status=404)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return items
+
+    async def _connect(
+        self, what: str, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> Any:
+        """The response (status checked, body unread), retrying connections that never opened."""
+        for attempt in range(CONNECT_ATTEMPTS):
+            try:
+                response = await method(*args, _preload_content=False, **kwargs)
+                break
+            except aiohttp.ClientConnectorError as exc:
+                if attempt + 1 == CONNECT_ATTEMPTS:
+                    raise
+                log.debug("%s: could not connect (%s); retrying", what, exc)
+                await asyncio.sleep(0.1 * 2**attempt)
+        if not 200 <= response.status <= 299:
+            async with response:
+                body = await response.read()
+            raise _Failure(response.status, str(response.reason or ""), response.headers, body)
+        return response
+
+    async def _send(self, what: str, call: Call, *args: Any, **kwargs: Any) -> bytes:
+        response = await self._connect(
+            what, call(self._apis()), *args, _request_timeout=REQUEST_TIMEOUT_S, **kwargs
+        )
+        async with response:
+            return bytes(await response.read())
+
+    async def _read(self, what: str, call: Call, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         """The object as sent (JSON), or None on 404; KubeError with a readable reason otherwise."""
         try:
-            body = await asyncio.to_thread(_raw, call, *args)
-            found = json.loads(body)
-        except ApiException as exc:
+            found = json.loads(await self._send(what, call, *args, **kwargs))
+        except _Failure as exc:
             if exc.status == 404:
                 return None
-            if exc.status == 429:
-                self.last_retry_after = _retry_after(exc)
-            raise KubeError(f"{what}: {_read_failure(exc)}", status=exc.status) from exc
-        except Exception as exc:
-            raise KubeError(f"{what}: could not be read ({exc})") from exc
+            raise self._read_error(what, exc) from exc
+        except Exception as exc:  # network, TLS, credentials plugin, a body that is not JSON
+            raise KubeError(f"{what}: could not be read ({exc or type(exc).__name__})") from exc
         if not isinstance(found, dict):
             raise KubeError(f"{what}: the API server sent {type(found).__name__}, not an object")
         return found
 
-    async def _write(self, what: str, call: Any, *args: Any, **kwargs: Any) -> WriteResult:
-        if self.dry_run:
+    def _read_error(self, what: str, failure: _Failure) -> KubeError:
+        retry_after = None
+        if failure.status == 429:
+            retry_after = self.last_retry_after = _retry_after(failure.headers)
+        return KubeError(f"{what}: {_read_failure(failure)}", status=failure.status, retry_after=retry_after)
+
+    async def _write(
+        self, what: str, call: Call, *args: Any, cluster_change: bool = True, **kwargs: Any
+    ) -> WriteResult:
+        if self.dry_run and cluster_change:
             log.info("dry-run: would %s", what)
             return WriteResult.DRY_RUN
         try:
-            await asyncio.to_thread(_raw, call, *args, **kwargs)
-        except ApiException as exc:
+            await self._send(what, call, *args, **kwargs)
+        except _Failure as exc:
             return self._classify(what, exc)
         except Exception as exc:  # network errors: logged, retried by the caller's next pass
-            log.warning("could not %s: %s", what, exc)
+            log.warning("could not %s: %s", what, exc or type(exc).__name__)
             return WriteResult.FAILED
         return WriteResult.DONE
 
-    def _classify(self, what: str, exc: ApiException) -> WriteResult:
-        if exc.status == 404:
+    def _classify(self, what: str, failure: _Failure) -> WriteResult:
+        if failure.status == 404:
             return WriteResult.GONE
-        if exc.status == 409:
+        if failure.status == 409:
             return WriteResult.CONFLICT
-        if exc.status == 429:
-            self.last_retry_after = _retry_after(exc)
+        if failure.status == 429:
+            self.last_retry_after = _retry_after(failure.headers)
             log.warning("API server throttled us (%s); retry after %ss", what, self.last_retry_after)
             return WriteResult.THROTTLED
-        log.warning("could not %s: HTTP %s %s", what, exc.status, exc.reason)
-        return WriteResult.FORBIDDEN if exc.status in (401, 403) else WriteResult.FAILED
+        log.warning("could not %s: HTTP %s %s", what, failure.status, failure.reason)
+        return WriteResult.FORBIDDEN if failure.status in (401, 403) else WriteResult.FAILED
 
 
-def _raw(call: Any, *args: Any, **kwargs: Any) -> bytes:
-    """The response body, undecoded: the client's typed models reject fields they do not expect
-    (and would turn a write that succeeded into an error), and drop fields they do not know.
-    """
-    response = call(*args, _preload_content=False, **kwargs)
-    return bytes(response.data)
-
-
-def _read_failure(exc: ApiException) -> str:
-    if exc.status == 403:
+def _read_failure(failure: _Failure) -> str:
+    if failure.status == 403:
         return "forbidden (the operator's service account may not read it; see the chart's ClusterRole)"
-    if exc.status == 401:
+    if failure.status == 401:
         return "unauthorized (the operator's credentials were refused)"
-    if exc.status == 429:
+    if failure.status == 429:
         return "throttled by the API server"
-    return f"HTTP {exc.status} {exc.reason}"
+    if failure.status == 410:
+        return "expired (410 Gone: list again)"
+    return f"HTTP {failure.status} {failure.reason}"
 
 
-def _retry_after(exc: ApiException) -> float:
-    headers = exc.headers or {}
+def _retry_after(headers: Mapping[str, str]) -> float:
     value = headers.get("Retry-After") or headers.get("retry-after")
     try:
         return max(0.0, float(value)) if value is not None else 1.0
