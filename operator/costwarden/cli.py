@@ -231,11 +231,15 @@ def _resume(args: argparse.Namespace) -> int:
     from costwarden.records import format_time
 
     kube = KubeClient(load_configuration(args.kubeconfig))
-    try:
-        stamp = format_time(datetime.now(UTC))
-        result = asyncio.run(kube.annotate_budget(args.namespace, args.budget, {RESUME_ANNOTATION: stamp}))
-    finally:
-        kube.close()
+
+    async def request() -> WriteResult:
+        try:
+            stamp = format_time(datetime.now(UTC))
+            return await kube.annotate_budget(args.namespace, args.budget, {RESUME_ANNOTATION: stamp})
+        finally:
+            await kube.close()
+
+    result = asyncio.run(request())
     if result is not WriteResult.DONE:
         print(
             f"costwarden: could not annotate CostBudget {args.namespace}/{args.budget}: {result.value}",
