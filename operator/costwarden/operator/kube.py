@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -422,7 +422,7 @@ class KubeClient:
         timeout_seconds: int,
         *,
         namespace: str | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         """Watch events ``{"type": ..., "object": ...}`` of ``pods`` or ``nodes``, with bookmarks.
 
         Events come as sent, ERROR events included (an ERROR with code 410 means the
@@ -695,17 +695,18 @@ class KubeClient:
             raise _Failure(response.status, str(response.reason or ""), response.headers, body)
         return response
 
-    async def _send(self, what: str, call: Call, *args: Any, **kwargs: Any) -> bytes:
-        response = await self._connect(
-            what, call(self._apis()), *args, _request_timeout=REQUEST_TIMEOUT_S, **kwargs
-        )
+    async def _send(
+        self, what: str, method: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any
+    ) -> bytes:
+        response = await self._connect(what, method, *args, _request_timeout=REQUEST_TIMEOUT_S, **kwargs)
         async with response:
             return bytes(await response.read())
 
     async def _read(self, what: str, call: Call, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
         """The object as sent (JSON), or None on 404; KubeError with a readable reason otherwise."""
+        method = call(self._apis())  # outside the try: using a client on the wrong loop is a bug
         try:
-            found = json.loads(await self._send(what, call, *args, **kwargs))
+            found = json.loads(await self._send(what, method, *args, **kwargs))
         except _Failure as exc:
             if exc.status == 404:
                 return None
@@ -728,8 +729,9 @@ class KubeClient:
         if self.dry_run and cluster_change:
             log.info("dry-run: would %s", what)
             return WriteResult.DRY_RUN
+        method = call(self._apis())
         try:
-            await self._send(what, call, *args, **kwargs)
+            await self._send(what, method, *args, **kwargs)
         except _Failure as exc:
             return self._classify(what, exc)
         except Exception as exc:  # network errors: logged, retried by the caller's next pass
