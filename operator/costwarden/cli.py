@@ -106,7 +106,34 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument(
         "--write-rate", type=_positive(float), default=20.0, help="annotation writes per second (global)"
     )
-    run.add_argument("--peering", help="kopf peering name for leader election among replicas")
+    run.add_argument(
+        "--lease",
+        dest="lease_name",
+        help="leader election among replicas: the coordination.k8s.io Lease to hold (default: standalone)",
+    )
+    run.add_argument(
+        "--lease-namespace",
+        default="default",
+        help="namespace of the Lease (the operator's own, in the chart)",
+    )
+    run.add_argument(
+        "--lease-identity", default="", help="this replica's name in the Lease (default: host name + random)"
+    )
+    run.add_argument(
+        "--lease-duration",
+        type=_positive(float),
+        default=15.0,
+        help="seconds a Lease may go unrenewed before a standby takes over",
+    )
+    run.add_argument(
+        "--renew-deadline",
+        type=_positive(float),
+        default=10.0,
+        help="the leader stops acting this many seconds after its last renewal began (< lease duration)",
+    )
+    run.add_argument(
+        "--retry-period", type=_positive(float), default=2.0, help="seconds between Lease renewals and checks"
+    )
     run.add_argument(
         "--enforcement",
         choices=("on", "dry-run", "off"),
@@ -165,7 +192,12 @@ def _run(args: argparse.Namespace) -> int:
         annotation_interval=args.annotation_interval,
         annotation_rate_change=Decimal("0.01"),
         write_rate=args.write_rate,
-        peering=args.peering,
+        lease_name=args.lease_name,
+        lease_namespace=args.lease_namespace,
+        lease_identity=args.lease_identity,
+        lease_duration=args.lease_duration,
+        renew_deadline=args.renew_deadline,
+        retry_period=args.retry_period,
         enforcement=args.enforcement,
         protected_namespaces=tuple(
             sorted(
@@ -228,13 +260,12 @@ def _resume(args: argparse.Namespace) -> int:
 
     from costwarden.operator.kube import KubeClient, WriteResult, load_configuration
     from costwarden.operator.resume import RESUME_ANNOTATION
-    from costwarden.records import format_time
 
     kube = KubeClient(load_configuration(args.kubeconfig))
 
     async def request() -> WriteResult:
         try:
-            stamp = format_time(datetime.now(UTC))
+            stamp = datetime.now(UTC).isoformat(timespec="microseconds")  # each request its own value
             return await kube.annotate_budget(args.namespace, args.budget, {RESUME_ANNOTATION: stamp})
         finally:
             await kube.close()

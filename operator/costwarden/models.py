@@ -3,12 +3,20 @@
 These mirror ``crds/costbudget.yaml``; a test keeps the two in agreement (every example is
 accepted by both, every file in tests/data/invalid is refused by both, naming the field).
 Money fields are ``Decimal``: they are parsed from the YAML number without a float round trip.
+The ledger's per-pod table is stored as one packed string (``pack_pods``, at the end).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
-from decimal import Decimal
+import json
+import re
+import zlib
+from collections import Counter
+from collections.abc import Mapping
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -17,8 +25,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -190,41 +201,95 @@ class Condition(BaseModel):
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
 
-class ActionRecord(BaseModel):
-    """One entry of status.actions: the audit trail and the exactly-once memory."""
+class ActionResult(StrEnum):
+    """What became of an action record; Pending is the only state that is not final."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    PENDING = "Pending"
+    DONE = "Done"
+    DRY_RUN = "DryRun"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+
+class NotificationState(StrEnum):
+    """Delivery of an action's notification (Slack, webhook, PagerDuty).
+
+    Pending is stored before anything is sent and Sent after the receivers answered, so a
+    restart or a handover resends only what was in flight (the at-least-once window)."""
+
+    PENDING = "Pending"
+    SENT = "Sent"
+    FAILED = "Failed"
+
+
+class ActionRecord(BaseModel):
+    """One entry of status.actions: the audit trail and the exactly-once memory.
+
+    Frozen: the shell never edits a record in place; outcomes are folded into a new status
+    (``engine.outcomes``)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     id: str  # stable key, e.g. "threshold/80/2026-11-01T00:00:00Z"
     time: str
     trigger: str
     action: Action
-    targets: list[str] = Field(default_factory=list)
-    result: str = "Pending"  # Pending | Done | DryRun | Failed | Skipped
+    targets: tuple[str, ...] = ()
+    result: ActionResult = ActionResult.PENDING
     message: str = ""
+    attempts: int = Field(default=0, ge=0)  # tries of the action itself
+    resumed_at: str | None = Field(default=None, alias="resumedAt")
+    notification: NotificationState | None = None  # None: no channel configured
+    notify_attempts: int = Field(default=0, ge=0, alias="notifyAttempts")
 
 
 class PodLedgerEntry(BaseModel):
-    """The last figure of an active pod, kept in status so a pod that vanishes is closed with it."""
+    """The last figure of an active pod, kept in status so a pod that vanishes is closed with it.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    Extra keys are ignored: releases before ``packedPods`` stored the pod's ``name`` here too."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     spend: Decimal  # the pod's lifetime spend at ``at``
     at: str
     baseline: Decimal = Decimal(0)  # the pod's lifetime spend when the current period began
-    name: str = ""
+
+
+def _unpacked(value: object) -> dict[str, PodLedgerEntry] | None:
+    return None if value is None else unpack_pods(value)
 
 
 class BudgetLedger(BaseModel):
-    """Per-budget accounting memory kept in status (see DESIGN.md: nothing lost on restart)."""
+    """Per-budget accounting memory kept in status: nothing is lost on restart (docs/ledger.md).
+
+    ``pods`` is stored as one string, ``packedPods`` (``pack_pods``), always written; the map
+    under ``pods`` that earlier releases stored is still read."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     period_start: str | None = Field(default=None, alias="periodStart")
     closed_spend: Decimal = Field(default=Decimal(0), alias="closedSpend")
-    pods: dict[str, PodLedgerEntry] = Field(default_factory=dict)  # keyed by pod uid
+    pods: dict[str, PodLedgerEntry] = Field(default_factory=dict, exclude=True)  # keyed by pod uid
+    # Read only: validation moves the unpacked table into ``pods`` and leaves this None.
+    packed_pods: Annotated[dict[str, PodLedgerEntry] | None, BeforeValidator(_unpacked)] = Field(
+        default=None, alias="packedPods", exclude=True
+    )
     # pod uid -> when its GPUs were first seen below spec.anomalies.idleGpu.belowPercent
     idle_since: dict[str, str] = Field(default_factory=dict, alias="idleSince")
+
+    @model_validator(mode="after")
+    def _adopt_packed_pods(self) -> BudgetLedger:
+        if self.packed_pods is not None:
+            self.pods, self.packed_pods = self.packed_pods, None
+        return self
+
+    @model_serializer(mode="wrap")
+    def _store_packed_pods(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = handler(self)
+        body["packedPods" if info.by_alias else "packed_pods"] = pack_pods(self.pods)
+        return body
 
 
 class CostBudgetStatus(BaseModel):
@@ -283,3 +348,126 @@ def explain(error: ValidationError, prefix: str = "spec") -> list[str]:
 def parse_spec(raw: Any) -> CostBudgetSpec:
     """Validate a raw spec dict; raises ``ValidationError`` (use ``explain`` for messages)."""
     return CostBudgetSpec.model_validate(raw or {})
+
+
+# status.ledger.packedPods: a budget's per-pod table in one string, exact and versioned
+# (docs/ledger.md). "v1:<pods>:<digest>:<base64 of zlib>", where <pods>:<digest> tells which
+# pods the table holds without unpacking it (``pod_set_key``). The zlib payload is a JSON
+# header line ({"n": pods, "at": [distinct times, most common first], "uids": [...] only when
+# some uid is not a lowercase UUID}), the uids as 16 bytes each (sorted), then 3n text lines:
+# spend in nanodollars, baseline in nanodollars ("" for 0), index into "at" ("" for 0).
+# Figures are plain decimal strings of nanodollars: an integer for every figure the engine
+# makes; a finer one (from an edited annotation) stays exact, e.g. "1.5".
+
+PACKED_PODS_VERSION = "v1"
+_MAX_PACKED_BYTES = 64 * 1024 * 1024
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+_UUIDS = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n)*")
+_ZERO = Decimal(0)
+
+
+def _pod_set(joined_uids: str, count: int) -> str:
+    digest = hashlib.blake2b(joined_uids.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    return f"{count}:{digest}"
+
+
+def _plain(number: str) -> str:
+    return f"{Decimal(number).normalize(_EXACT):f}"
+
+
+def _usd(nanos: str) -> Decimal:
+    return Decimal(nanos).scaleb(-9, _EXACT)
+
+
+def pack_pods(pods: Mapping[str, PodLedgerEntry]) -> str:
+    """The stored form of a ledger's per-pod table (``status.ledger.packedPods``)."""
+    uids = sorted(pods)
+    joined = "\n".join(uids)
+    rows = [pods[uid] for uid in uids]
+    times = list(dict.fromkeys([row.at for row in rows]))
+    if len(times) > 1:
+        times = [at for at, _ in Counter([row.at for row in rows]).most_common()]
+    index = {at: str(position) if position else "" for position, at in enumerate(times)}
+    header: dict[str, Any] = {"n": len(rows), "at": times}
+    uid_bytes = b""
+    if _UUIDS.fullmatch(joined + "\n" if uids else ""):
+        uid_bytes = bytes.fromhex(joined.replace("-", "").replace("\n", ""))
+    else:
+        header["uids"] = uids
+    lines = [str(row.spend.scaleb(9, _EXACT)) for row in rows]
+    lines += [str(row.baseline.scaleb(9, _EXACT)) if row.baseline else "" for row in rows]
+    lines += [index[row.at] for row in rows]
+    text = "\n".join(lines)
+    if "E" in text:  # only a figure not made by the engine has an exponent here
+        text = "\n".join(_plain(line) if "E" in line else line for line in lines)
+    payload = b"%s\n%s%s" % (json.dumps(header).encode(), uid_bytes, text.encode())
+    # Run-length matches only: uids and figures are random, longer matches cost time and bytes.
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+    packed = base64.b64encode(deflate.compress(payload) + deflate.flush()).decode("ascii")
+    return f"{PACKED_PODS_VERSION}:{_pod_set(joined, len(uids))}:{packed}"
+
+
+def unpack_pods(packed: object) -> dict[str, PodLedgerEntry]:
+    """The per-pod table ``pack_pods`` stored; ValueError saying what is wrong with it otherwise."""
+    if not isinstance(packed, str):
+        raise ValueError(f"expected a {PACKED_PODS_VERSION} table string, got {type(packed).__name__}")
+    version, _, rest = packed.partition(":")
+    if version != PACKED_PODS_VERSION:
+        raise ValueError(f"unknown format {version[:16]!r} (this release reads {PACKED_PODS_VERSION})")
+    try:
+        return _decode(rest)
+    except (ValueError, LookupError, TypeError, ArithmeticError, zlib.error) as exc:
+        raise ValueError(f"not a readable {PACKED_PODS_VERSION} table: {exc}") from None
+
+
+def _decode(rest: str) -> dict[str, PodLedgerEntry]:
+    count, digest, data = rest.split(":")
+    inflate = zlib.decompressobj()
+    payload = inflate.decompress(base64.b64decode(data, validate=True), _MAX_PACKED_BYTES)
+    if inflate.unconsumed_tail or not inflate.eof:
+        raise ValueError("truncated, or larger than 64 MiB unpacked")
+    head, _, body = payload.partition(b"\n")
+    header = json.loads(head)
+    n, times, uids = header["n"], header["at"], header.get("uids")
+    if not isinstance(n, int) or n < 0 or not isinstance(times, list) or (n and not times):
+        raise ValueError("bad header")
+    if uids is None:
+        hexed = body[: 16 * n].hex()
+        body = body[16 * n :]
+        uids = [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in _chunks(hexed, 32)]
+    if len(uids) != n or not all(isinstance(item, str) for item in [*uids, *times]):
+        raise ValueError("uids or times do not match the pod count")
+    lines = body.decode("ascii").split("\n") if n else []
+    if len(lines) != 3 * n or (not n and body):
+        raise ValueError(f"{len(lines)} figures for {n} pods")
+    if _pod_set("\n".join(uids), n) != f"{count}:{digest}":
+        raise ValueError("its pods do not match its pod count and digest")
+    make = PodLedgerEntry.__pydantic_validator__.validate_python
+    entries: dict[str, PodLedgerEntry] = {}
+    for position, uid in enumerate(uids):
+        spend, baseline, at = lines[position], lines[n + position], lines[2 * n + position]
+        at_index = int(at) if at else 0
+        if at_index < 0:
+            raise ValueError(f"time index {at_index}")
+        entries[uid] = make(
+            {"spend": _usd(spend), "baseline": _usd(baseline) if baseline else _ZERO, "at": times[at_index]}
+        )
+    if len(entries) != n:
+        raise ValueError("a uid appears twice")
+    return entries
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    return [text[start : start + size] for start in range(0, len(text), size)]
+
+
+def pod_set_key(ledger: Mapping[str, Any]) -> str:
+    """``<pods>:<digest>`` of the pods a stored ledger holds, in either form, without unpacking."""
+    packed = ledger.get("packedPods")
+    if isinstance(packed, str) and packed.startswith(f"{PACKED_PODS_VERSION}:"):
+        return ":".join(packed.split(":", 3)[1:3])
+    held = ledger.get("pods")
+    if not isinstance(held, Mapping):
+        held = {}
+    uids = sorted(uid for uid, entry in held.items() if entry is not None)
+    return _pod_set("\n".join(uids), len(uids))

@@ -238,14 +238,18 @@ def test_notifications_reach_slack_webhook_and_pagerduty(cluster, start_operator
         cluster.create(body)
         start_operator(slack_api_url=f"{receiver.url}/api/", pagerduty_url=f"{receiver.url}/v2/enqueue")
 
-        cluster.wait_for(lambda: record(cluster, "threshold/80").get("result") == "Done", timeout=20)
+        cluster.wait_for(lambda: record(cluster, "threshold/80").get("notification") == "Sent", timeout=20)
+        assert record(cluster, "threshold/80")["result"] == "Done"
         slack = receiver.on("/api/chat.postMessage")
         assert len(slack) == 1
         assert slack[0].headers["Authorization"] == "Bearer xoxb-test"
         assert slack[0].body["channel"] == "#gpu-spend"
         blocks = str(slack[0].body["blocks"])
         assert "llama-sweep" in blocks and "research" in blocks and "alice" in blocks
-        hook = receiver.on("/hook")[0].body
+        [posted] = receiver.on("/hook")
+        hook = posted.body
+        assert hook["id"] == "research/llama-sweep/threshold/80/lifetime"
+        assert posted.headers["Idempotency-Key"] == hook["id"]
         assert hook["budget"] == "llama-sweep" and hook["spend"] == "110.08" and hook["limit"] == "130.00"
         assert hook["action"] == "Notify" and "Kill" in hook["nextStep"]
         page = receiver.on("/v2/enqueue")[0].body

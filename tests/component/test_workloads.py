@@ -522,8 +522,8 @@ async def test_each_client_method_needs_exactly_its_listed_permissions(sim, kube
         ("read_budget", (NS, "sweep"), {}),
         ("list_budgets", (), {}),
         ("list_pods", (NS,), {}),
-        *[("list_raw", (resource,), {"limit": 1}) for resource in ("pods", "nodes")],
-        *[("watch_raw", (resource, "0", 5), {}) for resource in ("pods", "nodes")],
+        *[("list_raw", (resource,), {"limit": 1}) for resource in ("pods", "nodes", "costbudgets")],
+        *[("watch_raw", (resource, "0", 5), {}) for resource in ("pods", "nodes", "costbudgets")],
         ("read_lease", (NS, "costwarden"), {}),
         ("create_lease", (NS, {"metadata": {"name": "costwarden"}, "spec": {"holderIdentity": "a"}}), {}),
         ("replace_lease", (NS, "costwarden", {"metadata": {"name": "costwarden"}, "spec": {}}), {}),
@@ -539,35 +539,6 @@ async def test_each_client_method_needs_exactly_its_listed_permissions(sim, kube
             await called
         sent.setdefault(method, set()).update(permission_of(r) for r in list(sim.cluster.emulator)[seen:])
     assert sent == {method: set(permissions) for method, permissions in METHOD_PERMISSIONS.items()}
-
-
-def peering_crd(kind: str, plural: str, scope: str) -> dict[str, Any]:
-    """kopf's peering CRDs, as kopf's peering.yaml declares them."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.kopf.dev"},
-        "spec": {
-            "scope": scope,
-            "group": "kopf.dev",
-            "names": {"kind": kind, "plural": plural, "singular": plural[:-1]},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "properties": {
-                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-                            },
-                        }
-                    },
-                }
-            ],
-        },
-    }
 
 
 def seed_budget_and_pod(sim: ThreadedSimCluster) -> None:
@@ -593,7 +564,7 @@ def seed_budget_and_pod(sim: ThreadedSimCluster) -> None:
 
 
 @pytest.mark.parametrize(
-    ("namespaces", "peering", "expected"),
+    ("namespaces", "lease", "expected"),
     [
         (
             (),
@@ -601,39 +572,32 @@ def seed_budget_and_pod(sim: ThreadedSimCluster) -> None:
             {
                 ("", "pods", "watch"),
                 ("", "nodes", "watch"),
+                ("costwarden.dev", "costbudgets", "watch"),
                 ("costwarden.dev", "costbudgets/status", "patch"),
             },
         ),
         (
             (),
             "costwarden",
-            {("kopf.dev", "clusterkopfpeerings", "watch"), ("kopf.dev", "clusterkopfpeerings", "patch")},
+            {
+                ("coordination.k8s.io", "leases", "get"),
+                ("coordination.k8s.io", "leases", "create"),
+            },
         ),
         (
             (NS,),
             "costwarden",
             {
-                ("", "namespaces", "watch"),
-                ("kopf.dev", "kopfpeerings", "watch"),
-                ("kopf.dev", "kopfpeerings", "patch"),
+                ("", "pods", "list"),
+                ("costwarden.dev", "costbudgets", "list"),
+                ("coordination.k8s.io", "leases", "get"),
             },
         ),
     ],
-    ids=["cluster-wide", "cluster-wide-peering", "namespaced-peering"],
+    ids=["cluster-wide", "cluster-wide-lease", "namespaced-lease"],
 )
-def test_the_running_operator_uses_only_required_permissions(sim, namespaces, peering, expected):
+def test_the_running_operator_uses_only_required_permissions(sim, namespaces, lease, expected):
     seed_budget_and_pod(sim)
-    if peering is not None:
-        sim.create(peering_crd("ClusterKopfPeering", "clusterkopfpeerings", "Cluster"))
-        sim.create(peering_crd("KopfPeering", "kopfpeerings", "Namespaced"))
-        sim.create({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}})
-        sim.create(
-            {
-                "apiVersion": "kopf.dev/v1",
-                "kind": "KopfPeering",
-                "metadata": {"name": peering, "namespace": NS},
-            }
-        )
     settings = OperatorSettings(
         kubeconfig=sim.kubeconfig,
         interval=0.2,
@@ -642,7 +606,11 @@ def test_the_running_operator_uses_only_required_permissions(sim, namespaces, pe
         metrics_host="127.0.0.1",
         annotation_interval=0.2,
         namespaces=namespaces,
-        peering=peering,
+        lease_name=lease,
+        lease_namespace=NS,
+        lease_duration=3,
+        renew_deadline=2,
+        retry_period=0.2,
     )
     operator = OperatorThread(settings, clock=lambda: T0).start()
     try:

@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-from costwarden.models import Phase, parse_spec
+from costwarden.models import CostBudgetStatus, Phase
 from costwarden.operator.admission import budgets_of
 from costwarden.operator.budgets import BudgetObject
-from costwarden.operator.runtime import BudgetFigures
 from tests.unit.test_runtime import runtime
 
 SPEC = {"limit": 100, "enforcement": {"blockNewPods": True}}
@@ -23,8 +22,9 @@ def test_before_the_first_evaluation_the_stored_phase_counts(tmp_path: Path):
 
 def test_an_evaluated_budget_uses_the_live_phase_and_an_invalid_stored_spec_is_skipped(tmp_path: Path):
     rt = runtime(tmp_path)
-    rt.specs[("research", "sweep")] = parse_spec(SPEC)
-    rt.budgets[("research", "sweep")] = BudgetFigures(0, 100, 0, 50, "Ok")  # type: ignore[arg-type]
+    state = rt.budgets.state(("research", "sweep"), "uid-sweep", CostBudgetStatus(), {})
+    state.compile(1, SPEC)
+    state.replace_status(CostBudgetStatus(phase=Phase.OK))
     broken = stored("broken", spec={"limit": -1})
     found = budgets_of(rt, "research", [stored("sweep"), broken])
     assert [(name, phase) for name, _, phase in found] == [("sweep", Phase.OK)]

@@ -114,7 +114,7 @@ def test_spot_failover_to_on_demand_fires_once_per_period_and_again_next_period(
         finding.record_id,
         Action.KILL,
         "Pending",
-        [],
+        (),
     )
     assert record.trigger == finding.message
     assert record.time == "2026-11-03T10:01:00Z"

@@ -62,7 +62,6 @@ def test_first_evaluation_of_a_fresh_budget() -> None:
     assert status.ledger.period_start == "2026-11-01T00:00:00Z"
     assert status.ledger.pods["uid-head"].spend == Decimal(80)
     assert status.ledger.pods["uid-head"].baseline == Decimal(0)
-    assert status.ledger.pods["uid-head"].name == "head"
     assert [(c.type, c.status, c.reason) for c in status.conditions] == [
         ("Ready", "True", "Evaluated"),
         ("BudgetExceeded", "False", "WithinLimit"),
@@ -162,7 +161,7 @@ def test_thresholds_fire_once_per_period_and_again_in_the_next() -> None:
         "Pending",
         "2026-11-03T06:00:00Z",
         Action.NOTIFY,
-        [],
+        (),
     )
     assert record.trigger == "spend 60.00 reached 50% of 100"
     assert first.status.phase == Phase.WARNING

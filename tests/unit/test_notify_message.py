@@ -243,6 +243,7 @@ def test_percent_has_at_most_one_decimal(value: Decimal, shown: str) -> None:
 WEBHOOK_KEYS = {
     "kind",
     "version",
+    "id",
     "budget",
     "namespace",
     "period",

@@ -19,20 +19,17 @@ def runtime(tmp_path: Path, **settings):
     return build_runtime(OperatorSettings(kubeconfig=path, metrics_port=0, **settings))
 
 
-def test_a_standalone_operator_always_accrues(tmp_path):
-    assert runtime(tmp_path).acting_peer(now=1e9)
+def test_a_standalone_operator_always_acts(tmp_path):
+    assert runtime(tmp_path).acting()
 
 
-def test_a_peer_accrues_only_while_its_budget_timers_run(tmp_path):
-    peer = runtime(tmp_path, peering="costwarden", heartbeat_interval=10)
-    assert not peer.acting_peer(now=100.0)  # no timer has run: kopf keeps this replica paused
-    peer.last_timer_run = 95.0
-    assert peer.acting_peer(now=100.0)
-    assert peer.acting_peer(now=95.0 + 15)
-    assert not peer.acting_peer(now=95.0 + 16)  # no beat for 1.5 intervals: kopf paused us
+def test_with_a_lease_a_replica_acts_only_once_it_holds_it(tmp_path):
+    replica = runtime(tmp_path, lease_name="costwarden", lease_namespace="ops")
+    assert not replica.acting()  # nothing renewed yet
+    assert replica.leader.identity  # a name of its own in the Lease
 
 
 def test_the_write_bucket_holds_at_least_a_pass_worth_of_tokens(tmp_path):
     """The bucket refills between passes; a burst below rate x interval would cap the real rate."""
-    built = runtime(tmp_path, write_rate=20.0, write_burst=50, accrual_interval=10.0).bucket
+    built = runtime(tmp_path, write_rate=20.0, write_burst=50, accrual_interval=10.0).limits.annotations
     assert sum(built.take(0.0) for _ in range(1000)) == 200

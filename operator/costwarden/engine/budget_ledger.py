@@ -131,13 +131,12 @@ def settle_at(
                 and previous.spend == figure
                 and previous.at == at
                 and previous.baseline == baseline
-                and previous.name == pod.name
             ):
                 entries[uid] = previous
                 continue
             shared = item.ledger_entries.get(baseline)
-            if shared is None or shared.spend != figure or shared.at != at or shared.name != pod.name:
-                shared = make_entry({"spend": figure, "at": at, "baseline": baseline, "name": pod.name})
+            if shared is None or shared.spend != figure or shared.at != at:
+                shared = make_entry({"spend": figure, "at": at, "baseline": baseline})
                 item.ledger_entries[baseline] = shared
             entries[uid] = shared
         closed = ZERO if rolled else ledger.closed_spend

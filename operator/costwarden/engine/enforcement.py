@@ -26,7 +26,7 @@ from typing import Final
 from costwarden.engine.anomalies import idle_pod_uid
 from costwarden.engine.evaluation import BudgetDecision
 from costwarden.engine.thresholds import DESTRUCTIVE_ACTIONS
-from costwarden.models import Action, ActionRecord, CostBudgetSpec
+from costwarden.models import Action, ActionRecord, ActionResult, CostBudgetSpec
 from costwarden.records import SKYPILOT_CLUSTER_LABEL, PodRecord
 
 __all__ = [
@@ -82,6 +82,7 @@ class ActionPlan:
     grace_period_seconds: int
     skipped: str | None  # why nothing may be done; None when the plan is to be carried out
     left_alone: tuple[Target, ...] = ()  # Scale/Suspend: running pods whose owner is neither
+    dry_run_reason: str | None = None  # which switch made it a dry run
 
 
 def is_head(pod: PodRecord) -> bool:
@@ -171,6 +172,7 @@ def plan_record(
     """
     covered, namespace_pods = pods
     dry_run = spec.enforcement.dry_run or policy.mode == "dry-run"
+    reason = "spec.enforcement.dryRun" if spec.enforcement.dry_run else "--enforcement=dry-run"
     plan = ActionPlan(
         record_id=record.id,
         action=record.action,
@@ -179,6 +181,7 @@ def plan_record(
         dry_run=dry_run,
         grace_period_seconds=spec.enforcement.grace_period_seconds,
         skipped=None,
+        dry_run_reason=reason if dry_run else None,
     )
     if record.action not in DESTRUCTIVE_ACTIONS:
         return plan
@@ -237,5 +240,5 @@ def plan_pending(
     return [
         plan_record(budget_namespace, spec, record, pods, policy)
         for record in actions
-        if record.result == "Pending"
+        if record.result == ActionResult.PENDING
     ]

@@ -58,7 +58,7 @@ from costwarden.engine.thresholds import (
     enforced,
     new_crossings,
 )
-from costwarden.models import Action, ActionRecord, CostBudgetSpec, CostBudgetStatus, Phase
+from costwarden.models import Action, ActionRecord, ActionResult, CostBudgetSpec, CostBudgetStatus, Phase
 from costwarden.records import format_time
 
 __all__ = [
@@ -186,8 +186,7 @@ def evaluate_budget(
                 time=now_text,
                 trigger=f"spend {usd(spend)} reached {plain(threshold.percent)}% of {plain(spec.limit)}",
                 action=threshold.action,
-                targets=[],
-                result="Pending",
+                result=ActionResult.PENDING,
             )
         )
     scan = AnomalyScan(findings=(), idle_since={})
@@ -207,8 +206,7 @@ def evaluate_budget(
                 time=now_text,
                 trigger=finding.message,
                 action=finding.action,
-                targets=[],
-                result="Pending",
+                result=ActionResult.PENDING,
             )
         )
     actions = bound_actions(actions, key, period_start)

@@ -140,7 +140,12 @@ class Notifier:
             post = functools.partial(self._slack_webhook, url=channels.slack_webhook_url, n=n)
             planned.append(("slack-webhook", post))
         if channels.webhook_url:
-            post = functools.partial(self._post_json, url=channels.webhook_url, payload=webhook_payload(n))
+            post = functools.partial(
+                self._post_json,
+                url=channels.webhook_url,
+                payload=webhook_payload(n),
+                headers={"Idempotency-Key": n.idempotency_key},
+            )
             planned.append(("webhook", post))
         if channels.pagerduty_routing_key:
             event = pagerduty_event(n, channels.pagerduty_routing_key)
@@ -207,10 +212,14 @@ class Notifier:
         return self._outcome(response.status_code, response.headers, response.body or "", ok)
 
     async def _post_json(
-        self, session: aiohttp.ClientSession, url: str, payload: Mapping[str, Any]
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        payload: Mapping[str, Any],
+        headers: Mapping[str, str] | None = None,
     ) -> Outcome:
         try:
-            async with session.post(url, json=payload) as response:
+            async with session.post(url, json=payload, headers=headers) as response:
                 body = await response.text(errors="replace")
                 return self._outcome(response.status, response.headers, body, 200 <= response.status < 300)
         except TRANSPORT_ERRORS as exc:

@@ -61,6 +61,12 @@ class Notification:
     skypilot_user: str | None = None
     console_hint: str = ""
     at: datetime | None = None
+    record_id: str = ""  # the action record's id: receivers may deduplicate on it
+
+    @property
+    def idempotency_key(self) -> str:
+        """The same for every resend of one record's notification (after a restart, a handover)."""
+        return f"{self.namespace}/{self.budget}/{self.record_id or self.trigger}"
 
     @property
     def ref(self) -> str:
@@ -209,6 +215,7 @@ def webhook_payload(n: Notification) -> dict[str, Any]:
     return {
         "kind": KIND,
         "version": VERSION,
+        "id": n.idempotency_key,
         "budget": n.budget,
         "namespace": n.namespace,
         "period": n.period,
@@ -238,8 +245,9 @@ def webhook_payload(n: Notification) -> dict[str, Any]:
 
 
 def dedup_key(n: Notification) -> str:
-    """Same budget and trigger → same PagerDuty incident; readable when it fits in 255 characters."""
-    digest = hashlib.sha256(f"{n.namespace}/{n.budget}/{n.trigger}".encode()).hexdigest()
+    """Same budget and action record → same PagerDuty incident, so a notification resent after a
+    restart or a handover does not open a second one; readable when it fits in 255 characters."""
+    digest = hashlib.sha256(n.idempotency_key.encode()).hexdigest()
     readable = f"{SOURCE}/{n.ref}/{digest[:16]}"
     return readable if len(readable) <= PAGERDUTY_DEDUP_MAX else f"{SOURCE}/{digest}"
 

@@ -12,6 +12,7 @@ from costwarden.engine.idle import idle_node_costs
 from costwarden.engine.ledger import PodAccrual, mark_annotations
 from costwarden.engine.rates import PodRate
 from costwarden.operator.kube import WriteResult
+from costwarden.operator.metrics import NodeRow, PodRow
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.throttle import priority, write_reason
 from costwarden.records import ANNOTATION_BUDGETS, NodeRecord, PodRecord
@@ -19,6 +20,9 @@ from costwarden.records import ANNOTATION_BUDGETS, NodeRecord, PodRecord
 log = logging.getLogger(__name__)
 
 WRITE_CONCURRENCY = 8
+CHUNK = 500  # pods between yields to the event loop
+
+Pending = tuple[tuple[int, float], str, PodRecord, PodAccrual, str]
 
 
 def spend_annotations(accrual: PodAccrual, budgets: str) -> dict[str, str | None]:
@@ -30,72 +34,80 @@ def spend_annotations(accrual: PodAccrual, budgets: str) -> dict[str, str | None
 async def accrual_pass(
     runtime: Runtime, pods: Iterable[PodRecord], nodes: Mapping[str, NodeRecord], now: datetime
 ) -> Counter[str]:
-    """Accrue every pod, then write due annotations, most urgent first, within the token bucket."""
+    """Accrue every pod, then write due annotations, most urgent first, within the token bucket.
+    Linear in pods; yields to the event loop every ``CHUNK`` pods."""
     counts: Counter[str] = Counter()
-    budgets_by_pod = runtime.coverage.budgets_by_pod()
-    pending: list[tuple[tuple[int, float], str, PodRecord, PodAccrual, str]] = []
-    live: list[str] = []
-    runtime.retain_nodes(nodes)
+    book = runtime.pods
+    budgets_by_pod = runtime.budgets.budgets_by_pod()
+    pending: list[Pending] = []
+    live: set[str] = set()
+    prices = {name: runtime.prices.price(node) for name, node in nodes.items()}
+    book.node_prices = prices
     on_nodes: list[tuple[str, PodRate]] = []
-    for pod in pods:
-        live.append(pod.uid)
-        node = nodes.get(pod.node_name) if pod.node_name else None
-        accrual = runtime.book.figure(pod, runtime.price_of(node), now)
-        if not runtime.book.is_priced(pod.uid):
+    pod_rows: list[PodRow] = []
+    for index, pod in enumerate(pods):
+        if index and index % CHUNK == 0:
+            await asyncio.sleep(0)
+        live.add(pod.uid)
+        price = prices.get(pod.node_name) if pod.node_name else None
+        accrual = book.figure(pod, price, now)
+        if not book.is_priced(pod.uid):
             counts["held"] += 1
             continue
-        rate = runtime.book.rate(pod.uid)
-        if pod.node_name and rate is not None:
-            on_nodes.append((pod.node_name, rate))
-        runtime.pod_names[pod.uid] = (pod.namespace, pod.name, pod.node_name or "")
+        rate = book.rate(pod.uid)
+        if rate is not None:
+            if pod.node_name:
+                on_nodes.append((pod.node_name, rate))
+            pod_rows.append(PodRow(pod.namespace, pod.name, pod.node_name or "", float(rate.total)))
         counts["pods"] += 1
         names = budgets_by_pod.get(pod.uid, "")
         if (not names and not pod.is_skypilot) or pod.deleting:
             continue
-        written = runtime.book.written(pod)
+        written = book.written(pod)
+        mark = written.mark if written else None
         reason = write_reason(
-            runtime.policy,
-            written.mark if written else None,
-            accrual,
-            written.budgets if written else None,
-            names,
+            runtime.limits.policy, mark, accrual, written.budgets if written else None, names
         )
         if reason is not None:
-            pending.append(
-                (priority(reason, written.mark if written else None, now), pod.uid, pod, accrual, names)
-            )
-    for uid in [u for u in runtime.pod_names if u not in set(live)]:
-        runtime.pod_names.pop(uid, None)
-    counts["forgotten"] += runtime.book.retain(live)
-    runtime.idle_costs = idle_node_costs(
-        {name: price for name, price in runtime.node_prices.items() if name in nodes},
-        on_nodes,
+            pending.append((priority(reason, mark, now), pod.uid, pod, accrual, names))
+    counts["forgotten"] += book.retain(live)
+    book.idle_costs = idle_node_costs(prices, on_nodes)
+    runtime.metrics.pod_rows = tuple(sorted(pod_rows, key=lambda row: (row.namespace, row.name)))
+    runtime.metrics.node_rows = tuple(
+        NodeRow(
+            name,
+            price.facts.instance_type or "",
+            price.facts.capacity_type,
+            price.source,
+            float(price.hourly),
+            float(book.idle_costs.get(name, 0)),
+        )
+        for name, price in sorted(prices.items())
     )
     pending.sort(key=lambda item: (item[0], item[1]))
-    if runtime.coverage.ready:  # else the first writes would lack costwarden.dev/budgets
+    # Before every budget has been evaluated once, a write would lack costwarden.dev/budgets.
+    if runtime.evaluated:
         await _write_due(runtime, pending, counts)
     return counts
 
 
-async def _write_due(
-    runtime: Runtime,
-    pending: list[tuple[tuple[int, float], str, PodRecord, PodAccrual, str]],
-    counts: Counter[str],
-) -> None:
+async def _write_due(runtime: Runtime, pending: list[Pending], counts: Counter[str]) -> None:
     semaphore = asyncio.Semaphore(WRITE_CONCURRENCY)
 
     async def write(pod: PodRecord, accrual: PodAccrual, names: str) -> None:
         async with semaphore:
+            if not runtime.acting():
+                return
             result = await runtime.kube.patch_pod_annotations(
                 pod.namespace, pod.name, spend_annotations(accrual, names)
             )
         counts[f"write_{result.value}"] += 1
         if result in (WriteResult.DONE, WriteResult.DRY_RUN):
-            runtime.book.record_write(pod.uid, accrual, names)
+            runtime.pods.record_write(pod.uid, accrual, names)
 
     jobs = []
     for index, (_, _, pod, accrual, names) in enumerate(pending):
-        if not runtime.bucket.take(runtime.monotonic()):
+        if not runtime.limits.annotations.take(runtime.monotonic()):
             counts["write_deferred"] += len(pending) - index
             break
         jobs.append(write(pod, accrual, names))

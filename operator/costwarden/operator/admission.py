@@ -20,8 +20,8 @@ Under ``Fail``, an internal error of this handler also refuses the pod (kopf ans
 ``Ignore`` it is logged and the pod admitted, consistent with the policy.
 
 kopf takes the failure policy from the handler (``ignore_failures``), and the handler list from the
-registry when the operator starts; the policy is a setting, so the handler is registered by a
-startup handler, once settings are known (kopf reads webhook handlers only after startup).
+registry when the operator starts; the policy is a setting, so the registry is built for the
+settings (``handlers.build_registry``).
 
 With ``webhook_managed`` (default) kopf creates and maintains the ``ValidatingWebhookConfiguration``
 named ``costwarden.dev`` itself, with a ``clientConfig.url`` pointing at ``webhook_host`` and the CA
@@ -48,7 +48,7 @@ from pydantic import ValidationError
 from costwarden.engine.admission import blocking_budget
 from costwarden.models import CostBudgetSpec, Phase, parse_spec
 from costwarden.operator.budgets import BudgetObject
-from costwarden.operator.runtime import Runtime
+from costwarden.operator.runtime import Runtime, runtime_of
 from costwarden.operator.settings import OperatorSettings
 from costwarden.records import PodRecord
 
@@ -140,16 +140,18 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
 def budgets_of(
     runtime: Runtime, namespace: str, stored: Iterable[BudgetObject] = ()
 ) -> list[tuple[str, CostBudgetSpec, Phase | None]]:
-    """The namespace's valid budgets with their phase: as last evaluated here, else (right after a
-    restart, before the first evaluation pass) as their stored status says."""
+    """The namespace's valid budgets with their phase: as last evaluated here, else (on a standby,
+    or right after a restart before the first evaluation pass) as their stored status says."""
     found = []
-    for (budget_namespace, name), spec in list(runtime.specs.items()):
-        if budget_namespace != namespace:
+    evaluated: set[str] = set()
+    for state in runtime.budgets:
+        if state.namespace != namespace or state.spec is None:
             continue
-        figures = runtime.budgets.get((budget_namespace, name))
-        found.append((name, spec, _phase(figures.phase) if figures is not None else None))
+        evaluated.add(state.name)
+        phase = state.status.phase
+        found.append((state.name, state.spec, Phase(phase) if phase is not None else None))
     for budget in stored:
-        if budget.namespace != namespace or budget.key in runtime.specs:
+        if budget.namespace != namespace or budget.name in evaluated:
             continue
         try:
             spec = parse_spec(budget.spec)
@@ -177,42 +179,34 @@ def refusal(
     return blocking_budget(pod, budgets_of(runtime, pod.namespace, stored), protected)
 
 
-def register_admission(registry: kopf.OperatorRegistry) -> None:
-    """Register the guard: at startup, if ``webhook_port`` is set, with the configured policy."""
+def register_admission(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    """Register the guard if ``webhook_port`` is set, with the configured failure policy."""
+    if not settings.webhook_port:
+        return
+    policy = settings.webhook_failure_policy
+    if policy not in FAILURE_POLICIES:
+        raise ValueError(f"webhook failure policy {policy!r}: expected Ignore or Fail")
+    fail_closed = policy == "Fail"
 
-    @kopf.on.startup(registry=registry)
-    async def register_guard(memo: Any, **_: Any) -> None:
-        from costwarden.operator.handlers import runtime_of  # handlers imports this module
-
-        settings = runtime_of(memo).settings
-        if not settings.webhook_port:
+    @kopf.on.validate(
+        "",
+        "v1",
+        "pods",
+        operations=["CREATE"],
+        id=HANDLER_ID,
+        ignore_failures=not fail_closed,
+        registry=registry,
+    )
+    async def block_exhausted(*, body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+        try:
+            runtime = runtime_of(memo)
+            view = memo.get("view") if hasattr(memo, "get") else None
+            stored = view.budgets() if view is not None else ()
+            found = refusal(runtime, body, namespace, stored)
+        except Exception:
+            if fail_closed:
+                raise
+            log.exception("admission guard failed; the pod is admitted (failurePolicy Ignore)")
             return
-        policy = settings.webhook_failure_policy
-        if policy not in FAILURE_POLICIES:
-            raise kopf.PermanentError(f"webhook failure policy {policy!r}: expected Ignore or Fail")
-        fail_closed = policy == "Fail"
-
-        @kopf.on.validate(
-            "",
-            "v1",
-            "pods",
-            operations=["CREATE"],
-            id=HANDLER_ID,
-            ignore_failures=not fail_closed,
-            registry=registry,
-        )
-        async def block_exhausted(
-            *, body: kopf.Body, namespace: str | None, memo: Any, **kwargs: Any
-        ) -> None:
-            from costwarden.operator.handlers import BUDGET_INDEX
-
-            stored = [b for store in (kwargs.get(BUDGET_INDEX) or {}).values() for b in store]
-            try:
-                found = refusal(runtime_of(memo), body, namespace, stored)
-            except Exception:
-                if fail_closed:
-                    raise
-                log.exception("admission guard failed; the pod is admitted (failurePolicy Ignore)")
-                return
-            if found is not None:
-                raise kopf.AdmissionError(found[1], code=403)
+        if found is not None:
+            raise kopf.AdmissionError(found[1], code=403)

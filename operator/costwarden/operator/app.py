@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -14,11 +15,14 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from costwarden.engine.status_patch import status_merge_patch
 from costwarden.operator import admission
 from costwarden.operator.handlers import build_registry
 from costwarden.operator.kube import KubeClient, load_configuration
+from costwarden.operator.leader import AlwaysLeader, LeaderElector, LeaseSettings
 from costwarden.operator.runtime import Runtime, utc_now
 from costwarden.operator.settings import OperatorSettings
+from costwarden.operator.watches import start_watches
 from costwarden.pricing import PriceBook, load_bundled_catalog, load_overrides_text
 
 log = logging.getLogger(__name__)
@@ -47,19 +51,46 @@ def build_runtime(settings: OperatorSettings, clock: Callable[[], datetime] = ut
             f"cannot load Kubernetes credentials ({settings.kubeconfig or 'in-cluster'}): {exc}"
         ) from exc
     kube = KubeClient(configuration, dry_run=settings.dry_run)
-    return Runtime(
-        settings=settings, kube=kube, prices=PriceBook(load_bundled_catalog(), overrides), clock=clock
+    runtime = Runtime(
+        settings=settings,
+        kube=kube,
+        prices=PriceBook(load_bundled_catalog(), overrides),
+        leader=AlwaysLeader(),
+        patch_of=status_merge_patch,
+        clock=clock,
     )
+    if settings.lease_name:
+        runtime.leader = LeaderElector(
+            kube,
+            lease_settings(settings),
+            clock=clock,
+            monotonic=runtime.monotonic,
+            on_transition=runtime.leadership_changed,
+        )
+    return runtime
+
+
+def lease_settings(settings: OperatorSettings) -> LeaseSettings:
+    if not settings.lease_name:
+        raise ConfigurationError("leader election needs a Lease name (--lease)")
+    identity = settings.lease_identity or f"{socket.gethostname()}-{secrets.token_hex(4)}"
+    try:
+        return LeaseSettings(
+            name=settings.lease_name,
+            namespace=settings.lease_namespace,
+            identity=identity,
+            lease_duration=settings.lease_duration,
+            renew_deadline=settings.renew_deadline,
+            retry_period=settings.retry_period,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks = kopf.OperatorSettings()
-    ks.posting.level = logging.WARNING  # no Event per successful timer run
-    ks.peering.standalone = settings.peering is None
-    if settings.peering is not None:
-        ks.peering.name = settings.peering
-        ks.peering.mandatory = True
-        ks.peering.priority = peering_priority(settings)
+    ks.posting.level = logging.WARNING  # no Event per successful handler run
+    ks.peering.standalone = True  # leadership is our Lease; kopf serves admission on every replica
     ks.persistence.finalizer = "costwarden.dev/finalizer"
     ks.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="costwarden.dev")
     ks.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="costwarden.dev")
@@ -69,15 +100,6 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks.networking.request_timeout = 30
     admission.configure(ks, settings)
     return ks
-
-
-def peering_priority(settings: OperatorSettings) -> int:
-    """Each replica its own kopf peering priority: kopf pauses every peer that shares the highest
-    priority, so equal priorities (all replicas started with the same arguments) would stall all
-    of them. The highest random priority acts; the others stand by and take over when it goes."""
-    if settings.peering_priority is not None:
-        return settings.peering_priority
-    return secrets.randbelow(1_000_000) + 1
 
 
 async def run_operator(
@@ -96,12 +118,12 @@ async def run_operator(
         log.info("metrics on http://%s:%s/metrics", settings.metrics_host, settings.metrics_port)
     try:
         await kopf.operator(
-            registry=build_registry(settings),
+            registry=build_registry(settings, start_watches),
             settings=kopf_settings(settings),
             memo=kopf.Memo(runtime=runtime),
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
-            standalone=settings.peering is None,
+            standalone=True,
             stop_flag=stop_flag,
             ready_flag=ready_flag,
         )

@@ -1,17 +1,24 @@
-"""Evaluating one CostBudget: gather its pods, run the engine, carry out what it decided."""
+"""Evaluating one CostBudget in the pass: run the engine, record the plans, queue the work.
+
+Nothing here awaits: the pass only decides. What it decides is folded into the budget's state
+as a new status (``engine.outcomes.first_outcomes``) and handed to background queues: the
+status writer, destructive actions, notifications, Events, resumes.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from costwarden.engine.enforcement import plan_pending
 from costwarden.engine.evaluation import (
     BudgetDecision,
     BudgetInput,
@@ -19,14 +26,30 @@ from costwarden.engine.evaluation import (
     evaluate_budget,
     invalid_decision,
 )
-from costwarden.models import GROUP, KIND, VERSION, CostBudgetStatus, explain
-from costwarden.operator.enforce import BudgetScope, enforce
+from costwarden.engine.outcomes import ActionOutcome, first_outcomes, fold, pending_notifications, resumable
+from costwarden.engine.thresholds import DESTRUCTIVE_ACTIONS
+from costwarden.models import GROUP, KIND, VERSION, ActionResult, CostBudgetSpec, CostBudgetStatus, explain
+from costwarden.operator.budgetstate import BudgetFigures, BudgetState
+from costwarden.operator.enforce import act, has_channels, notification, send_notification
 from costwarden.operator.kube import ObjectRef
 from costwarden.operator.resume import RESUME_ANNOTATION, resume
-from costwarden.operator.runtime import BudgetFigures, Runtime
-from costwarden.records import NodeRecord, PodRecord
+from costwarden.operator.runtime import Runtime
+from costwarden.operator.throttle import status_due
+from costwarden.records import NodeRecord, PodRecord, format_time
 
 log = logging.getLogger(__name__)
+
+CAP_MESSAGE = "waiting: the operator's cap on destructive actions per minute is reached"
+
+
+class PodSource(Protocol):
+    """Where a budget's pods come from: the watches' index."""
+
+    def pods_in(self, namespace: str) -> Sequence[PodRecord]: ...
+
+    def candidates(self, namespace: str, spec: CostBudgetSpec) -> Iterable[PodRecord]:
+        """A superset of the pods ``spec`` covers in ``namespace`` (from the label index)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +62,11 @@ class BudgetObject:
     generation: int | None
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
-    resume_requested: bool = False  # the costwarden.dev/resume annotation is set
+    resume_request: str | None = None  # the costwarden.dev/resume annotation (a request time)
+
+    @property
+    def resume_requested(self) -> bool:
+        return self.resume_request is not None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -55,7 +82,7 @@ class BudgetObject:
             generation=meta.get("generation"),
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
-            resume_requested=RESUME_ANNOTATION in (meta.get("annotations") or {}),
+            resume_request=(meta.get("annotations") or {}).get(RESUME_ANNOTATION),
         )
 
     @property
@@ -76,89 +103,171 @@ def previous_status(raw: Mapping[str, Any], budget: str) -> CostBudgetStatus:
         return CostBudgetStatus()
 
 
-async def evaluate(
+def state_of(runtime: Runtime, budget: BudgetObject) -> BudgetState:
+    known = runtime.budgets.get(budget.key)
+    if known is not None and known.uid == budget.uid:
+        return known
+    stored = previous_status(budget.status, f"{budget.namespace}/{budget.name}")
+    return runtime.budgets.state(budget.key, budget.uid, stored, budget.status)
+
+
+def evaluate(
     runtime: Runtime,
     budget: BudgetObject,
-    pods: Sequence[PodRecord],
+    pods: PodSource,
     nodes: Mapping[str, NodeRecord],
     now: datetime,
-) -> tuple[dict[str, Any], Counter[str]]:
-    """Evaluate one budget at ``now``; returns the status to write and a Counter of what was done."""
+) -> Counter[str]:
+    """Evaluate one budget at ``now`` and queue what it decided; returns a Counter of it."""
     counts: Counter[str] = Counter()
-    key = (budget.namespace, budget.name)
-    status = runtime.statuses.get(key, budget.uid) or previous_status(
-        budget.status, f"{budget.namespace}/{budget.name}"
-    )
+    state = state_of(runtime, budget)
     try:
-        spec, covers = runtime.compiled.get(key, budget.uid, budget.generation, budget.spec)
+        spec = state.compile(budget.generation, budget.spec)
     except ValidationError as exc:
-        problems = explain(exc)
         decision = invalid_decision(
-            BudgetInput(budget.namespace, budget.name, budget.generation, None, status), problems, now
+            BudgetInput(budget.namespace, budget.name, budget.generation, None, state.status),
+            explain(exc),
+            now,
         )
-        runtime.coverage.drop(key)
-        runtime.budgets.pop(key, None)
-        runtime.specs.pop(key, None)
+        state.replace_status(decision.status)
+        _queue_events(runtime, budget, decision)
         counts["invalid"] += 1
+        _queue_status(runtime, budget, state, force=False)
+        return counts
+    assert state.covers is not None
+    covered: list[CoveredPod] = []
+    for pod in state.covers.select(pods.candidates(budget.namespace, spec)):
+        node = nodes.get(pod.node_name) if pod.node_name else None
+        price = runtime.prices.price(node) if node is not None else None
+        covered.append(CoveredPod(pod, runtime.pods.figure(pod, price, now)))
+    decision = evaluate_budget(
+        BudgetInput(budget.namespace, budget.name, budget.generation, spec, state.status),
+        covered,
+        now,
+        _idle_of(runtime, covered),
+    )
+    state.covered = frozenset(c.pod.uid for c in covered)
+    counts["pods"] += len(covered)
+    status, jobs = _plan(runtime, state, decision, covered, pods, counts)
+    state.replace_status(status)
+    new = state.status
+    state.figures = BudgetFigures(
+        spend=new.spend or Decimal(0),
+        limit=spec.limit,
+        hourly_rate=new.hourly_rate or Decimal(0),
+        percent_used=new.percent_used or Decimal(0),
+        phase=str(new.phase or ""),
+    )
+    _queue_events(runtime, budget, decision)
+    _queue_status(runtime, budget, state, force=bool(jobs))
+    for queue, job in jobs:
+        if not queue.submit(budget.key, job):
+            counts["queue_full"] += 1
+    _queue_resume(runtime, budget, state, counts)
+    return counts
+
+
+def _plan(  # noqa: PLR0917
+    runtime: Runtime,
+    state: BudgetState,
+    decision: BudgetDecision,
+    covered: Sequence[CoveredPod],
+    pods: PodSource,
+    counts: Counter[str],
+) -> tuple[CostBudgetStatus, list[tuple[Any, Any]]]:
+    """The status with this pass's first outcomes folded in, and the jobs to queue after it."""
+    assert state.spec is not None
+    spec, status = state.spec, decision.status
+    pending = [r for r in status.actions if r.result == ActionResult.PENDING and r.id not in state.acting]
+    if not pending:
+        plans = []
     else:
-        covered: list[CoveredPod] = []
-        for pod in covers.select(pods):
-            node = nodes.get(pod.node_name) if pod.node_name else None
-            covered.append(CoveredPod(pod, runtime.book.figure(pod, runtime.price_of(node), now)))
-        idle = _idle_of(runtime, covered)
-        decision = evaluate_budget(
-            BudgetInput(budget.namespace, budget.name, budget.generation, spec, status), covered, now, idle
+        namespace_pods = pods.pods_in(state.namespace)  # a Kill takes a SkyPilot cluster's other pods too
+        plans = plan_pending(
+            state.namespace,
+            spec,
+            pending,
+            ([c.pod for c in covered], namespace_pods),
+            runtime.limits.enforcement,
         )
-        runtime.coverage.set(key, (c.pod.uid for c in covered))
-        runtime.specs[key] = spec
-        counts.update(await enforce(runtime, BudgetScope(budget, spec, covered, pods), decision.status, now))
-        if budget.resume_requested:
-            counts.update(await resume(runtime, budget.namespace, decision.status, now))
-        new = decision.status
-        runtime.budgets[key] = BudgetFigures(
-            spend=new.spend or Decimal(0),
-            limit=spec.limit,
-            hourly_rate=new.hourly_rate or Decimal(0),
-            percent_used=new.percent_used or Decimal(0),
-            phase=str(new.phase or ""),
-        )
-        counts["pods"] += len(covered)
-    await _carry_out(runtime, budget, decision, now, counts)
-    runtime.statuses.put(key, budget.uid, decision.status)
-    return _status_patch(decision.status, budget.status), counts
+    ready, capped = [], []
+    for plan in plans:
+        real = plan.action in DESTRUCTIVE_ACTIONS and not plan.skipped and not plan.dry_run
+        if real and not runtime.limits.destructive.take(runtime.monotonic()):
+            capped.append(ActionOutcome(plan.record_id, ActionResult.PENDING, CAP_MESSAGE))
+            counts["destructive_deferred"] += 1
+            continue
+        ready.append(plan)
+    now_text = format_time(runtime.clock())
+    outcomes = [*first_outcomes(ready, status.actions, has_channels=has_channels(spec)), *capped]
+    status = fold(status, outcomes, now_text=now_text, generation=state.generation)
+    for outcome in outcomes:
+        if outcome.result != ActionResult.PENDING:
+            counts[f"action_{outcome.result.value.lower()}"] += 1
+            runtime.metrics.actions.labels(outcome.result.value).inc()
+    revision = state.revision + 1  # the revision this status gets
+    jobs: list[tuple[Any, Any]] = []
+    for plan in ready:
+        outcome = next(o for o in outcomes if o.record_id == plan.record_id)
+        if outcome.result == ActionResult.PENDING and outcome.attempted:
+            state.acting.add(plan.record_id)
+            jobs.append((runtime.work.actions, functools.partial(act, runtime, state, plan, revision)))
+    for record in pending_notifications(status):
+        if record.id in state.notifying:
+            continue
+        state.notifying.add(record.id)
+        message = notification(state.namespace, state.name, spec, status, covered, record.id, runtime.clock())
+        job = functools.partial(send_notification, runtime, state, message, revision)
+        jobs.append((runtime.work.notifications, job))
+    return status, jobs
+
+
+def _queue_resume(runtime: Runtime, budget: BudgetObject, state: BudgetState, counts: Counter[str]) -> None:
+    if budget.resume_request is None or state.resuming or state.resume_handled == budget.resume_request:
+        return
+    state.resuming = True
+    if resumable(state.status):
+        counts["resume"] += 1
+    job = functools.partial(resume, runtime, state, budget.resume_request)
+    if not runtime.work.actions.submit(budget.key, job):
+        state.resuming = False
 
 
 def _idle_of(runtime: Runtime, covered: list[CoveredPod]) -> Decimal | None:
     nodes = {c.pod.node_name for c in covered if c.pod.node_name}
     if not nodes:
         return None
-    return sum((runtime.idle_costs.get(n, Decimal(0)) for n in nodes), Decimal(0))
+    return sum((runtime.pods.idle_costs.get(n, Decimal(0)) for n in nodes), Decimal(0))
 
 
-async def _carry_out(
-    runtime: Runtime, budget: BudgetObject, decision: BudgetDecision, now: datetime, counts: Counter[str]
-) -> None:
-    """Post the Kubernetes Events the engine asked for (crossings, anomalies, phase changes)."""
+def _queue_events(runtime: Runtime, budget: BudgetObject, decision: BudgetDecision) -> None:
+    """The Kubernetes Events the engine asked for (crossings, anomalies, phase changes)."""
     for event in decision.events:
-        result = await runtime.kube.post_event(
-            budget.ref, reason=event.reason, message=event.message, event_type=event.type, now=now
+        runtime.work.events.submit(
+            budget.key,
+            functools.partial(_post_event, runtime, budget.ref, event.reason, event.message, event.type),
         )
-        counts[f"event_{result.value}"] += 1
-    if runtime.kube.dry_run:
-        counts["status_dry_run"] += 1
 
 
-def _status_patch(new: CostBudgetStatus, stored: Mapping[str, Any]) -> dict[str, Any]:
-    """A merge patch against the stored status: ledger entries it holds for pods that left are
-    deleted explicitly with null (a merge patch keeps map keys it does not mention)."""
-    body = new.to_k8s()
-    ledger = body.setdefault("ledger", {})
-    stored_ledger = stored.get("ledger") or {}
-    for part, current in (("pods", new.ledger.pods), ("idleSince", new.ledger.idle_since)):
-        entries = ledger.setdefault(part, {})
-        for uid in stored_ledger.get(part) or {}:
-            if uid not in current:
-                entries[uid] = None
-    if stored.get("exhaustsAt") and not new.exhausts_at:
-        body["exhaustsAt"] = None
-    return body
+async def _post_event(runtime: Runtime, ref: ObjectRef, reason: str, message: str, event_type: str) -> None:
+    if not runtime.acting():
+        return
+    result = await runtime.kube.post_event(
+        ref, reason=reason, message=message, event_type=event_type, now=runtime.clock()
+    )
+    runtime.metrics.api_writes.labels("event", result.value).inc()
+
+
+def _queue_status(runtime: Runtime, budget: BudgetObject, state: BudgetState, *, force: bool) -> None:
+    since = runtime.monotonic() - state.status_written_at
+    interval = runtime.settings.status_interval
+    if force:
+        due = True
+    elif runtime.kube.dry_run:  # nothing is stored, so every difference would stay "new"
+        due = since >= interval
+    else:
+        due = state.stored_revision < state.revision and status_due(
+            state.stored, state.status.to_k8s(), since, interval
+        )
+    if due:
+        runtime.work.writer.submit(state)

@@ -1,283 +1,233 @@
-"""Carrying out enforcement plans: notify, scale, suspend, kill — each recorded so it fires once.
+"""Carrying out what a budget's evaluation decided: destructive actions and notifications.
 
-The engine decides (``plan_pending`` over the Pending records of ``status.actions``); this
-module acts and writes the outcome onto each record. A record is persisted as Pending before
-anything destructive happens, so a restart between deciding and acting retries it rather than
-losing or repeating the decision; Done, DryRun, Failed and Skipped are final.
+These run as background jobs (``runtime.work``), never inside the evaluation pass. Each job
+first waits until the status holding its record is stored (a destructive record Pending with its
+targets and attempt, a notification Pending), so a crash or a handover after that point retries
+rather than forgets, and a failed write means the job does nothing (the next pass tries again).
+Each job checks the leader fence before every side effect, and reports its outcome as data
+(``engine.outcomes``), folded into the budget's next status.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
-from costwarden.engine.conditions import set_condition
-from costwarden.engine.enforcement import ActionPlan, plan_pending
+from costwarden.engine.enforcement import ActionPlan
 from costwarden.engine.ledger import CoveredPod
-from costwarden.models import Action, ActionRecord, Condition, CostBudgetSpec, CostBudgetStatus
-from costwarden.notify.delivery import Channels, Delivery
+from costwarden.engine.outcomes import (
+    VERBS,
+    NotificationOutcome,
+    Outcome,
+    destructive_result,
+    fold,
+)
+from costwarden.models import Action, CostBudgetSpec, CostBudgetStatus, NotificationState
+from costwarden.notify.delivery import Channels
 from costwarden.notify.message import Notification, PodSpend
+from costwarden.operator.budgetstate import BudgetState
 from costwarden.operator.kube import KubeError, ObjectRef
 from costwarden.operator.runtime import Runtime
-from costwarden.operator.workloads import Outcome, TargetResult, kill_pods, scale_to_zero, suspend
-from costwarden.records import PodRecord, format_time, parse_time
-
-if TYPE_CHECKING:
-    from costwarden.operator.budgets import BudgetObject
+from costwarden.operator.workloads import Outcome as TargetOutcome
+from costwarden.operator.workloads import TargetResult, kill_pods, scale_to_zero, suspend
+from costwarden.records import format_time, parse_time
 
 log = logging.getLogger(__name__)
 
-NOTIFICATIONS = "NotificationsDelivered"
-MAX_ATTEMPTS = 3
-_VERBS = {Action.KILL: "kill", Action.SCALE: "scale to 0", Action.SUSPEND: "suspend"}
+TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetScope:
-    """What one evaluation hands to enforcement: the budget and the pods around it."""
-
-    budget: BudgetObject
-    spec: CostBudgetSpec
-    covered: Sequence[CoveredPod]
-    namespace_pods: Sequence[PodRecord]
+def stored_wait(runtime: Runtime) -> float:
+    """How long a job waits for its record to be stored before leaving it to a later pass."""
+    return max(5.0, 3 * runtime.settings.interval)
 
 
-async def enforce(
-    runtime: Runtime, scope: BudgetScope, status: CostBudgetStatus, now: datetime
-) -> Counter[str]:
-    """Carry out every Pending record of ``status.actions`` (mutated in place with outcomes)."""
-    counts: Counter[str] = Counter()
-    covered = [c.pod for c in scope.covered]
-    plans = plan_pending(
-        scope.budget.namespace,
-        scope.spec,
-        status.actions,
-        (covered, scope.namespace_pods),
-        runtime.enforcement,
-    )
-    if not plans:
-        return counts
-    records = {record.id: record for record in status.actions}
-    if any(p.action is not Action.NOTIFY and not p.skipped and not p.dry_run for p in plans):
-        await _persist_pending(runtime, scope.budget, status, counts)
-    channels, channel_error = await _channels(runtime, scope)
-    sent: list[Delivery] = []
-    for plan in plans:
-        record = records[plan.record_id]
-        _bump_attempts(record)
-        if plan.skipped:
-            _finish(record, "Skipped", plan.skipped)
-        elif plan.action is not Action.NOTIFY:
-            if not await _destroy(runtime, scope, plan, record, now):
-                counts["destructive_deferred"] += 1
-                continue
-        else:
-            _finish(record, "Done", "Kubernetes Event posted on the budget")
-        deliveries = await _notify(runtime, scope=scope, status=status, plan=plan, channels=channels, now=now)
-        sent.extend(deliveries)
-        _note_deliveries(record, plan, deliveries, channel_error)
-        counts[f"action_{record.result.lower()}"] += 1
-    status.conditions = _notify_condition(status, sent, channel_error, now, scope.budget.generation)
-    return counts
+def apply(runtime: Runtime, state: BudgetState, outcomes: Sequence[Outcome]) -> None:
+    """Fold outcomes into the budget's status and have it written."""
+    now = runtime.clock()
+    state.replace_status(fold(state.status, outcomes, now_text=format_time(now), generation=state.generation))
+    runtime.work.writer.submit(state)
 
 
-def _bump_attempts(record: ActionRecord) -> None:
-    extra = record.model_extra if record.model_extra is not None else {}
-    extra["attempts"] = int(extra.get("attempts") or 0) + 1
-
-
-def _attempts(record: ActionRecord) -> int:
-    return int((record.model_extra or {}).get("attempts") or 0)
-
-
-def _finish(record: ActionRecord, result: str, message: str) -> None:
-    record.result = result
-    record.message = message
-
-
-async def _persist_pending(
-    runtime: Runtime, budget: BudgetObject, status: CostBudgetStatus, counts: Counter[str]
-) -> None:
-    """Write the Pending records before acting: a crash after this retries, never forgets."""
-    body = {"actions": [r.model_dump(by_alias=True, mode="json", exclude_none=True) for r in status.actions]}
-    result = await runtime.kube.patch_budget_status(budget.namespace, budget.name, body)
-    counts[f"persist_{result.value}"] += 1
-
-
-async def _destroy(
-    runtime: Runtime, scope: BudgetScope, plan: ActionPlan, record: ActionRecord, now: datetime
-) -> bool:
-    """Run one destructive plan; False when the per-minute cap defers it to a later pass."""
-    names = [str(t) for t in plan.targets]
-    record.targets = names
-    if plan.dry_run:
-        why = "spec.enforcement.dryRun" if scope.spec.enforcement.dry_run else "--enforcement=dry-run"
-        _finish(record, "DryRun", f"would {_VERBS[plan.action]} {', '.join(names)} ({why})")
-        return True
-    if not runtime.destructive_bucket.take(runtime.monotonic()):
-        record.message = "waiting: the operator's cap on destructive actions per minute is reached"
-        return False
-    results = await _execute(runtime, plan)
-    failed = [r for r in results if r.result in (Outcome.FAILED, Outcome.THROTTLED)]
-    summary = "; ".join(f"{r.target}: {r.message}" for r in results)
-    if failed and _attempts(record) < MAX_ATTEMPTS:
-        record.message = f"attempt {_attempts(record)} failed, will retry: {summary}"
-        return False
-    _finish(record, "Failed" if failed else "Done", summary)
-    for target in plan.targets:
-        if target.kind == "Pod":
-            await runtime.kube.post_event(
-                ObjectRef("v1", "Pod", target.namespace, target.name),
-                reason=f"CostBudget{plan.action.value}",
-                message=f"CostBudget {scope.budget.namespace}/{scope.budget.name}: {plan.trigger}",
-                event_type="Warning",
-                now=now,
+async def act(runtime: Runtime, state: BudgetState, plan: ActionPlan, revision: int) -> None:
+    """One destructive plan, once its Pending record (targets, attempt) is stored."""
+    try:
+        if not await state.wait_stored(revision, stored_wait(runtime)):
+            log.warning(
+                "CostBudget %s/%s: %s not stored; not acting, a later pass retries",
+                state.namespace,
+                state.name,
+                plan.record_id,
             )
-    return True
+            return
+        if not runtime.acting():
+            return
+        results = await execute(runtime, plan)
+        record = next((r for r in state.status.actions if r.id == plan.record_id), None)
+        if record is None:
+            return
+        failed = any(r.result in (TargetOutcome.FAILED, TargetOutcome.THROTTLED) for r in results)
+        summary = "; ".join(f"{r.target}: {r.message}" for r in results)
+        outcome = destructive_result(record, failed, summary)
+        apply(runtime, state, [outcome])
+        runtime.metrics.actions.labels(str(outcome.result)).inc()
+        if outcome.result.value != "Pending":
+            await _post_pod_events(runtime, state, plan)
+    finally:
+        state.acting.discard(plan.record_id)
 
 
-async def _execute(runtime: Runtime, plan: ActionPlan) -> list[TargetResult]:
+async def execute(runtime: Runtime, plan: ActionPlan) -> list[TargetResult]:
     kube = runtime.kube
     if plan.action is Action.KILL:
         pods = [t for t in plan.targets if t.kind == "Pod"]
         namespace = pods[0].namespace if pods else ""
         return await kill_pods(kube, namespace, [t.name for t in pods], plan.grace_period_seconds)
-    act = scale_to_zero if plan.action is Action.SCALE else suspend
-    return [await act(kube, t.namespace, t.kind, t.name) for t in plan.targets]
+    act_on = scale_to_zero if plan.action is Action.SCALE else suspend
+    return [await act_on(kube, t.namespace, t.kind, t.name) for t in plan.targets]
 
 
-async def _channels(runtime: Runtime, scope: BudgetScope) -> tuple[Channels, str | None]:
-    """Credentials from Secrets in the budget's own namespace; a missing one is reported, not raised."""
-    notify, namespace = scope.spec.notify, scope.budget.namespace
-    found: dict[str, str | None] = {}
+async def _post_pod_events(runtime: Runtime, state: BudgetState, plan: ActionPlan) -> None:
+    for target in plan.targets:
+        if target.kind == "Pod":
+            result = await runtime.kube.post_event(
+                ObjectRef("v1", "Pod", target.namespace, target.name),
+                reason=f"CostBudget{plan.action.value}",
+                message=f"CostBudget {state.namespace}/{state.name}: {plan.trigger}",
+                event_type="Warning",
+                now=runtime.clock(),
+            )
+            runtime.metrics.api_writes.labels("event", result.value).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRead:
+    channels: Channels
+    error: str | None = None  # a Secret that could not be read
+    transient: bool = False  # the error may go away (API server busy or unreachable)
+
+    @property
+    def any(self) -> bool:
+        c = self.channels
+        return any((c.slack_token, c.slack_webhook_url, c.webhook_url, c.pagerduty_routing_key))
+
+
+async def read_channels(runtime: Runtime, spec: CostBudgetSpec, namespace: str) -> ChannelRead:
+    """Credentials from Secrets in the budget's own namespace; errors are reported, not raised."""
+    notify = spec.notify
     refs = {
         "slack_token": notify.slack.token_secret_ref if notify.slack else None,
         "slack_webhook_url": notify.slack.webhook_secret_ref if notify.slack else None,
         "webhook_url": notify.webhook.url_secret_ref if notify.webhook else None,
         "pagerduty_routing_key": notify.pagerduty.routing_key_secret_ref if notify.pagerduty else None,
     }
-    errors = []
-    for field, ref in refs.items():
+    found: dict[str, str | None] = {}
+    errors, transient = [], False
+    for name, ref in refs.items():
         if ref is None:
             continue
         try:
-            found[field] = await runtime.kube.read_secret_key(namespace, ref.name, ref.key)
+            found[name] = await runtime.kube.read_secret_key(namespace, ref.name, ref.key)
         except KubeError as exc:
             errors.append(str(exc))
+            transient = transient or exc.status is None or exc.status in TRANSIENT_STATUSES
     channel = notify.slack.channel if notify.slack else None
-    return Channels(slack_channel=channel, **found), "; ".join(errors) or None
+    return ChannelRead(Channels(slack_channel=channel, **found), "; ".join(errors) or None, transient)
 
 
-async def _notify(
-    runtime: Runtime,
-    *,
-    scope: BudgetScope,
+def has_channels(spec: CostBudgetSpec) -> bool:
+    return any((spec.notify.slack, spec.notify.webhook, spec.notify.pagerduty))
+
+
+async def send_notification(
+    runtime: Runtime, state: BudgetState, message: Notification, revision: int
+) -> None:
+    """Deliver one record's notification, once its Pending state is stored; mark it after."""
+    record_id = message.record_id
+    try:
+        if not await state.wait_stored(revision, stored_wait(runtime)) or not runtime.acting():
+            return
+        spec = state.spec
+        if spec is None:
+            return
+        read = await read_channels(runtime, spec, state.namespace)
+        if read.error and read.transient:
+            apply(
+                runtime,
+                state,
+                [NotificationOutcome(record_id, NotificationState.PENDING, secret_error=read.error)],
+            )
+            return
+        if not read.any:
+            outcome = NotificationOutcome(record_id, NotificationState.FAILED, secret_error=read.error)
+        elif runtime.kube.dry_run:
+            log.info("dry-run: would notify %s/%s about %s", state.namespace, state.name, record_id)
+            outcome = NotificationOutcome(record_id, NotificationState.SENT)
+        else:
+            if not runtime.acting():
+                return
+            deliveries = await runtime.notifier.send(read.channels, message)
+            failures = tuple(f"{d.channel}: {d.error}" for d in deliveries if not d.ok)
+            delivered = tuple(d.channel for d in deliveries if d.ok)
+            failed = bool(failures) or bool(read.error)
+            outcome = NotificationOutcome(
+                record_id,
+                NotificationState.FAILED if failed else NotificationState.SENT,
+                delivered=delivered,
+                failures=failures,
+                secret_error=read.error,
+            )
+        apply(runtime, state, [outcome])
+    finally:
+        state.notifying.discard(record_id)
+
+
+def notification(  # noqa: PLR0917 -- what a message is made of
+    namespace: str,
+    name: str,
+    spec: CostBudgetSpec,
     status: CostBudgetStatus,
-    plan: ActionPlan,
-    channels: Channels,
+    covered: Sequence[CoveredPod],
+    record_id: str,
     now: datetime,
-) -> list[Delivery]:
-    if not any(
-        (
-            channels.slack_token,
-            channels.slack_webhook_url,
-            channels.webhook_url,
-            channels.pagerduty_routing_key,
-        )
-    ):
-        return []
-    if runtime.kube.dry_run:
-        log.info("dry-run: would notify %s about %s", scope.budget.name, plan.record_id)
-        return []
-    return await runtime.notifier.send(channels, notification(scope, status, plan, now))
-
-
-def notification(
-    scope: BudgetScope, status: CostBudgetStatus, plan: ActionPlan, now: datetime
 ) -> Notification:
-    pods = sorted(scope.covered, key=lambda c: c.accrual.spend, reverse=True)[:5]
+    record = next(r for r in status.actions if r.id == record_id)
+    pods = sorted(covered, key=lambda c: c.accrual.spend, reverse=True)[:5]
     sky = next((c.pod for c in pods if c.pod.skypilot_cluster), None)
+    percent_used = status.percent_used or Decimal(0)
     return Notification(
-        budget=scope.budget.name,
-        namespace=scope.budget.namespace,
+        budget=name,
+        namespace=namespace,
         spend=status.spend or Decimal(0),
-        limit=scope.spec.limit,
-        percent_used=status.percent_used or Decimal(0),
+        limit=spec.limit,
+        percent_used=percent_used,
         hourly_rate=status.hourly_rate or Decimal(0),
         exhausts_at=parse_time(status.exhausts_at),
-        period=scope.spec.period.value,
-        trigger=plan.trigger,
-        action=plan.action.value,
-        dry_run=plan.dry_run,
-        next_step=next_step(scope.spec, status.percent_used or Decimal(0), plan),
+        period=spec.period.value,
+        trigger=record.trigger,
+        action=record.action.value,
+        dry_run=record.result.value == "DryRun",
+        next_step=next_step(spec, percent_used, record.action, record.message),
         top_pods=tuple(PodSpend(c.pod.name, c.accrual.spend, c.accrual.rate) for c in pods),
         skypilot_cluster=sky.skypilot_cluster if sky else None,
         skypilot_user=sky.skypilot_user if sky else None,
-        console_hint=f"kubectl get costbudget {scope.budget.name} -n {scope.budget.namespace}",
+        console_hint=f"kubectl get costbudget {name} -n {namespace}",
         at=now,
+        record_id=record_id,
     )
 
 
-def next_step(spec: CostBudgetSpec, percent_used: Decimal, plan: ActionPlan) -> str:
+def next_step(spec: CostBudgetSpec, percent_used: Decimal, action: Action, done: str) -> str:
     """What happens next, in words: what this action did, then the next threshold ahead."""
-    done = ""
-    if plan.action is not Action.NOTIFY:
-        verb = "would " + _VERBS[plan.action] if plan.dry_run else _VERBS[plan.action]
-        targets = ", ".join(str(t) for t in plan.targets) or "nothing"
-        done = f"{plan.skipped}. " if plan.skipped else f"costwarden will {verb}: {targets}. "
+    said = f"{done}. " if action is not Action.NOTIFY and done else ""
     ahead = [t for t in spec.thresholds if t.percent > percent_used]
     if not ahead:
-        return done + "No further thresholds in this period; raise spec.limit to resume work."
+        return said + "No further thresholds in this period; raise spec.limit to resume work."
     upcoming = ahead[0]
-    return done + f"At {upcoming.percent}% of {spec.limit} USD the action is {upcoming.action.value}."
+    return said + f"At {upcoming.percent}% of {spec.limit} USD the action is {upcoming.action.value}."
 
 
-def _note_deliveries(
-    record: ActionRecord, plan: ActionPlan, deliveries: Sequence[Delivery], channel_error: str | None
-) -> None:
-    failed = [d for d in deliveries if not d.ok]
-    notes = [f"{d.channel}: {d.error}" for d in failed]
-    if channel_error:
-        notes.append(channel_error)
-    if not notes:
-        if deliveries:
-            record.message = f"{record.message}; notified {', '.join(d.channel for d in deliveries)}".lstrip(
-                "; "
-            )
-        return
-    record.message = f"{record.message}; notification failed: {'; '.join(notes)}".lstrip("; ")
-    if plan.action is Action.NOTIFY:
-        record.result = "Failed"
-
-
-def _notify_condition(
-    status: CostBudgetStatus,
-    sent: Sequence[Delivery],
-    channel_error: str | None,
-    now: datetime,
-    generation: int | None,
-) -> list[Condition]:
-    """``NotificationsDelivered``: False with the reason when a Secret or a receiver failed."""
-    failed = [f"{d.channel}: {d.error}" for d in sent if not d.ok]
-    if channel_error:
-        state, reason, message = "False", "SecretUnavailable", channel_error
-    elif failed:
-        state, reason, message = "False", "DeliveryFailed", "; ".join(failed)
-    elif sent:
-        state, reason, message = "True", "Delivered", ", ".join(sorted({d.channel for d in sent}))
-    else:
-        return status.conditions
-    return set_condition(
-        status.conditions,
-        NOTIFICATIONS,
-        status=state,
-        reason=reason,
-        message=message,
-        now_text=format_time(now),
-        generation=generation,
-    )
+__all__ = ["VERBS", "act", "execute", "has_channels", "notification", "read_channels", "send_notification"]

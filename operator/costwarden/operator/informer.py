@@ -24,6 +24,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from costwarden.models import PLURAL as BUDGETS
 from costwarden.operator.clusterindex import ClusterIndex, pod_key
 from costwarden.operator.kube import PAGE_SIZE, KubeError
 from costwarden.records import NodeRecord, PodRecord
@@ -76,7 +77,7 @@ class InformerStats:
 
 @dataclass(slots=True)
 class _Stream:
-    resource: str  # "pods" or "nodes"
+    resource: str  # "pods", "nodes" or "costbudgets"
     namespace: str | None  # pods of one namespace, or all
     resource_version: str | None = None  # where the next watch starts; None: list first
     listed: bool = False
@@ -86,6 +87,15 @@ class _Stream:
     @property
     def name(self) -> str:
         return self.resource if self.namespace is None else f"{self.resource} in namespace {self.namespace}"
+
+
+class BudgetSink(Protocol):
+    """Where CostBudget bodies go (the budgets are few: kept as small records by key)."""
+
+    def upsert_budget(self, body: Mapping[str, Any]) -> str: ...
+    def delete_budget(self, body: Mapping[str, Any]) -> None: ...
+    def budget_keys(self, namespace: str | None) -> set[str]: ...
+    def forget_budget(self, key: str) -> None: ...
 
 
 class _Expired(Exception):
@@ -110,6 +120,7 @@ class Informer:
         chunk: int = 500,
         backoff: Backoff = Backoff(),
         rng: random.Random | None = None,
+        budgets: BudgetSink | None = None,
     ) -> None:
         self.kube = kube
         self.index = index
@@ -121,7 +132,10 @@ class Informer:
         self.synced = asyncio.Event()
         self._rng = rng or random.Random()
         scopes: list[str | None] = list(dict.fromkeys(namespaces)) or [None]
+        self.budgets = budgets
         self._streams = [_Stream("nodes", None), *(_Stream("pods", ns) for ns in scopes)]
+        if budgets is not None:
+            self._streams += [_Stream(BUDGETS, ns) for ns in scopes]
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- lifecycle
@@ -222,6 +236,8 @@ class Informer:
                     pod = PodRecord.from_body(body)
                     seen.add(pod_key(pod))
                     self.index.upsert_pod(pod)
+                elif stream.resource == BUDGETS and self.budgets is not None:
+                    seen.add(self.budgets.upsert_budget(body))
                 else:
                     node = NodeRecord.from_body(body)
                     seen.add(node.name)
@@ -231,12 +247,16 @@ class Informer:
     async def _forget_unseen(self, stream: _Stream, seen: set[str]) -> None:
         if stream.resource == "pods":
             gone = sorted(self.index.pod_keys(stream.namespace) - seen)
+        elif stream.resource == BUDGETS and self.budgets is not None:
+            gone = sorted(self.budgets.budget_keys(stream.namespace) - seen)
         else:
             gone = sorted(set(self.index.nodes()) - seen)
         for start in range(0, len(gone), self.chunk):
             for key in gone[start : start + self.chunk]:
                 if stream.resource == "pods":
                     self.index.delete_pod(key)
+                elif stream.resource == BUDGETS and self.budgets is not None:
+                    self.budgets.forget_budget(key)
                 else:
                     self.index.delete_node(key)
             await asyncio.sleep(0)
@@ -280,10 +300,14 @@ class Informer:
         elif kind in ("ADDED", "MODIFIED"):
             if stream.resource == "pods":
                 self.index.upsert_pod(PodRecord.from_body(obj))
+            elif stream.resource == BUDGETS and self.budgets is not None:
+                self.budgets.upsert_budget(obj)
             else:
                 self.index.upsert_node(NodeRecord.from_body(obj))
         elif kind == "DELETED":
-            if stream.resource == "pods":
+            if stream.resource == BUDGETS and self.budgets is not None:
+                self.budgets.delete_budget(obj)
+            elif stream.resource == "pods":
                 uid = metadata.get("uid") or f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
                 self.index.delete_pod(str(uid))
             else:

@@ -52,7 +52,7 @@ JOBSET_PLURAL = "jobsets"
 LEASE_GROUP = "coordination.k8s.io"
 SCALABLE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
 READABLE_KINDS = (*SCALABLE_KINDS, "Job", "JobSet")
-WATCHABLE = ("pods", "nodes")
+WATCHABLE = ("pods", "nodes", PLURAL)
 """What ``list_raw`` and ``watch_raw`` serve: the resources the informer keeps in memory."""
 
 LEASE_WRITES_IGNORE_DRY_RUN = True
@@ -91,8 +91,8 @@ METHOD_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
     "read_budget": ((GROUP, PLURAL, "get"),),
     "list_budgets": ((GROUP, PLURAL, "list"),),
     "list_pods": (("", "pods", "list"),),
-    "list_raw": (("", "pods", "list"), ("", "nodes", "list")),  # the informer
-    "watch_raw": (("", "pods", "watch"), ("", "nodes", "watch")),
+    "list_raw": (("", "pods", "list"), ("", "nodes", "list"), (GROUP, PLURAL, "list")),  # the informer
+    "watch_raw": (("", "pods", "watch"), ("", "nodes", "watch"), (GROUP, PLURAL, "watch")),
     "read_lease": ((LEASE_GROUP, "leases", "get"),),  # leader election
     "create_lease": ((LEASE_GROUP, "leases", "create"),),
     "replace_lease": ((LEASE_GROUP, "leases", "update"),),
@@ -100,25 +100,16 @@ METHOD_PERMISSIONS: Mapping[str, tuple[Permission, ...]] = {
 """What each ``KubeClient`` method calls (checked against recorded traffic by the tests)."""
 
 KOPF_PERMISSIONS: tuple[Permission, ...] = (
-    (GROUP, PLURAL, "list"),  # timers and event handlers
-    (GROUP, PLURAL, "watch"),
-    (GROUP, PLURAL, "patch"),  # progress annotations, finalizer
-    (GROUP, f"{PLURAL}/status", "patch"),
-    ("", "events", "create"),  # kopf's own handler events
+    ("", "events", "create"),  # kopf's own events about failing handlers
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),  # resource discovery
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
     ("", "namespaces", "list"),  # --namespace patterns
     ("", "namespaces", "watch"),
-    ("kopf.dev", "clusterkopfpeerings", "list"),  # --peering, cluster-wide
-    ("kopf.dev", "clusterkopfpeerings", "watch"),
-    ("kopf.dev", "clusterkopfpeerings", "patch"),
-    ("kopf.dev", "kopfpeerings", "list"),  # --peering with --namespace
-    ("kopf.dev", "kopfpeerings", "watch"),
-    ("kopf.dev", "kopfpeerings", "patch"),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "create"),  # managed webhook
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"),
 )
-"""What kopf itself requests for our handlers (budgets, peering, the admission guard)."""
+"""What kopf itself requests (discovery, namespaces, the admission guard); pods, nodes and
+CostBudgets are watched by our informer, and leadership is our Lease, not kopf's peering."""
 
 REQUIRED_PERMISSIONS: tuple[Permission, ...] = tuple(
     sorted(set(itertools.chain(KOPF_PERMISSIONS, *METHOD_PERMISSIONS.values())))
@@ -602,7 +593,7 @@ class KubeClient:
         between deciding and acting retries the action instead of forgetting it.
         """
         return await self._write(
-            f"patch status of CostBudget {namespace}/{name} {dict(status)}",
+            f"patch status of CostBudget {namespace}/{name} ({', '.join(sorted(status))})",
             lambda a: a.custom.patch_namespaced_custom_object_status,
             GROUP,
             VERSION,
@@ -659,6 +650,12 @@ class KubeClient:
             return "nodes", lambda a: a.core.list_node, ()
         if resource == "nodes":
             raise ValueError(f"nodes are cluster-scoped; got namespace {namespace!r}")
+        if resource == PLURAL and namespace is None:
+            call: Call = lambda a: a.custom.list_cluster_custom_object  # noqa: E731
+            return "CostBudgets in all namespaces", call, (GROUP, VERSION, PLURAL)
+        if resource == PLURAL:
+            call = lambda a: a.custom.list_namespaced_custom_object  # noqa: E731
+            return f"CostBudgets in namespace {namespace}", call, (GROUP, VERSION, namespace, PLURAL)
         raise ValueError(f"cannot list or watch {resource!r}; expected one of {', '.join(WATCHABLE)}")
 
     async def _list_all(self, what: str, call: Call, *args: Any) -> list[dict[str, Any]]:

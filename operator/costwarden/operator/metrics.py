@@ -1,26 +1,58 @@
-"""Prometheus metrics (prefix costwarden_), on a registry owned by the runtime, not a global."""
+"""Prometheus metrics (prefix costwarden_), on a registry owned by the runtime, not a global.
+
+The scrape runs on prometheus-client's own thread: it reads only immutable snapshots that the
+passes publish (a reference swap), never the dicts the event loop mutates.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from costwarden.operator.runtime import Runtime
+
+@dataclass(frozen=True, slots=True)
+class BudgetRow:
+    namespace: str
+    name: str
+    spend: float
+    limit: float
+    hourly_rate: float
+    percent_used: float
+
+
+@dataclass(frozen=True, slots=True)
+class PodRow:
+    namespace: str
+    name: str
+    node: str
+    hourly: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    name: str
+    instance_type: str
+    capacity_type: str
+    source: str
+    hourly: float
+    idle_hourly: float
 
 
 class Metrics:
-    """Counters and histograms updated by the loops; gauges are read from the runtime on scrape."""
+    """Counters and histograms updated by the loops; gauges read from published snapshots."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.budget_rows: tuple[BudgetRow, ...] = ()
+        self.pod_rows: tuple[PodRow, ...] = ()
+        self.node_rows: tuple[NodeRow, ...] = ()
         self.reconcile_seconds = Histogram(
             "costwarden_reconcile_duration_seconds",
-            "Time spent in one evaluation pass",
+            "Time spent in one pass",
             ["loop"],
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
@@ -31,7 +63,6 @@ class Metrics:
             ["kind", "result"],
             registry=self.registry,
         )
-
         self.evaluations = Counter(
             "costwarden_budget_evaluations", "CostBudget evaluations carried out", registry=self.registry
         )
@@ -41,17 +72,23 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.leader = Gauge(
+            "costwarden_leader",
+            "1 while this replica holds the leader Lease and acts",
+            registry=self.registry,
+        )
+        self.queued = Gauge(
+            "costwarden_work_queued", "Jobs waiting in a background queue", ["queue"], registry=self.registry
+        )
+        self.registry.register(_SnapshotCollector(self))
 
-    def attach(self, runtime: Runtime) -> None:
-        self.registry.register(_RuntimeCollector(runtime))
 
-
-class _RuntimeCollector(Collector):
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+class _SnapshotCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        rt = self._runtime
+        budgets, pods, nodes = self._metrics.budget_rows, self._metrics.pod_rows, self._metrics.node_rows
         labels = ["namespace", "budget"]
         spend = GaugeMetricFamily("costwarden_budget_spend_usd", "Spend in the current period", labels=labels)
         limit = GaugeMetricFamily("costwarden_budget_limit_usd", "Budget limit", labels=labels)
@@ -61,20 +98,18 @@ class _RuntimeCollector(Collector):
         used = GaugeMetricFamily(
             "costwarden_budget_used_percent", "Spend as a percent of the limit", labels=labels
         )
-        for (namespace, name), fig in sorted(rt.budgets.items()):
-            spend.add_metric([namespace, name], float(fig.spend))
-            limit.add_metric([namespace, name], float(fig.limit))
-            rate.add_metric([namespace, name], float(fig.hourly_rate))
-            used.add_metric([namespace, name], float(fig.percent_used))
+        for row in budgets:
+            spend.add_metric([row.namespace, row.name], row.spend)
+            limit.add_metric([row.namespace, row.name], row.limit)
+            rate.add_metric([row.namespace, row.name], row.hourly_rate)
+            used.add_metric([row.namespace, row.name], row.percent_used)
         yield from (spend, limit, rate, used)
 
         pod_cost = GaugeMetricFamily(
             "costwarden_pod_hourly_cost_usd", "Pod cost rate, USD/hour", labels=["namespace", "pod", "node"]
         )
-        for uid, (namespace, name, node) in sorted(rt.pod_names.items(), key=lambda item: item[1]):
-            pod_rate = rt.book.rate(uid)
-            if pod_rate is not None:
-                pod_cost.add_metric([namespace, name, node], float(pod_rate.total))
+        for pod in pods:
+            pod_cost.add_metric([pod.namespace, pod.name, pod.node], pod.hourly)
         yield pod_cost
 
         node_cost = GaugeMetricFamily(
@@ -85,11 +120,10 @@ class _RuntimeCollector(Collector):
         idle = GaugeMetricFamily(
             "costwarden_node_idle_hourly_cost_usd", "Node cost not used by pods", labels=["node"]
         )
-        for node, price in sorted(rt.node_prices.items()):
-            facts = price.facts
+        for node in nodes:
             node_cost.add_metric(
-                [node, facts.instance_type or "", facts.capacity_type, price.source], float(price.hourly)
+                [node.name, node.instance_type, node.capacity_type, node.source], node.hourly
             )
-            idle.add_metric([node], float(rt.idle_costs.get(node, 0)))
+            idle.add_metric([node.name], node.idle_hourly)
         yield node_cost
         yield idle

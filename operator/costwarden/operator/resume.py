@@ -4,17 +4,18 @@ A person asks by annotating the CostBudget ``costwarden.dev/resume`` (``costward
 does it); the operator then restores every Scale and Suspend it carried out in the current
 records — but only once spend is back under the threshold that fired (raise ``spec.limit``
 first), so a resume never undoes a guardrail that still applies. Each record is resumed once
-(``resumedAt`` on the record) and the annotation is removed.
+(``resumedAt`` on the record); the annotation is removed once the outcome is stored.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from datetime import datetime
 from decimal import Decimal
 
+from costwarden.engine.outcomes import ResumeOutcome, resumable
 from costwarden.engine.thresholds import threshold_percent
-from costwarden.models import Action, ActionRecord, CostBudgetStatus
+from costwarden.models import Action
+from costwarden.operator.budgetstate import BudgetState
+from costwarden.operator.enforce import apply, stored_wait
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.workloads import TargetResult, resume_scaled, resume_suspended
 from costwarden.records import format_time
@@ -22,39 +23,34 @@ from costwarden.records import format_time
 RESUME_ANNOTATION = "costwarden.dev/resume"
 
 
-def resumable(status: CostBudgetStatus) -> list[ActionRecord]:
-    return [
-        r
-        for r in status.actions
-        if r.action in (Action.SCALE, Action.SUSPEND)
-        and r.result == "Done"
-        and not (r.model_extra or {}).get("resumedAt")
-    ]
-
-
-async def resume(runtime: Runtime, namespace: str, status: CostBudgetStatus, now: datetime) -> Counter[str]:
+async def resume(runtime: Runtime, state: BudgetState, request: str) -> None:
     """Restore the targets of every resumable record whose threshold no longer applies."""
-    counts: Counter[str] = Counter()
-    used = status.percent_used or Decimal(0)
-    for record in resumable(status):
-        percent = threshold_percent(record.id)
-        if percent is not None and used >= percent:
-            record.message = (
-                f"{record.message}; not resumed: spend is {used:.1f}% of the limit, at or above the "
-                f"{percent}% threshold that acted (raise spec.limit first)"
-            ).lstrip("; ")
-            counts["resume_refused"] += 1
-            continue
-        results = [
-            await _resume_target(runtime, namespace, record.action, target) for target in record.targets
-        ]
-        extra = record.model_extra if record.model_extra is not None else {}
-        extra["resumedAt"] = format_time(now)
-        record.message = f"{record.message}; resumed: " + "; ".join(
-            f"{r.target}: {r.message}" for r in results
-        )
-        counts["resumed"] += 1
-    return counts
+    try:
+        if not runtime.acting():
+            return
+        status = state.status
+        used = status.percent_used or Decimal(0)
+        outcomes = []
+        for record in resumable(status):
+            percent = threshold_percent(record.id)
+            if percent is not None and used >= percent:
+                message = (
+                    f"not resumed: spend is {used:.1f}% of the limit, at or above the "
+                    f"{percent}% threshold that acted (raise spec.limit first)"
+                )
+                outcomes.append(ResumeOutcome(record.id, message, None))
+                continue
+            results = [
+                await _resume_target(runtime, state.namespace, record.action, t) for t in record.targets
+            ]
+            message = "resumed: " + "; ".join(f"{r.target}: {r.message}" for r in results)
+            outcomes.append(ResumeOutcome(record.id, message, format_time(runtime.clock())))
+        apply(runtime, state, outcomes)
+        if await state.wait_stored(state.revision, stored_wait(runtime)):
+            await runtime.kube.annotate_budget(state.namespace, state.name, {RESUME_ANNOTATION: None})
+            state.resume_handled = request
+    finally:
+        state.resuming = False
 
 
 async def _resume_target(runtime: Runtime, namespace: str, action: Action, target: str) -> TargetResult:

@@ -1,109 +1,78 @@
-"""The operator's live state, created at startup and handed to handlers through kopf's memo."""
+"""The operator's live parts, created at startup and handed to handlers through kopf's memo.
+
+Each piece of state has one owner: ``budgets`` (every budget's state), ``pods`` (every pod's
+accrual and the node prices), ``leader`` (whether this replica acts), ``work`` (the background
+queues that carry decisions out), ``limits`` (the write and destructive-action buckets).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
 
 from costwarden.engine.enforcement import EnforcementPolicy
-from costwarden.engine.selection import Coverage as SelectionTest
-from costwarden.engine.selection import coverage
-from costwarden.models import CostBudgetSpec, CostBudgetStatus, parse_spec
 from costwarden.notify.delivery import Notifier
 from costwarden.notify.retry import RetryPolicy
+from costwarden.operator.budgetstate import BudgetBook, BudgetKey
 from costwarden.operator.kube import KubeClient
+from costwarden.operator.leader import AlwaysLeader, LeaderElector
 from costwarden.operator.metrics import Metrics
 from costwarden.operator.settings import OperatorSettings
 from costwarden.operator.spendbook import SpendBook
+from costwarden.operator.statuswriter import PatchOf, StatusWriter
 from costwarden.operator.throttle import TokenBucket, WritePolicy
-from costwarden.pricing import NodePrice, PriceBook
-from costwarden.records import NodeRecord
+from costwarden.operator.workqueue import KeyedWorkQueue
+from costwarden.pricing import PriceBook
 
-BudgetKey = tuple[str, str]  # (namespace, name)
+ACTION_CONCURRENCY = 32
+NOTIFY_CONCURRENCY = 8
+EVENT_CONCURRENCY = 4
+QUEUE_CAPACITY = 5000
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(slots=True)
-class BudgetFigures:
-    """The latest evaluated figures of one budget, for /metrics."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much the operator may write: annotation writes and destructive actions."""
 
-    spend: Decimal
-    limit: Decimal
-    hourly_rate: Decimal
-    percent_used: Decimal
-    phase: str
+    annotations: TokenBucket
+    destructive: TokenBucket
+    policy: WritePolicy
+    enforcement: EnforcementPolicy
 
-
-class CompiledSpecs:
-    """Each budget's parsed spec and compiled pod selection, rebuilt only when its generation
-    (or uid: a budget deleted and created again) changes: parsing on every pass is wasted work."""
-
-    def __init__(self) -> None:
-        self._by_budget: dict[BudgetKey, tuple[str, int | None, CostBudgetSpec, SelectionTest]] = {}
-
-    def get(
-        self, key: BudgetKey, uid: str, generation: int | None, raw: Mapping[str, Any]
-    ) -> tuple[CostBudgetSpec, SelectionTest]:
-        """Raises pydantic's ValidationError for an invalid spec (never cached)."""
-        known = self._by_budget.get(key)
-        if known is not None and known[0] == uid and known[1] == generation and generation is not None:
-            return known[2], known[3]
-        spec = parse_spec(raw)
-        covers = coverage(spec, key[0])
-        self._by_budget[key] = (uid, generation, spec, covers)
-        return spec, covers
-
-    def drop(self, key: BudgetKey) -> None:
-        self._by_budget.pop(key, None)
+    @classmethod
+    def from_settings(cls, settings: OperatorSettings, now: float) -> Limits:
+        # The bucket refills once per pass: a burst smaller than a pass's worth of tokens would
+        # cap writes at burst / accrual_interval instead of at write_rate.
+        burst = max(settings.write_burst, int(settings.write_rate * settings.accrual_interval))
+        per_minute = max(1, settings.max_destructive_per_minute)
+        return cls(
+            annotations=TokenBucket(settings.write_rate, burst, now),
+            destructive=TokenBucket(per_minute / 60.0, per_minute, now),
+            policy=WritePolicy(settings.annotation_interval, settings.annotation_rate_change),
+            enforcement=EnforcementPolicy(
+                mode=settings.enforcement, protected_namespaces=frozenset(settings.protected_namespaces)
+            ),
+        )
 
 
-class LatestStatuses:
-    """The status each budget's last evaluation produced, kept in memory so the next pass
-    continues from it (also when the status PATCH was skipped as not yet due) instead of
-    re-reading and re-validating the stored one; the stored status is the memory across
-    restarts and for budgets deleted and created again (a new uid)."""
+@dataclass
+class Work:
+    """The background queues: the passes only decide and hand work to these."""
 
-    def __init__(self) -> None:
-        self._by_budget: dict[BudgetKey, tuple[str, CostBudgetStatus]] = {}
+    writer: StatusWriter
+    actions: KeyedWorkQueue  # destructive calls and resumes, one budget at a time
+    notifications: KeyedWorkQueue  # Slack, webhook, PagerDuty, one budget at a time
+    events: KeyedWorkQueue  # Kubernetes Events
 
-    def get(self, key: BudgetKey, uid: str) -> CostBudgetStatus | None:
-        known = self._by_budget.get(key)
-        return known[1] if known is not None and known[0] == uid else None
-
-    def put(self, key: BudgetKey, uid: str, status: CostBudgetStatus) -> None:
-        self._by_budget[key] = (uid, status)
-
-    def drop(self, key: BudgetKey) -> None:
-        self._by_budget.pop(key, None)
-
-
-class BudgetMembership:
-    """Which budgets cover which pods, as last evaluated by each budget's timer."""
-
-    def __init__(self) -> None:
-        self._pods_of: dict[BudgetKey, frozenset[str]] = {}
-        self.ready = False  # every budget evaluated once: the budgets annotation can be written
-
-    def set(self, budget: BudgetKey, uids: Iterable[str]) -> None:
-        self._pods_of[budget] = frozenset(uids)
-
-    def drop(self, budget: BudgetKey) -> None:
-        self._pods_of.pop(budget, None)
-
-    def budgets_by_pod(self) -> dict[str, str]:
-        """uid -> the comma-separated names for the costwarden.dev/budgets annotation."""
-        names: dict[str, list[str]] = {}
-        for (_, name), uids in self._pods_of.items():
-            for uid in uids:
-                names.setdefault(uid, []).append(name)
-        return {uid: ",".join(sorted(found)) for uid, found in names.items()}
+    async def close(self) -> None:
+        for queue in (self.actions, self.notifications, self.events):
+            await queue.close()
 
 
 @dataclass
@@ -111,41 +80,20 @@ class Runtime:
     settings: OperatorSettings
     kube: KubeClient
     prices: PriceBook
+    leader: LeaderElector | AlwaysLeader
+    patch_of: PatchOf
     clock: Callable[[], datetime] = utc_now
     monotonic: Callable[[], float] = time.monotonic
     metrics: Metrics = field(default_factory=Metrics)
-    book: SpendBook = field(default_factory=SpendBook)
-    coverage: BudgetMembership = field(default_factory=BudgetMembership)
-    budgets: dict[BudgetKey, BudgetFigures] = field(default_factory=dict)
-    specs: dict[BudgetKey, CostBudgetSpec] = field(default_factory=dict)  # valid specs, last evaluated
-    status_written: dict[BudgetKey, float] = field(default_factory=dict)  # monotonic, per status PATCH
-    compiled: CompiledSpecs = field(default_factory=CompiledSpecs)
-    last_timer_run: float = float("-inf")  # monotonic time a budget timer last ran here
-    indexed: bool = False  # kopf's indexes hold the whole cluster (see handlers.indexes_ready)
-    statuses: LatestStatuses = field(default_factory=LatestStatuses)
-    node_prices: dict[str, NodePrice] = field(default_factory=dict)
-    idle_costs: dict[str, Decimal] = field(default_factory=dict)
-    pod_names: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # uid -> (ns, name, node)
-    bucket: TokenBucket = field(init=False)
-    policy: WritePolicy = field(init=False)
-    enforcement: EnforcementPolicy = field(init=False)
-    destructive_bucket: TokenBucket = field(init=False)
+    budgets: BudgetBook = field(default_factory=BudgetBook)
+    pods: SpendBook = field(default_factory=SpendBook)
+    limits: Limits = field(init=False)
+    work: Work = field(init=False)
     notifier: Notifier = field(init=False)
-
-    _nodes: dict[str, NodeRecord] = field(default_factory=dict)
-    _nodes_at: float = float("-inf")
+    evaluated: bool = False  # every budget evaluated once this term: budgets annotations are known
 
     def __post_init__(self) -> None:
-        # The bucket refills once per pass: a burst smaller than a pass's worth of tokens would
-        # cap writes at burst / accrual_interval instead of at write_rate.
-        burst = max(self.settings.write_burst, int(self.settings.write_rate * self.settings.accrual_interval))
-        self.bucket = TokenBucket(self.settings.write_rate, burst, self.monotonic())
-        self.policy = WritePolicy(self.settings.annotation_interval, self.settings.annotation_rate_change)
-        self.enforcement = EnforcementPolicy(
-            mode=self.settings.enforcement, protected_namespaces=frozenset(self.settings.protected_namespaces)
-        )
-        per_minute = max(1, self.settings.max_destructive_per_minute)
-        self.destructive_bucket = TokenBucket(per_minute / 60.0, per_minute, self.monotonic())
+        self.limits = Limits.from_settings(self.settings, self.monotonic())
         self.notifier = Notifier(
             slack_base_url=self.settings.slack_api_url,
             pagerduty_url=self.settings.pagerduty_url,
@@ -153,48 +101,45 @@ class Runtime:
                 max_attempts=self.settings.notify_attempts, base_delay=self.settings.notify_backoff
             ),
         )
-        self.metrics.attach(self)
 
-    def node_map(
-        self, index: Mapping[str, Iterable[NodeRecord]], max_age: float = 1.0
-    ) -> dict[str, NodeRecord]:
-        """Nodes by name from the kopf index, rebuilt at most every ``max_age`` seconds."""
-        now = self.monotonic()
-        if now - self._nodes_at >= max_age:
-            self._nodes = {record.name: record for store in index.values() for record in store}
-            self._nodes_at = now
-        return self._nodes
+    def start_work(self) -> Work:
+        """The queues need a running event loop; called from the operator's startup."""
+        self.work = Work(
+            writer=StatusWriter(
+                self.kube,
+                self.metrics,
+                monotonic=self.monotonic,
+                acting=self.leader.acting,
+                patch_of=self.patch_of,
+            ),
+            actions=KeyedWorkQueue("actions", concurrency=ACTION_CONCURRENCY, capacity=QUEUE_CAPACITY),
+            notifications=KeyedWorkQueue(
+                "notifications", concurrency=NOTIFY_CONCURRENCY, capacity=QUEUE_CAPACITY
+            ),
+            events=KeyedWorkQueue("events", concurrency=EVENT_CONCURRENCY, capacity=QUEUE_CAPACITY),
+        )
+        return self.work
+
+    def acting(self) -> bool:
+        return self.leader.acting()
 
     def forget_budget(self, key: BudgetKey) -> None:
-        """Drop everything kept about a budget that was deleted."""
-        self.coverage.drop(key)
-        self.budgets.pop(key, None)
-        self.specs.pop(key, None)
-        self.status_written.pop(key, None)
-        self.compiled.drop(key)
-        self.statuses.drop(key)
+        self.budgets.forget(key)
+        if hasattr(self, "work"):
+            self.work.writer.forget(key)
 
-    def acting_peer(self, now: float) -> bool:
-        """Whether this replica is the one kopf's peering lets act.
+    def leadership_changed(self, leading: bool) -> None:
+        """A new term starts from what is stored: budget statuses and pod annotations."""
+        self.budgets.clear()
+        self.pods.clear()
+        self.evaluated = False
+        self.metrics.leader.set(1 if leading else 0)
 
-        kopf pauses its handlers (the heartbeat timers) on the replicas that stand by, but not
-        passes of our own; with peering, the passes therefore run only while this replica's
-        heartbeat timers have run recently. Standalone, they always run.
-        """
-        if self.settings.peering is None:
-            return True
-        # Each budget's timer beats once per interval, so with any budget at all the gap between
-        # beats stays under one interval; half an interval of slack covers scheduling delays.
-        return now - self.last_timer_run <= 1.5 * self.settings.heartbeat_interval
 
-    def price_of(self, node: NodeRecord | None) -> NodePrice | None:
-        if node is None:
-            return None
-        price = self.prices.price(node)
-        self.node_prices[node.name] = price
-        return price
-
-    def retain_nodes(self, nodes: Mapping[str, NodeRecord]) -> None:
-        for name in [n for n in self.node_prices if n not in nodes]:
-            self.node_prices.pop(name, None)
-            self.idle_costs.pop(name, None)
+def runtime_of(memo: object) -> Runtime:
+    """The runtime kopf hands every handler through its memo."""
+    getter = getattr(memo, "get", None)
+    runtime = getter("runtime") if callable(getter) else getattr(memo, "runtime", None)
+    if not isinstance(runtime, Runtime):
+        raise RuntimeError("costwarden runtime missing from the operator memo")
+    return runtime

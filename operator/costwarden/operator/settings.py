@@ -24,9 +24,12 @@ class OperatorSettings:
     annotation_rate_change: Decimal = Decimal("0.01")  # a relative rate change that is written at once
     write_rate: float = 20.0  # global token bucket for annotation writes: tokens per second
     write_burst: int = 100
-    peering: str | None = None  # kopf peering name; None runs standalone
-    heartbeat_interval: float = 10.0  # with peering: how often the acting replica marks itself
-    peering_priority: int | None = None  # None: a random priority per process (see app.peering_priority)
+    lease_name: str | None = None  # coordination.k8s.io Lease for leader election; None: standalone
+    lease_namespace: str = "default"  # where the Lease lives (the chart: the operator's namespace)
+    lease_identity: str = ""  # this replica's name in the Lease; "" picks host name + random suffix
+    lease_duration: float = 15.0  # a standby takes over once the Lease went unrenewed this long
+    renew_deadline: float = 10.0  # the leader stops acting this long after its last renewal began
+    retry_period: float = 2.0  # how often the Lease is renewed (or, standing by, checked)
     protected_namespaces: tuple[str, ...] = field(default=("kube-system",))
     enforcement: str = "on"  # on | dry-run | off: the global switch over Scale/Suspend/Kill
     max_destructive_per_minute: int = 30  # cap on Scale/Suspend/Kill plans carried out, all budgets

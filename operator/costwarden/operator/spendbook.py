@@ -22,12 +22,16 @@ class WrittenMark:
 
 
 class SpendBook:
-    """Per-pod accruals keyed by uid. Only the event loop touches it (no locking needed)."""
+    """Per-pod accrual state keyed by uid, and the node prices of the last pass: owned by the
+    accrual pass; only the event loop touches it (no locking needed). Forgetting a pod is one
+    call (``retain`` for all that are gone)."""
 
     def __init__(self) -> None:
         self._accruals: dict[str, PodAccrual] = {}
         self._rates: dict[str, PodRate] = {}
         self._written: dict[str, WrittenMark] = {}
+        self.node_prices: dict[str, NodePrice] = {}  # by node name, as last priced
+        self.idle_costs: dict[str, Decimal] = {}  # by node name: node cost no pod uses, USD/h
 
     def figure(self, pod: PodRecord, price: NodePrice | None, now: datetime) -> PodAccrual:
         """The pod's lifetime spend at ``now``; monotonic across calls.
@@ -75,14 +79,25 @@ class SpendBook:
         self._written[uid] = WrittenMark(spend_mark(accrual), budgets)
 
     def retain(self, live_uids: Iterable[str]) -> int:
-        """Forget pods that are gone; returns how many were dropped."""
-        live = set(live_uids)
+        """Forget pods that are gone; returns how many were dropped (linear in pods)."""
+        live = live_uids if isinstance(live_uids, set | frozenset) else set(live_uids)
         gone = [uid for uid in self._accruals if uid not in live]
         for uid in gone:
-            self._accruals.pop(uid, None)
-            self._rates.pop(uid, None)
-            self._written.pop(uid, None)
+            self.forget(uid)
         return len(gone)
+
+    def forget(self, uid: str) -> None:
+        self._accruals.pop(uid, None)
+        self._rates.pop(uid, None)
+        self._written.pop(uid, None)
+
+    def clear(self) -> None:
+        """Forget everything: after a change of leader, continue from the pods' annotations."""
+        self._accruals.clear()
+        self._rates.clear()
+        self._written.clear()
+        self.node_prices.clear()
+        self.idle_costs.clear()
 
     def __len__(self) -> int:
         return len(self._accruals)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from costwarden.engine.ledger import PodAccrual
+from costwarden.models import pod_set_key
 from costwarden.records import PodSpendMark
 
 
@@ -88,17 +89,18 @@ def status_due(
     """Whether a budget's status is worth a PATCH now.
 
     Anything a reader acts on (phase, actions, conditions, the rate, which pods are in the
-    ledger) is written at once; the steadily rising spend figure at most every ``interval``
-    seconds, so a short evaluation interval (fast enforcement) does not mean a write per pass.
+    ledger, which are idle) is written at once; the steadily rising figures at most every
+    ``interval`` seconds, so a short evaluation interval (fast enforcement) does not mean a
+    write per pass. Which pods the ledger holds is compared by ``pod_set_key``, in the packed
+    form or the map that earlier releases stored, without unpacking either.
     """
     if seconds_since_write >= interval:
         return True
     if any(old.get(key) != new.get(key) for key in _MEANINGFUL):
         return True
     old_ledger, new_ledger = old.get("ledger") or {}, new.get("ledger") or {}
-    for part in ("pods", "idleSince"):
-        written = set(old_ledger.get(part) or {})
-        wanted = {key for key, value in (new_ledger.get(part) or {}).items() if value is not None}
-        if written != wanted:
-            return True
-    return False
+    if pod_set_key(old_ledger) != pod_set_key(new_ledger):
+        return True
+    written = set(old_ledger.get("idleSince") or {})
+    wanted = {key for key, value in (new_ledger.get("idleSince") or {}).items() if value is not None}
+    return written != wanted
