@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from costwarden.cli import build_parser
-from tests.chart.helm import Manifest, find
+from tests.chart.helm import Manifest, find, needs_helm, template
 
 
 def parse_run(manifests: list[Manifest]) -> argparse.Namespace:
@@ -26,7 +26,10 @@ def parse_run(manifests: list[Manifest]) -> argparse.Namespace:
 def test_default_arguments_parse(default_manifests: list[Manifest]) -> None:
     args = parse_run(default_manifests)
     assert args.command == "run"
-    assert args.peering == "cw-costwarden"
+    assert args.lease_name == "cw-costwarden"
+    assert args.lease_namespace == "$(POD_NAMESPACE)"  # the kubelet expands it (test_leader_election)
+    assert args.lease_identity == "$(POD_NAME)"
+    assert (args.lease_duration, args.renew_deadline, args.retry_period) == (15.0, 10.0, 2.0)
     assert args.namespaces == []
     assert args.price_overrides is None
     assert args.dry_run is False
@@ -45,6 +48,16 @@ def test_every_option_parses(all_manifests: list[Manifest]) -> None:
     assert args.protected == ["kube-system", "monitoring"]
     assert args.operator_namespace == "costwarden"
     assert args.max_destructive_per_minute == 10
+    assert args.lease_name == "costwarden-leader"
+    assert (args.lease_duration, args.renew_deadline, args.retry_period) == (30.0, 20.0, 2.5)
+
+
+@needs_helm
+def test_standalone_arguments_parse(helm_home: Path) -> None:
+    args = parse_run(
+        template(values={"replicaCount": "1", "leaderElection.enabled": "false"}, home=helm_home)
+    )
+    assert args.lease_name is None
 
 
 def test_managed_webhook_arguments_parse(managed_manifests: list[Manifest]) -> None:

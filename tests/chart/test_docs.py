@@ -161,7 +161,8 @@ def install_notes(helm_home: Path, *values: str) -> str:
 def test_notes_show_a_valid_first_budget(helm_home: Path) -> None:
     require_helm()
     notes = install_notes(helm_home)
-    assert "2 replicas run as kopf peers (cw-costwarden)" in notes
+    assert "2 replicas elect a leader through the Lease costwarden/cw-costwarden" in notes
+    assert "kubectl -n costwarden get lease cw-costwarden -o jsonpath='{.spec.holderIdentity}'" in notes
     assert "Never acting in: costwarden, kube-system." in notes
     assert "The admission guard is on (failurePolicy Ignore)" in notes
     heredoc = re.search(r"<<'YAML'[^\n]*\n(.*?)\n\s*YAML\n", notes, re.S)
@@ -185,3 +186,20 @@ def test_notes_warn_about_switched_off_guards(helm_home: Path) -> None:
     assert "DRY RUN" in notes
     assert "The admission guard is off" in notes
     assert "install the CostBudget CRD yourself" in notes
+
+
+@pytest.mark.parametrize(
+    ("values", "line"),
+    [
+        (["--set", "replicaCount=1"], "1 replica, holding the Lease costwarden/cw-costwarden"),
+        (
+            ["--set", "replicaCount=1", "--set", "leaderElection.enabled=false"],
+            "1 replica, standalone (leaderElection.enabled=false).",
+        ),
+    ],
+)
+def test_notes_say_how_the_leader_is_chosen(helm_home: Path, values: list[str], line: str) -> None:
+    require_helm()
+    notes = install_notes(helm_home, *values)
+    assert line in notes
+    assert ("get lease" in notes) == ("leaderElection.enabled=false" not in values)

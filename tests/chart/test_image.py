@@ -342,7 +342,7 @@ def test_costwarden_run_starts_from_a_clean_install_without_the_extras(wheel: Pa
     assert run("--version").stdout.strip() == "costwarden 0.1.0"
     usage = run("run", "--help")
     assert usage.returncode == 0, usage.stderr
-    assert "--peering" in usage.stdout
+    assert "--lease" in usage.stdout and "--peering" not in usage.stdout
     overview = run("--help")
     assert overview.returncode == 0, overview.stderr
     assert all(name in overview.stdout for name in ("run", "resume", "sim", "demo", "top"))

@@ -33,6 +33,9 @@ def test_helm_lint_strict(extra: list[str], helm_home: Path) -> None:
         ("image.pullPolicy", "Sometimes", "/image/pullPolicy"),
         ("priceOverrides.instances.p5\\.48xlarge", "-1", "/priceOverrides/instances/p5.48xlarge"),
         ("replicaCunt", "2", "replicaCunt"),
+        ("leaderElection.leaseName", "Not_A_Name", "/leaderElection/leaseName"),
+        ("leaderElection.retryPeriod", "0", "/leaderElection/retryPeriod"),
+        ("peering.enabled", "true", "peering"),
     ],
 )
 def test_schema_refuses_bad_values(key: str, value: str, complaint: str, helm_home: Path) -> None:
@@ -41,9 +44,26 @@ def test_schema_refuses_bad_values(key: str, value: str, complaint: str, helm_ho
     assert complaint in caught.value.stderr
 
 
-def test_several_replicas_need_peering(helm_home: Path) -> None:
+def test_several_replicas_need_leader_election(helm_home: Path) -> None:
     with pytest.raises(HelmError) as caught:
-        template(values={"peering.enabled": "false"}, home=helm_home)
-    assert "replicaCount > 1 needs peering.enabled" in caught.value.stderr
-    single = template(values={"peering.enabled": "false", "replicaCount": "1"}, home=helm_home)
-    assert not [m for m in single if m["kind"] in {"ClusterKopfPeering", "KopfPeering"}]
+        template(values={"leaderElection.enabled": "false"}, home=helm_home)
+    assert "replicaCount > 1 needs leaderElection.enabled" in caught.value.stderr
+    single = template(values={"leaderElection.enabled": "false", "replicaCount": "1"}, home=helm_home)
+    assert not [m for m in single if m["kind"] in {"Role", "RoleBinding"}]
+
+
+@pytest.mark.parametrize(
+    ("timings", "got"),
+    [
+        ({"renewDeadline": "15"}, "(got 2, 15, 15)"),
+        ({"retryPeriod": "10"}, "(got 10, 10, 15)"),
+        ({"leaseDuration": "5"}, "(got 2, 10, 5)"),
+    ],
+)
+def test_lease_timings_need_a_fencing_margin(timings: dict[str, str], got: str, helm_home: Path) -> None:
+    values = {f"leaderElection.{key}": value for key, value in timings.items()}
+    with pytest.raises(HelmError) as caught:
+        template(values=values, home=helm_home)
+    assert f"leaderElection needs retryPeriod < renewDeadline < leaseDuration {got}" in caught.value.stderr
+    standalone = {**values, "leaderElection.enabled": "false", "replicaCount": "1"}
+    assert template(values=standalone, home=helm_home), "unused timings are not checked"

@@ -1,4 +1,4 @@
-"""What `helm template` renders: objects, hardening, the CRD, config, webhook and peering wiring."""
+"""What `helm template` renders: objects, hardening, the CRD, config, webhook and leader-election wiring."""
 
 from __future__ import annotations
 
@@ -38,13 +38,14 @@ def flag(args: list[str], name: str) -> list[str]:
 def test_defaults_render_the_operator_and_its_guard(default_manifests: list[Manifest]) -> None:
     assert kinds(default_manifests) == sorted(
         [
-            "ClusterKopfPeering",
             "ClusterRole",
             "ClusterRoleBinding",
             "ConfigMap",
             "CustomResourceDefinition",
             "Deployment",
             "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
             "Secret",
             "Service",
             "ServiceAccount",
@@ -54,7 +55,7 @@ def test_defaults_render_the_operator_and_its_guard(default_manifests: list[Mani
     deployment = find(default_manifests, "Deployment")
     assert deployment["spec"]["replicas"] == 2
     assert deployment["metadata"]["namespace"] == NAMESPACE
-    assert flag(args_of(default_manifests), "--peering") == ["cw-costwarden"]
+    assert flag(args_of(default_manifests), "--lease") == ["cw-costwarden"]
     assert container(default_manifests)["image"] == "costwarden:0.1.0"
 
 
@@ -69,10 +70,10 @@ def test_every_option_renders_its_objects(all_manifests: list[Manifest]) -> None
             "CustomResourceDefinition",
             "Deployment",
             "Issuer",
-            "KopfPeering",
-            "KopfPeering",
             "PodDisruptionBudget",
             "PrometheusRule",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount",
             "ServiceMonitor",
@@ -103,10 +104,43 @@ def test_pods_are_hardened(render: str, request: pytest.FixtureRequest) -> None:
     assert all(m.get("readOnly") for path, m in mounts.items() if path != "/tmp")
 
 
-def test_peer_identity_is_the_pod_name(all_manifests: list[Manifest]) -> None:
-    env = {e["name"]: e for e in container(all_manifests)["env"]}
-    assert env["POD_ID"] == {"name": "POD_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
-    assert env["TZ"]["value"] == "UTC", "extraEnv follows"
+@pytest.mark.parametrize(
+    ("render", "lease", "timings"),
+    [
+        ("default_manifests", "cw-costwarden", ["15", "10", "2"]),
+        ("all_manifests", "costwarden-leader", ["30", "20", "2.5"]),
+    ],
+)
+def test_leader_election_names_the_lease_and_the_pod(
+    render: str, lease: str, timings: list[str], request: pytest.FixtureRequest
+) -> None:
+    manifests = request.getfixturevalue(render)
+    args = args_of(manifests)
+    assert flag(args, "--lease") == [lease]
+    assert flag(args, "--lease-namespace") == ["$(POD_NAMESPACE)"]
+    assert flag(args, "--lease-identity") == ["$(POD_NAME)"]
+    assert [
+        *flag(args, "--lease-duration"),
+        *flag(args, "--renew-deadline"),
+        *flag(args, "--retry-period"),
+    ] == timings
+    env = {e["name"]: e for e in container(manifests)["env"]}
+    assert env["POD_NAME"] == {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    assert env["POD_NAMESPACE"] == {
+        "name": "POD_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    }
+    assert "POD_ID" not in env, "kopf peering's identity variable is gone"
+    names = [e["name"] for e in container(manifests)["env"]]
+    assert names[:2] == ["POD_NAME", "POD_NAMESPACE"], "extraEnv follows"
+    if render == "all_manifests":
+        assert env["TZ"]["value"] == "UTC"
+
+
+def test_standalone_has_no_lease(helm_home: Path) -> None:
+    manifests = template(values={"replicaCount": "1", "leaderElection.enabled": "false"}, home=helm_home)
+    assert not [a for a in args_of(manifests) if a.startswith("--lease")]
+    assert not {"Role", "RoleBinding"} & set(kinds(manifests))
 
 
 def test_probes_and_resources(default_manifests: list[Manifest]) -> None:
@@ -125,7 +159,7 @@ def test_values_reach_the_command_line(all_manifests: list[Manifest]) -> None:
     assert flag(args, "--interval") == ["5"]
     assert flag(args, "--accrual-interval") == ["2.5"]
     assert flag(args, "--metrics-port") == ["9100"]
-    assert flag(args, "--peering") == ["costwarden"]
+    assert flag(args, "--lease") == ["costwarden-leader"]
     assert flag(args, "--protected-namespace") == ["kube-system", "monitoring"]
     assert flag(args, "--operator-namespace") == ["costwarden"]
     assert flag(args, "--max-destructive-per-minute") == ["10"]
@@ -266,36 +300,20 @@ def test_webhook_off(helm_home: Path) -> None:
     assert [p["name"] for p in find(manifests, "Service")["spec"]["ports"]] == ["http-metrics"]
 
 
-def test_peering_objects_match_the_peering_flag(
-    default_manifests: list[Manifest], all_manifests: list[Manifest]
-) -> None:
-    (name,) = flag(args_of(default_manifests), "--peering")
-    cluster_peering = find(default_manifests, "ClusterKopfPeering")
-    assert cluster_peering["metadata"]["name"] == name
-    assert cluster_peering["apiVersion"] == "kopf.dev/v1"
-    namespaced = [m for m in all_manifests if m["kind"] == "KopfPeering"]
-    assert {(m["metadata"]["namespace"], m["metadata"]["name"]) for m in namespaced} == {
-        ("research", "costwarden"),
-        ("inference", "costwarden"),
-    }
-
-
-def test_peering_crds_are_the_ones_kopf_looks_for(helm_home: Path) -> None:
-    from kopf._cogs.structs import references
-
-    crds = [
-        m
-        for m in template(include_crds=True, home=helm_home)
-        if m["kind"] == "CustomResourceDefinition" and m["spec"]["group"] == "kopf.dev"
-    ]
-    served = {
-        f"{c['spec']['group']}/{c['spec']['versions'][0]['name']}/{c['spec']['names']['plural']}"
-        for c in crds
-    }
-    for selector in (references.CLUSTER_PEERINGS_K, references.NAMESPACED_PEERINGS_K):
-        assert f"{selector.group}/{selector.version}/{selector.any_name}" in served
-    scopes = {c["spec"]["names"]["kind"]: c["spec"]["scope"] for c in crds}
-    assert scopes == {"ClusterKopfPeering": "Cluster", "KopfPeering": "Namespaced"}
+def test_no_kopf_peering_is_left(helm_home: Path) -> None:
+    """Leadership is a Lease now: no kopf peering objects, CRDs or RBAC, with any option."""
+    for manifests in (
+        template(include_crds=True, home=helm_home),
+        template(VALUES_ALL, include_crds=True, home=helm_home),
+    ):
+        assert not [m for m in manifests if m["apiVersion"].startswith("kopf.dev/")]
+        assert not [
+            m
+            for m in manifests
+            if m["kind"] == "CustomResourceDefinition" and m["spec"]["group"] == "kopf.dev"
+        ]
+        assert "kopf.dev" not in yaml.safe_dump(manifests)
+    assert not (CHART / "crds").exists(), "the chart's crds/ folder held kopf's peering CRDs only"
 
 
 def test_values_all_sets_every_value() -> None:

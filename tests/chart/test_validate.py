@@ -1,8 +1,8 @@
 """The rendered objects against the Kubernetes API schemas, offline (PyPI kubernetes-validate).
 
 kubernetes-validate bundles the OpenAPI schemas of each Kubernetes release; strict mode refuses
-fields the release does not know. Objects of custom resource types (cert-manager, prometheus-operator,
-kopf peering) have no schema there and are skipped, by an explicit list, so nothing else slips by.
+fields the release does not know. Objects of custom resource types (cert-manager, prometheus-operator)
+have no schema there and are skipped, by an explicit list, so nothing else slips by.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from tests.chart.helm import CHART, Manifest
 CUSTOM_KINDS = {
     "cert-manager.io/v1": {"Certificate", "Issuer"},
     "monitoring.coreos.com/v1": {"PrometheusRule", "ServiceMonitor"},
-    "kopf.dev/v1": {"ClusterKopfPeering", "KopfPeering"},
 }
 
 
@@ -50,13 +49,13 @@ def validate_all(manifests: list[Manifest], version: str) -> set[str]:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_defaults_are_valid(default_manifests: list[Manifest], version: str) -> None:
-    assert validate_all(default_manifests, version) == {"ClusterKopfPeering"}
+    assert validate_all(default_manifests, version) == set()
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_option_is_valid(all_manifests: list[Manifest], version: str) -> None:
     skipped = validate_all(all_manifests, version)
-    assert skipped == {"Certificate", "Issuer", "PrometheusRule", "ServiceMonitor", "KopfPeering"}
+    assert skipped == {"Certificate", "Issuer", "PrometheusRule", "ServiceMonitor"}
 
 
 @pytest.mark.parametrize("version", VERSIONS)

@@ -46,8 +46,9 @@ app.kubernetes.io/part-of: costwarden
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
-{{- define "costwarden.peeringName" -}}
-{{- default (include "costwarden.fullname" .) .Values.peering.name }}
+{{/* The coordination.k8s.io Lease the replicas elect their leader with (in the release namespace). */}}
+{{- define "costwarden.leaseName" -}}
+{{- default (include "costwarden.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
 
 {{/* kopf serves each admission handler at /<handler id>: costwarden.operator.admission.HANDLER_ID. */}}
@@ -69,8 +70,12 @@ app.kubernetes.io/part-of: costwarden
 {{- end }}
 
 {{- define "costwarden.validate" -}}
-{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
-{{- fail "replicaCount > 1 needs peering.enabled: without kopf peering every replica would act" }}
+{{- $le := .Values.leaderElection }}
+{{- if and (gt (int .Values.replicaCount) 1) (not $le.enabled) }}
+{{- fail "replicaCount > 1 needs leaderElection.enabled: without a Lease to elect one leader, every replica would price, evaluate and enforce at once" }}
+{{- end }}
+{{- if and $le.enabled (not (and (lt (float64 $le.retryPeriod) (float64 $le.renewDeadline)) (lt (float64 $le.renewDeadline) (float64 $le.leaseDuration)))) }}
+{{- fail (printf "leaderElection needs retryPeriod < renewDeadline < leaseDuration (got %v, %v, %v): the leader must stop acting before a standby may take over" $le.retryPeriod $le.renewDeadline $le.leaseDuration) }}
 {{- end }}
 {{- end }}
 
@@ -91,8 +96,15 @@ app.kubernetes.io/part-of: costwarden
 - --protected-namespace={{ . }}
 {{- end }}
 - --max-destructive-per-minute={{ $op.maxDestructivePerMinute }}
-{{- if .Values.peering.enabled }}
-- --peering={{ include "costwarden.peeringName" . }}
+{{- with .Values.leaderElection }}
+{{- if .enabled }}
+- --lease={{ include "costwarden.leaseName" $ }}
+- --lease-namespace=$(POD_NAMESPACE)
+- --lease-identity=$(POD_NAME)
+- --lease-duration={{ .leaseDuration }}
+- --renew-deadline={{ .renewDeadline }}
+- --retry-period={{ .retryPeriod }}
+{{- end }}
 {{- end }}
 {{- if .Values.priceOverrides }}
 - --price-overrides=/etc/costwarden/config/price-overrides.yaml
