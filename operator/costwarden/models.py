@@ -293,7 +293,7 @@ class BudgetLedger(BaseModel):
 
 
 class CostBudgetStatus(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
     phase: Phase | None = None
     spend: Decimal | None = None
