@@ -14,8 +14,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from costwarden import __version__
+
+if TYPE_CHECKING:
+    from costwarden.operator.settings import OperatorSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,11 +180,11 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--verbose", "-v", action="store_true")
 
 
-def _run(args: argparse.Namespace) -> int:
-    from costwarden.operator.app import ConfigurationError, run_operator
+def operator_settings(args: argparse.Namespace) -> OperatorSettings:
+    """The operator's settings from ``costwarden run``'s arguments."""
     from costwarden.operator.settings import OperatorSettings
 
-    settings = OperatorSettings(
+    return OperatorSettings(
         kubeconfig=args.kubeconfig,
         namespaces=tuple(args.namespaces),
         interval=args.interval,
@@ -216,6 +220,12 @@ def _run(args: argparse.Namespace) -> int:
         webhook_failure_policy=args.webhook_failure_policy,
         webhook_managed=args.webhook_managed,
     )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from costwarden.operator.app import ConfigurationError, run_operator
+
+    settings = operator_settings(args)
     # The engine allocates many small, short-lived objects per pass; freezing the startup heap and
     # collecting less often keeps full collections out of the passes (bench/RESULTS.md).
     gc.freeze()

@@ -12,7 +12,6 @@ Lease settings, and replicas built from them elect over an in-memory Lease API.
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 import re
 from collections.abc import Mapping
@@ -22,12 +21,11 @@ from typing import Any
 
 import pytest
 
-from costwarden.cli import build_parser
+from costwarden.cli import build_parser, operator_settings
 from costwarden.operator.app import lease_settings
-from costwarden.operator.kube import WriteResult
 from costwarden.operator.leader import LeaderElector, LeaseSettings
-from costwarden.operator.settings import OperatorSettings
 from tests.chart.helm import NAMESPACE, Manifest, find, needs_helm, template
+from tests.leases import Leases
 
 PODS = ("cw-costwarden-7d9c6b5f4-2xkqp", "cw-costwarden-7d9c6b5f4-h8mzv", "cw-costwarden-7d9c6b5f4-qq4rn")
 DOWNWARD = {"metadata.name", "metadata.namespace"}
@@ -80,16 +78,7 @@ def settings_in(manifests: list[Manifest], pod: str) -> LeaseSettings:
     conversion, which refuses timings without a fencing margin)."""
     namespace, unknown = build_parser().parse_known_args(["run", *pod_args(manifests, pod)])
     assert unknown == []
-    return lease_settings(
-        OperatorSettings(
-            lease_name=namespace.lease_name,
-            lease_namespace=namespace.lease_namespace,
-            lease_identity=namespace.lease_identity,
-            lease_duration=namespace.lease_duration,
-            renew_deadline=namespace.renew_deadline,
-            retry_period=namespace.retry_period,
-        )
-    )
+    return lease_settings(operator_settings(namespace))
 
 
 @pytest.mark.parametrize(
@@ -121,31 +110,6 @@ def test_expansion_follows_the_kubelet() -> None:
     env = {"POD_NAME": "p-1", "EMPTY": ""}
     assert expand("--lease-identity=$(POD_NAME)", env) == "--lease-identity=p-1"
     assert expand("$(MISSING)-$$(POD_NAME)-$(EMPTY)x", env) == "$(MISSING)-$(POD_NAME)-x"
-
-
-class Leases:
-    """One Lease with the API server's optimistic concurrency (a stale resourceVersion is a 409)."""
-
-    def __init__(self) -> None:
-        self.stored: dict[str, Any] | None = None
-        self.version = 0
-
-    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return copy.deepcopy(self.stored)
-
-    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> WriteResult:
-        return WriteResult.CONFLICT if self.stored is not None else self._store(body)
-
-    async def replace_lease(self, namespace: str, name: str, body: Mapping[str, Any]) -> WriteResult:
-        if self.stored is None or body["metadata"].get("resourceVersion") != str(self.version):
-            return WriteResult.CONFLICT
-        return self._store(body)
-
-    def _store(self, body: Mapping[str, Any]) -> WriteResult:
-        self.version += 1
-        self.stored = copy.deepcopy(dict(body))
-        self.stored["metadata"]["resourceVersion"] = str(self.version)
-        return WriteResult.DONE
 
 
 def acting_after_a_while(settings: list[LeaseSettings]) -> list[bool]:

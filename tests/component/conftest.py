@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from costwarden.operator.app import OperatorThread
+from costwarden.operator.kube import KubeClient, load_configuration
 from costwarden.operator.settings import OperatorSettings
 from costwarden.sim.testing import ThreadedSimCluster
 from tests.clock import ManualClock
@@ -70,3 +71,18 @@ def start_operator(
     yield start
     for operator in running:
         operator.stop()
+
+
+@pytest.fixture
+async def kube(sim: ThreadedSimCluster) -> AsyncIterator[KubeClient]:
+    """A client of the module's ``sim`` cluster, on the test's event loop."""
+    client = KubeClient(load_configuration(sim.kubeconfig))
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def dry_kube(sim: ThreadedSimCluster) -> AsyncIterator[KubeClient]:
+    client = KubeClient(load_configuration(sim.kubeconfig), dry_run=True)
+    yield client
+    await client.close()

@@ -18,7 +18,7 @@ import pytest
 
 from costwarden.operator.clusterindex import ClusterIndex
 from costwarden.operator.informer import Backoff, Informer
-from costwarden.operator.kube import KubeClient, load_configuration
+from costwarden.operator.kube import KubeClient
 from costwarden.records import NodeRecord, PodRecord
 from costwarden.sim.testing import ThreadedSimCluster
 from tests import shapes
@@ -39,13 +39,6 @@ def sim(cluster_options: dict[str, Any]) -> Iterator[ThreadedSimCluster]:
         for namespace in NAMESPACES:
             cluster.create(shapes.namespace(namespace))
         yield cluster
-
-
-@pytest.fixture
-async def kube(sim: ThreadedSimCluster) -> AsyncIterator[KubeClient]:
-    client = KubeClient(load_configuration(sim.kubeconfig))
-    yield client
-    await client.close()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sys
 import textwrap
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +30,6 @@ def sim() -> Iterator[ThreadedSimCluster]:
     with ThreadedSimCluster(history_limit=5) as cluster:
         cluster.create(shapes.namespace(NS))
         yield cluster
-
-
-@pytest.fixture
-async def kube(sim: ThreadedSimCluster) -> AsyncIterator[KubeClient]:
-    client = KubeClient(load_configuration(sim.kubeconfig))
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def dry_kube(sim: ThreadedSimCluster) -> AsyncIterator[KubeClient]:
-    client = KubeClient(load_configuration(sim.kubeconfig), dry_run=True)
-    yield client
-    await client.close()
 
 
 def lease(holder: str, resource_version: str | None = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import base64
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +27,6 @@ from costwarden.operator.kube import (
     ObjectRef,
     SecretError,
     WriteResult,
-    load_configuration,
 )
 from costwarden.operator.settings import OperatorSettings
 from costwarden.operator.workloads import (
@@ -52,20 +51,6 @@ def sim() -> Iterator[ThreadedSimCluster]:
     with ThreadedSimCluster() as cluster:
         cluster.create(shapes.namespace(NS))
         yield cluster
-
-
-@pytest.fixture
-async def kube(sim: ThreadedSimCluster) -> AsyncIterator[KubeClient]:
-    client = KubeClient(load_configuration(sim.kubeconfig))
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def dry_kube(sim: ThreadedSimCluster) -> AsyncIterator[KubeClient]:
-    client = KubeClient(load_configuration(sim.kubeconfig), dry_run=True)
-    yield client
-    await client.close()
 
 
 # ---- objects as the controllers would have made them

@@ -4,49 +4,13 @@ before anyone else can take over."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from costwarden.operator.kube import KubeError, WriteResult
 from costwarden.operator.leader import LeaderElector, LeaseSettings, Move, decide
-
-
-class Leases:
-    """The Lease API's optimistic concurrency, in memory (a write with a stale resourceVersion
-    is a 409)."""
-
-    def __init__(self) -> None:
-        self.stored: dict[str, Any] | None = None
-        self.version = 0
-        self.reachable = True
-
-    async def read_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
-        if not self.reachable:
-            raise KubeError("Lease: could not be read (connection refused)")
-        return copy.deepcopy(self.stored)
-
-    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> WriteResult:
-        if not self.reachable:
-            return WriteResult.FAILED
-        if self.stored is not None:
-            return WriteResult.CONFLICT
-        return self._store(body)
-
-    async def replace_lease(self, namespace: str, name: str, body: Mapping[str, Any]) -> WriteResult:
-        if not self.reachable:
-            return WriteResult.FAILED
-        if self.stored is None or body["metadata"].get("resourceVersion") != str(self.version):
-            return WriteResult.CONFLICT
-        return self._store(body)
-
-    def _store(self, body: Mapping[str, Any]) -> WriteResult:
-        self.version += 1
-        self.stored = copy.deepcopy(dict(body))
-        self.stored["metadata"]["resourceVersion"] = str(self.version)
-        return WriteResult.DONE
+from tests.leases import Leases
 
 
 class Clock:
