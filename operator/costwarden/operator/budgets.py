@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from costwarden.engine.enforcement import plan_pending
+from costwarden.engine.enforcement import ActionPlan, plan_pending
 from costwarden.engine.evaluation import (
     BudgetDecision,
     BudgetInput,
@@ -148,7 +148,7 @@ def evaluate(
     )
     state.covered = frozenset(c.pod.uid for c in covered)
     counts["pods"] += len(covered)
-    status, jobs = _plan(runtime, state, decision, covered, pods, counts)
+    status, to_act = _plan(runtime, state, decision, covered, pods, now, counts)
     state.replace_status(status)
     new = state.status
     state.figures = BudgetFigures(
@@ -159,10 +159,9 @@ def evaluate(
         phase=str(new.phase or ""),
     )
     _queue_events(runtime, budget, decision)
-    _queue_status(runtime, budget, state, force=bool(jobs))
-    for queue, job in jobs:
-        if not queue.submit(budget.key, job):
-            counts["queue_full"] += 1
+    unsent = any(r.id not in state.notifying for r in pending_notifications(new))
+    _queue_status(runtime, budget, state, force=bool(to_act) or unsent)
+    _queue_work(runtime, state, to_act, covered, now, counts)
     _queue_resume(runtime, budget, state, counts)
     return counts
 
@@ -173,23 +172,20 @@ def _plan(  # noqa: PLR0917
     decision: BudgetDecision,
     covered: Sequence[CoveredPod],
     pods: PodSource,
+    now: datetime,
     counts: Counter[str],
-) -> tuple[CostBudgetStatus, list[tuple[Any, Any]]]:
-    """The status with this pass's first outcomes folded in, and the jobs to queue after it."""
+) -> tuple[CostBudgetStatus, list[ActionPlan]]:
+    """The status with this pass's first outcomes folded in, and the destructive plans to carry
+    out once it is stored."""
     assert state.spec is not None
     spec, status = state.spec, decision.status
     pending = [r for r in status.actions if r.result == ActionResult.PENDING and r.id not in state.acting]
     if not pending:
-        plans = []
-    else:
-        namespace_pods = pods.pods_in(state.namespace)  # a Kill takes a SkyPilot cluster's other pods too
-        plans = plan_pending(
-            state.namespace,
-            spec,
-            pending,
-            ([c.pod for c in covered], namespace_pods),
-            runtime.limits.enforcement,
-        )
+        return status, []
+    namespace_pods = pods.pods_in(state.namespace)  # a Kill takes a SkyPilot cluster's other pods too
+    plans = plan_pending(
+        state.namespace, spec, pending, ([c.pod for c in covered], namespace_pods), runtime.limits.enforcement
+    )
     ready, capped = [], []
     for plan in plans:
         real = plan.action in DESTRUCTIVE_ACTIONS and not plan.skipped and not plan.dry_run
@@ -198,28 +194,42 @@ def _plan(  # noqa: PLR0917
             counts["destructive_deferred"] += 1
             continue
         ready.append(plan)
-    now_text = format_time(runtime.clock())
     outcomes = [*first_outcomes(ready, status.actions, has_channels=has_channels(spec)), *capped]
-    status = fold(status, outcomes, now_text=now_text, generation=state.generation)
+    status = fold(status, outcomes, now_text=format_time(now), generation=state.generation)
     for outcome in outcomes:
         if outcome.result != ActionResult.PENDING:
             counts[f"action_{outcome.result.value.lower()}"] += 1
             runtime.metrics.actions.labels(outcome.result.value).inc()
-    revision = state.revision + 1  # the revision this status gets
-    jobs: list[tuple[Any, Any]] = []
-    for plan in ready:
-        outcome = next(o for o in outcomes if o.record_id == plan.record_id)
-        if outcome.result == ActionResult.PENDING and outcome.attempted:
-            state.acting.add(plan.record_id)
-            jobs.append((runtime.work.actions, functools.partial(act, runtime, state, plan, revision)))
+    to_act = {o.record_id for o in outcomes if o.result == ActionResult.PENDING and o.attempted}
+    return status, [plan for plan in ready if plan.record_id in to_act]
+
+
+def _queue_work(  # noqa: PLR0917
+    runtime: Runtime,
+    state: BudgetState,
+    to_act: Sequence[ActionPlan],
+    covered: Sequence[CoveredPod],
+    now: datetime,
+    counts: Counter[str],
+) -> None:
+    """Queue the destructive plans and the notifications due, each to run once the status of
+    the current revision (their Pending records) is stored."""
+    assert state.spec is not None
+    revision, status = state.revision, state.status
+    for plan in to_act:
+        state.acting.add(plan.record_id)
+        if not runtime.work.actions.submit(state.key, functools.partial(act, runtime, state, plan, revision)):
+            state.acting.discard(plan.record_id)
+            counts["queue_full"] += 1
     for record in pending_notifications(status):
         if record.id in state.notifying:
             continue
+        message = notification(state.namespace, state.name, state.spec, status, covered, record.id, now)
         state.notifying.add(record.id)
-        message = notification(state.namespace, state.name, spec, status, covered, record.id, runtime.clock())
         job = functools.partial(send_notification, runtime, state, message, revision)
-        jobs.append((runtime.work.notifications, job))
-    return status, jobs
+        if not runtime.work.notifications.submit(state.key, job):
+            state.notifying.discard(record.id)
+            counts["queue_full"] += 1
 
 
 def _queue_resume(runtime: Runtime, budget: BudgetObject, state: BudgetState, counts: Counter[str]) -> None:

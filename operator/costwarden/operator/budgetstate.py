@@ -54,6 +54,7 @@ class BudgetState:
     notifying: set[str] = field(default_factory=set)  # record ids with a notification queued or running
     resuming: bool = False  # a resume job is queued or running
     resume_handled: str | None = None  # the resume request (annotation value) last carried out
+    retired: bool = False  # dropped from the book (leadership changed, budget deleted): write nothing
     _stored_event: asyncio.Event | None = None
 
     @property
@@ -123,6 +124,8 @@ class BudgetBook:
         again: a new uid)."""
         known = self._states.get(key)
         if known is None or known.uid != uid:
+            if known is not None:
+                known.retired = True
             known = BudgetState(key=key, uid=uid, status=stored_status, stored=dict(stored_body))
             self._states[key] = known
         return known
@@ -131,18 +134,22 @@ class BudgetBook:
         return self._states.get(key)
 
     def forget(self, key: BudgetKey) -> None:
-        self._states.pop(key, None)
+        state = self._states.pop(key, None)
+        if state is not None:
+            state.retired = True
 
     def retain(self, keys: set[BudgetKey]) -> int:
         """Forget budgets that are gone; returns how many."""
         gone = [key for key in self._states if key not in keys]
         for key in gone:
-            del self._states[key]
+            self.forget(key)
         return len(gone)
 
     def clear(self) -> None:
-        """Forget everything (leadership changed hands: the stored statuses are the truth now)."""
-        self._states.clear()
+        """Forget everything (leadership changed hands: the stored statuses are the truth now);
+        work still queued for the old states finds them retired and does nothing."""
+        for key in list(self._states):
+            self.forget(key)
 
     def __iter__(self) -> Iterator[BudgetState]:
         return iter(list(self._states.values()))

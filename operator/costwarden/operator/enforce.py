@@ -63,7 +63,7 @@ async def act(runtime: Runtime, state: BudgetState, plan: ActionPlan, revision: 
                 plan.record_id,
             )
             return
-        if not runtime.acting():
+        if state.retired or not runtime.acting():
             return
         results = await execute(runtime, plan)
         record = next((r for r in state.status.actions if r.id == plan.record_id), None)
@@ -148,7 +148,11 @@ async def send_notification(
     """Deliver one record's notification, once its Pending state is stored; mark it after."""
     record_id = message.record_id
     try:
-        if not await state.wait_stored(revision, stored_wait(runtime)) or not runtime.acting():
+        if (
+            not await state.wait_stored(revision, stored_wait(runtime))
+            or state.retired
+            or not runtime.acting()
+        ):
             return
         spec = state.spec
         if spec is None:
@@ -167,7 +171,7 @@ async def send_notification(
             log.info("dry-run: would notify %s/%s about %s", state.namespace, state.name, record_id)
             outcome = NotificationOutcome(record_id, NotificationState.SENT)
         else:
-            if not runtime.acting():
+            if state.retired or not runtime.acting():
                 return
             deliveries = await runtime.notifier.send(read.channels, message)
             failures = tuple(f"{d.channel}: {d.error}" for d in deliveries if not d.ok)

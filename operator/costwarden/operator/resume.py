@@ -26,7 +26,7 @@ RESUME_ANNOTATION = "costwarden.dev/resume"
 async def resume(runtime: Runtime, state: BudgetState, request: str) -> None:
     """Restore the targets of every resumable record whose threshold no longer applies."""
     try:
-        if not runtime.acting():
+        if state.retired or not runtime.acting():
             return
         status = state.status
         used = status.percent_used or Decimal(0)

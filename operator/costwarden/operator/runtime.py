@@ -118,6 +118,7 @@ class Runtime:
             ),
             events=KeyedWorkQueue("events", concurrency=EVENT_CONCURRENCY, capacity=QUEUE_CAPACITY),
         )
+        self.metrics.leader.set(1 if self.acting() else 0)
         return self.work
 
     def acting(self) -> bool:

@@ -78,7 +78,7 @@ class StatusWriter:
                 handle.cancel()
 
     async def _write(self, semaphore: asyncio.Semaphore, state: BudgetState) -> None:
-        if not self._acting():
+        if state.retired or not self._acting():
             return  # a standby writes nothing; the new leader starts from what is stored
         async with semaphore:
             revision, status = state.revision, state.status
@@ -113,7 +113,7 @@ class StatusWriter:
         def again() -> None:
             if handle is not None:
                 self._retries.discard(handle)
-            if state.key not in self._queued:
+            if state.key not in self._queued and not state.retired:
                 self.submit(state)
 
         handle = loop.call_later(delay, again)
