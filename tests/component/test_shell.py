@@ -132,3 +132,32 @@ def test_no_pod_is_killed_until_the_pending_record_is_stored(cluster, start_oper
     assert ledger.get("packedPods") or ledger.get("pods"), (
         "the record written before the kill carries the ledger"
     )
+
+
+def test_a_transient_error_reading_the_webhook_secret_is_retried_not_failed(cluster, start_operator):
+    from tests.receiver import Receiver
+
+    seed_skypilot_cluster(cluster, workers=0)
+    with Receiver() as receiver:
+        cluster.create(secret("hooks", url=f"{receiver.url}/hook"))
+        body = budget(limit=100)  # 55.04 of 100: the 50 % Notify fires
+        body["spec"]["notify"] = {"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}}}
+        cluster.create(body)
+        refused = cluster.cluster.emulator["get", kmock.resource("", "v1", "secrets")][:2] << 503
+        start_operator()
+        cluster.wait_for(lambda: record(cluster, "threshold/50").get("notification") == "Sent", timeout=20)
+        assert len(list(refused)) == 2
+        assert record(cluster, "threshold/50")["result"] == "Done"
+        assert record(cluster, "threshold/50")["notifyAttempts"] == 3
+        assert len(receiver.on("/hook")) == 1
+
+
+def test_status_write_conflicts_are_retried_and_the_kill_happens_once(cluster, start_operator):
+    seed_skypilot_cluster(cluster, workers=1)
+    cluster.create(kill_budget(limit=100))
+    cluster.cluster.emulator["patch", kmock.resource(GROUP, VERSION, PLURAL)][:3] << 409
+    start_operator()
+    cluster.wait_for(lambda: record(cluster, "threshold/100").get("result") == "Done", timeout=30)
+    deletes = list(cluster.cluster.emulator["delete", kmock.resource("", "v1", "pods")])
+    assert len(deletes) == 2
+    assert record(cluster, "threshold/100")["attempts"] == 1
