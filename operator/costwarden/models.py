@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import re
+import weakref
 import zlib
 from collections import Counter
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -246,49 +248,50 @@ class ActionRecord(BaseModel):
 class PodLedgerEntry(BaseModel):
     """The last figure of an active pod, kept in status so a pod that vanishes is closed with it.
 
-    Extra keys are ignored: releases before ``packedPods`` stored the pod's ``name`` here too."""
+    Frozen: budgets that agree on a pod's figure share one entry. Extra keys are ignored:
+    releases before ``packedPods`` stored the pod's ``name`` here too."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     spend: Decimal  # the pod's lifetime spend at ``at``
     at: str
     baseline: Decimal = Decimal(0)  # the pod's lifetime spend when the current period began
 
 
-def _unpacked(value: object) -> dict[str, PodLedgerEntry] | None:
-    return None if value is None else unpack_pods(value)
+def _unpacked(value: object) -> object:
+    return value if isinstance(value, dict) else unpack_pods(value)
 
 
 class BudgetLedger(BaseModel):
     """Per-budget accounting memory kept in status: nothing is lost on restart (docs/ledger.md).
 
     ``pods`` is stored as one string, ``packedPods`` (``pack_pods``), always written; the map
-    under ``pods`` that earlier releases stored is still read."""
+    under ``pods`` that earlier releases stored is still read. Frozen, and its maps are never
+    changed in place: the stored form is packed once per ledger (``_packed_pods``)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     period_start: str | None = Field(default=None, alias="periodStart")
     closed_spend: Decimal = Field(default=Decimal(0), alias="closedSpend")
-    pods: dict[str, PodLedgerEntry] = Field(default_factory=dict, exclude=True)  # keyed by pod uid
-    # Read only: validation moves the unpacked table into ``pods`` and leaves this None.
-    packed_pods: Annotated[dict[str, PodLedgerEntry] | None, BeforeValidator(_unpacked)] = Field(
-        default=None, alias="packedPods", exclude=True
-    )
+    pods: Annotated[dict[str, PodLedgerEntry], BeforeValidator(_unpacked)] = Field(
+        default_factory=dict, validation_alias=AliasChoices("packedPods", "pods"), exclude=True
+    )  # keyed by pod uid
     # pod uid -> when its GPUs were first seen below spec.anomalies.idleGpu.belowPercent
     idle_since: dict[str, str] = Field(default_factory=dict, alias="idleSince")
 
-    @model_validator(mode="after")
-    def _adopt_packed_pods(self) -> BudgetLedger:
-        if self.packed_pods is not None:
-            self.pods, self.packed_pods = self.packed_pods, None
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _packed_over_map(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("packedPods") is not None and "pods" in data:
+            return {key: value for key, value in data.items() if key != "pods"}
+        return data
 
     @model_serializer(mode="wrap")
     def _store_packed_pods(
         self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
     ) -> dict[str, Any]:
         body: dict[str, Any] = handler(self)
-        body["packedPods" if info.by_alias else "packed_pods"] = pack_pods(self.pods)
+        body["packedPods" if info.by_alias else "pods"] = _packed_pods(self)
         return body
 
 
@@ -364,6 +367,18 @@ _MAX_PACKED_BYTES = 64 * 1024 * 1024
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 _UUIDS = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n)*")
 _ZERO = Decimal(0)
+
+
+_PACKED: dict[int, str] = {}  # id of a live ledger -> its pods packed
+
+
+def _packed_pods(ledger: BudgetLedger) -> str:
+    key = id(ledger)
+    packed = _PACKED.get(key)
+    if packed is None:
+        packed = _PACKED[key] = pack_pods(ledger.pods)
+        weakref.finalize(ledger, _PACKED.pop, key, None)
+    return packed
 
 
 def _pod_set(joined_uids: str, count: int) -> str:

@@ -4,6 +4,7 @@ in the form earlier releases stored, refused with the field named when corrupt."
 from __future__ import annotations
 
 import base64
+import gc
 import hashlib
 import json
 import logging
@@ -203,3 +204,16 @@ def test_pod_set_key_reads_both_forms_without_unpacking() -> None:
     assert pod_set_key({"packedPods": packed, "pods": None}) == pod_set_key({"pods": old_map})
     assert pod_set_key({"packedPods": pack_pods({UID_A: pods[UID_A]})}) != pod_set_key({"packedPods": packed})
     assert pod_set_key({}) == pod_set_key({"packedPods": pack_pods({})}) == pod_set_key({"pods": {}})
+
+
+def test_a_ledger_is_packed_once_and_its_cache_entry_goes_with_it() -> None:
+    pods = {UID_A: PodLedgerEntry(spend=Decimal(1), at=AT)}
+    status = CostBudgetStatus(ledger=BudgetLedger(pods=pods))
+    first = status.to_k8s()["ledger"]["packedPods"]
+    assert status.to_k8s()["ledger"]["packedPods"] is first
+    moved = status.ledger.model_copy(update={"pods": {UID_A: PodLedgerEntry(spend=Decimal(2), at=AT)}})
+    assert unpack_pods(CostBudgetStatus(ledger=moved).to_k8s()["ledger"]["packedPods"])[UID_A].spend == 2
+    key = id(status.ledger)
+    del status, moved
+    gc.collect()
+    assert key not in models._PACKED
