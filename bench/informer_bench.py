@@ -6,7 +6,10 @@ informer and the index. Reports, as JSON: wall seconds until ``synced``, CPU sec
 this process meanwhile, peak RSS growth during the sync and RSS kept after it, and the longest
 event-loop block seen by a probe task that asks to wake every millisecond.
 
-    .venv/bin/python bench/informer_bench.py [PODS] [NODES]
+    .venv/bin/python bench/informer_bench.py [PODS] [NODES] [--operator-gc]
+
+``--operator-gc`` applies the collector settings ``costwarden run`` uses (a frozen startup heap,
+generation-0 threshold 50,000); without it, Python's defaults.
 """
 
 from __future__ import annotations
@@ -89,7 +92,17 @@ async def sync(kubeconfig: Path) -> dict[str, Any]:
             await asyncio.sleep(PROBE_INTERVAL_S)
             longest = max(longest, loop.time() - asked - PROBE_INTERVAL_S)
 
+    pauses: list[float] = []
+    began: list[float] = []
+
+    def timed_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            began[:] = [time.perf_counter()]
+        elif began:
+            pauses.append(time.perf_counter() - began[0])
+
     gc.collect()
+    gc.callbacks.append(timed_gc)
     rss_before = rss_kib()
     cpu_before = time.process_time()
     started = time.perf_counter()
@@ -100,6 +113,7 @@ async def sync(kubeconfig: Path) -> dict[str, Any]:
     cpu = time.process_time() - cpu_before
     done.set()
     await prober
+    gc.callbacks.remove(timed_gc)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, since process start
     await informer.stop()
     await kube.close()
@@ -112,14 +126,20 @@ async def sync(kubeconfig: Path) -> dict[str, Any]:
         "peak_rss_delta_mib": round((peak - rss_before) / 1024, 1),
         "rss_kept_after_sync_mib": round((rss_kib() - rss_before) / 1024, 1),
         "longest_loop_block_ms": round(longest * 1000, 1),
+        "gc_collections": len(pauses),
+        "longest_gc_pause_ms": round(max(pauses, default=0.0) * 1000, 1),
         "lists": informer.stats.lists,
         "errors": informer.stats.errors,
     }
 
 
 def main() -> None:
-    pods = int(sys.argv[1]) if len(sys.argv) > 1 else PODS
-    nodes = int(sys.argv[2]) if len(sys.argv) > 2 else NODES
+    arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
+    pods = int(arguments[0]) if arguments else PODS
+    nodes = int(arguments[1]) if len(arguments) > 1 else NODES
+    if "--operator-gc" in sys.argv:  # as `costwarden run` sets it up (cli.py)
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
     context = multiprocessing.get_context("spawn")
     ready, stop = context.Event(), context.Event()
     with tempfile.TemporaryDirectory(prefix="informer-bench-") as tmp:
