@@ -1,4 +1,4 @@
-"""Nodes and pods shaped exactly as EKS, GKE, AKS and SkyPilot make them (see REFERENCE.md)."""
+"""Nodes and pods shaped exactly as EKS, GKE, AKS and SkyPilot make them (see docs/pricing.md)."""
 
 from __future__ import annotations
 

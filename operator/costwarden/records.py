@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-# Contract names (DESIGN.md): never rename.
+# Contract names (docs/design.md, Contract): never rename.
 ANNOTATION_SPEND = "costwarden.dev/spend"
 ANNOTATION_RATE = "costwarden.dev/rate"
 ANNOTATION_SPEND_AT = "costwarden.dev/spend-at"

@@ -14,7 +14,7 @@ from tests import shapes
 from tests.component.conftest import T0
 
 NS = "research"
-P5_HOURLY = Decimal("55.04")  # REFERENCE.md: p5.48xlarge, us-east-1, on-demand
+P5_HOURLY = Decimal("55.04")  # the catalog: p5.48xlarge, us-east-1, on-demand
 
 
 def budget(limit: float = 500, **spec: Any) -> dict[str, Any]:

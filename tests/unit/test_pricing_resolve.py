@@ -117,8 +117,9 @@ def test_resolution_order_annotation_overrides_catalog_defaults(catalog: Catalog
     assert listed.hourly == Decimal("55.04")
     assert listed.source == (
         "catalog: aws p5.48xlarge us-east-1 on-demand (karpenter-provider-aws "
-        "pkg/providers/pricing/zz_generated.pricing_aws.go (us-east-1 on-demand; figure as quoted in "
-        "REFERENCE.md), 2026-07-20)"
+        "pkg/providers/pricing/zz_generated.pricing_aws.go (generated 2026-07-20 for us-east-1; "
+        "on-demand; the same figure at @031e72b generated 2026-01-19T13:23:24Z); prices from the "
+        "AWS Price List API, 2026-07-20)"
     )
     unknown = PriceBook(catalog).price(eks_node("x9.metal"))
     assert unknown.source == "defaults: opencost"

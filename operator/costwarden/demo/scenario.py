@@ -1,6 +1,6 @@
 """The demo's cluster: priced GPU nodes, SkyPilot-style pods, an inference service, budgets.
 
-Objects are shaped as EKS, GKE and SkyPilot make them (REFERENCE.md). The story, in simulated
+Objects are shaped as EKS, GKE and SkyPilot make them (docs/pricing.md). The story, in simulated
 hours from ``DEMO_START``:
 
 - ``lr-sweep``: a hyperparameter sweep of 4 trials, each a SkyPilot managed job (its own

@@ -1,4 +1,4 @@
-"""Kubernetes objects shaped as EKS, GKE and SkyPilot make them (REFERENCE.md), for the demo."""
+"""Kubernetes objects shaped as EKS, GKE and SkyPilot make them (docs/pricing.md), for the demo."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What a node is, read from its labels and ``spec.providerID`` (label facts: REFERENCE.md).
+"""What a node is, read from its labels and ``spec.providerID`` (the labels: docs/pricing.md).
 
 Pure and total: an unrecognised node is classified as cloud "unknown", on-demand, with
 whatever GPU facts its record carries.

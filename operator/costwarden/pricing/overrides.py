@@ -29,7 +29,8 @@ from costwarden.pricing.catalog import CAPACITY_TYPES, CLOUDS
 Money = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 PositiveMoney = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
 
-# OpenCost configs/default.json ("based on GCP us-central1"), USD/hour; see REFERENCE.md.
+# USD/hour, from OpenCost's configs/default.json ("Default prices based on GCP us-central1"):
+# https://github.com/opencost/opencost/blob/develop/configs/default.json
 OPENCOST_GPU = Decimal("0.95")
 OPENCOST_CPU = Decimal("0.031611")
 OPENCOST_RAM_GIB = Decimal("0.004237")
@@ -55,7 +56,7 @@ class PriceDefaults(_Strict):
     ram_gib: Money = Field(default=OPENCOST_RAM_GIB, alias="ramGiB")
     spot_cpu: Money = Field(default=OPENCOST_SPOT_CPU, alias="spotCpu")
     spot_ram_gib: Money = Field(default=OPENCOST_SPOT_RAM_GIB, alias="spotRamGiB")
-    # OpenCost's REFERENCE.md defaults carry no spot GPU price; unset means spot GPUs cost ``gpu``.
+    # OpenCost's defaults carry no spot GPU price; unset means spot GPUs cost ``gpu``.
     spot_gpu: Money | None = Field(default=None, alias="spotGpu")
 
     def rates(self, capacity_type: str) -> tuple[Decimal, Decimal, Decimal]:

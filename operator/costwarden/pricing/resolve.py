@@ -1,6 +1,6 @@
 """Node -> USD/hour, and that price split into per-GPU, per-vCPU and per-GiB parts.
 
-Resolution order (DESIGN.md), first match wins:
+Resolution order (docs/pricing.md), first match wins:
   1. node annotation ``costwarden.dev/hourly-price``
   2. the overrides file, most specific ``instances`` key
   3. the live cloud feed (the optional ``live`` callable; a later issue supplies it)
