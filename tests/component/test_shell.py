@@ -161,3 +161,28 @@ def test_status_write_conflicts_are_retried_and_the_kill_happens_once(cluster, s
     deletes = list(cluster.cluster.emulator["delete", kmock.resource("", "v1", "pods")])
     assert len(deletes) == 2
     assert record(cluster, "threshold/100")["attempts"] == 1
+
+
+async def test_a_resume_request_made_while_the_last_one_is_withdrawn_is_kept(cluster):
+    from types import SimpleNamespace
+
+    from costwarden.operator.budgetstate import BudgetState
+    from costwarden.operator.kube import KubeClient, load_configuration
+    from costwarden.operator.resume import RESUME_ANNOTATION, _withdraw
+
+    cluster.create(shapes.namespace(NS))
+    body = budget(limit=100)
+    body["metadata"]["annotations"] = {RESUME_ANNOTATION: "second-request"}
+    cluster.create(body)
+    kube = KubeClient(load_configuration(cluster.kubeconfig))
+    runtime = SimpleNamespace(kube=kube)
+    state = BudgetState(key=(NS, "llama-sweep"), uid="u", status=None, stored={})  # type: ignore[arg-type]
+    try:
+        await _withdraw(runtime, state, "first-request")  # type: ignore[arg-type]
+        meta = cluster.get(f"{GROUP}/{VERSION}", PLURAL, "llama-sweep", namespace=NS)["metadata"]
+        assert meta["annotations"][RESUME_ANNOTATION] == "second-request"
+        await _withdraw(runtime, state, "second-request")  # type: ignore[arg-type]
+        meta = cluster.get(f"{GROUP}/{VERSION}", PLURAL, "llama-sweep", namespace=NS)["metadata"]
+        assert RESUME_ANNOTATION not in (meta.get("annotations") or {})
+    finally:
+        await kube.close()

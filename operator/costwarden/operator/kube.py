@@ -571,9 +571,20 @@ class KubeClient:
         )
 
     async def annotate_budget(
-        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+        self,
+        namespace: str,
+        name: str,
+        annotations: Mapping[str, str | None],
+        *,
+        resource_version: str | None = None,
     ) -> WriteResult:
-        """Set (or with None remove) annotations on a CostBudget, e.g. the resume request."""
+        """Set (or with None remove) annotations on a CostBudget, e.g. the resume request.
+
+        With ``resource_version`` the patch is conditional: CONFLICT if the budget changed since.
+        """
+        metadata: dict[str, Any] = {"annotations": dict(annotations)}
+        if resource_version is not None:
+            metadata["resourceVersion"] = resource_version
         return await self._write(
             f"annotate CostBudget {namespace}/{name} {dict(annotations)}",
             lambda a: a.custom.patch_namespaced_custom_object,
@@ -582,7 +593,7 @@ class KubeClient:
             namespace,
             PLURAL,
             name,
-            {"metadata": {"annotations": dict(annotations)}},
+            {"metadata": metadata},
             _content_type=MERGE_PATCH,
         )
 

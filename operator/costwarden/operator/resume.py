@@ -9,6 +9,7 @@ first), so a resume never undoes a guardrail that still applies. Each record is 
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 
 from costwarden.engine.outcomes import ResumeOutcome, resumable
@@ -16,11 +17,14 @@ from costwarden.engine.thresholds import threshold_percent
 from costwarden.models import Action
 from costwarden.operator.budgetstate import BudgetState
 from costwarden.operator.enforce import apply, stored_wait
+from costwarden.operator.kube import KubeError
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.workloads import TargetResult, resume_scaled, resume_suspended
 from costwarden.records import format_time
 
 RESUME_ANNOTATION = "costwarden.dev/resume"
+
+log = logging.getLogger(__name__)
 
 
 async def resume(runtime: Runtime, state: BudgetState, request: str) -> None:
@@ -47,10 +51,26 @@ async def resume(runtime: Runtime, state: BudgetState, request: str) -> None:
             outcomes.append(ResumeOutcome(record.id, message, format_time(runtime.clock())))
         apply(runtime, state, outcomes)
         if await state.wait_stored(state.revision, stored_wait(runtime)):
-            await runtime.kube.annotate_budget(state.namespace, state.name, {RESUME_ANNOTATION: None})
             state.resume_handled = request
+            await _withdraw(runtime, state, request)
     finally:
         state.resuming = False
+
+
+async def _withdraw(runtime: Runtime, state: BudgetState, request: str) -> None:
+    """Remove the resume annotation, but only if it still holds the request just carried out: a
+    new request made meanwhile stays, and the next pass carries it out."""
+    try:
+        budget = await runtime.kube.read_budget(state.namespace, state.name)
+    except KubeError as exc:
+        log.warning("CostBudget %s/%s: resume carried out; the annotation stays: %s", *state.key, exc)
+        return
+    meta = (budget or {}).get("metadata") or {}
+    if (meta.get("annotations") or {}).get(RESUME_ANNOTATION) != request:
+        return
+    await runtime.kube.annotate_budget(
+        state.namespace, state.name, {RESUME_ANNOTATION: None}, resource_version=meta.get("resourceVersion")
+    )
 
 
 async def _resume_target(runtime: Runtime, namespace: str, action: Action, target: str) -> TargetResult:
