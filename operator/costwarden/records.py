@@ -186,6 +186,7 @@ class PodRecord:
     gpu_utilization: Decimal | None = None  # percent, from telemetry or an annotation feed
     owner_kind: str | None = None
     owner_name: str | None = None
+    pod_ip: str | None = None  # status.podIP: where a metrics exporter in the pod is scraped
 
     @property
     def key(self) -> tuple[str, str]:
@@ -237,6 +238,7 @@ class PodRecord:
             gpu_utilization=parse_decimal(annotations.get(ANNOTATION_GPU_UTIL)),
             owner_kind=owner.get("kind") if owner else None,
             owner_name=owner.get("name") if owner else None,
+            pod_ip=str(status["podIP"]) if status.get("podIP") else None,
         )
 
 
