@@ -1,5 +1,5 @@
-"""The ``costwarden`` command: ``run`` the operator, ``resume`` a budget's workloads, and the
-optional ``sim``, ``demo`` and ``top``."""
+"""The ``costwarden`` command: ``run`` the operator, ``resume`` a budget's workloads, the node
+``agent``, and the optional ``sim``, ``demo`` and ``top``."""
 
 from __future__ import annotations
 
@@ -28,13 +28,15 @@ class OptionalCommand:
 
     ``module`` defines ``add_subparser(subparsers)`` and ``run(args) -> int``. It is imported by
     name, and only when its command is the one being run, so `costwarden run` never loads the
-    stand-in, the demo or rich. import-linter does not see imports by name, so its "lean-image"
-    contract covers only the static imports of this module; tests/unit/test_import_graph.py and
-    tests/chart/test_image.py check what `costwarden run` loads when it runs.
+    stand-in, the demo, rich or the node agent's NVML bindings (``extra`` None: the command's
+    dependencies are the package's own; nvidia-ml-py is in the image). import-linter does not see
+    imports by name, so its "lean-image" contract covers only the static imports of this module;
+    tests/unit/test_import_graph.py and tests/chart/test_image.py check what `costwarden run` loads
+    when it runs.
     """
 
     module: str
-    extra: str
+    extra: str | None
     help: str
 
 
@@ -46,6 +48,9 @@ OPTIONAL_COMMANDS: dict[str, OptionalCommand] = {
         "costwarden.demo.runner", "demo", "the guardrail demo on an embedded stand-in cluster"
     ),
     "top": OptionalCommand("costwarden.top", "top", "live view of budgets and the most expensive pods"),
+    "agent": OptionalCommand(
+        "costwarden.agent.command", None, "the node agent: per-pod GPU utilisation, memory, power (NVML)"
+    ),
 }
 
 
@@ -61,6 +66,10 @@ def load_command(name: str) -> ModuleType:
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] == "costwarden":
             raise
+        if command.extra is None:
+            raise MissingExtra(
+                f"costwarden {name} needs {exc.name}, a dependency of costwarden itself: reinstall costwarden"
+            ) from exc
         raise MissingExtra(
             f"costwarden {name} needs the '{command.extra}' extra: pip install 'costwarden[{command.extra}]'"
         ) from exc
