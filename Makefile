@@ -23,6 +23,15 @@ $(TOOLS)/kubectl: tools/fetch_kube_tools.py | install
 test: install tools
 	KUBECTL=$(abspath $(TOOLS))/kubectl HELM=$(abspath $(TOOLS))/helm $(PY) -m pytest $(PYTEST_ARGS)
 
+# The telemetry tests run a real Prometheus server (Debian's package), installed here when missing;
+# without root or apt-get this says so and those tests explain themselves (skip, or fail under CI).
+.PHONY: prometheus
+test: prometheus
+prometheus:
+	@command -v prometheus >/dev/null || [ -n "$$PROMETHEUS" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; } \
+	  || echo "make: prometheus is not installed (installing it needs root and apt-get); set PROMETHEUS=/path/to/prometheus"
+
 lint: install
 	$(VENV)/bin/ruff check operator tests bench tools
 	$(VENV)/bin/ruff format --check operator tests bench tools
