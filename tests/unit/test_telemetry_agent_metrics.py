@@ -9,7 +9,10 @@ from decimal import Decimal
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from costwarden.agent import command as agent_command
+from costwarden.agent import exporter as agent_exporter
 from costwarden.telemetry import agent_metrics, exposition
+from costwarden.telemetry.factory import AGENT_PORT
 from costwarden.telemetry.samples import GpuSample, pod_usage
 from costwarden.telemetry.series import NO_POD, Series
 
@@ -100,3 +103,15 @@ def test_garbage_agent_values_are_left_out_with_reasons() -> None:
         agent_metrics.NO_UTILIZATION: 1,
         "no gpu label": 1,
     }
+
+
+def test_the_operator_reads_the_names_and_port_the_agent_serves() -> None:
+    """The agent may not import the operator's telemetry package (a layer below it), so the
+    contract is held here: same metric names, same default port."""
+    assert (agent_metrics.UTILIZATION, agent_metrics.MEMORY_USED, agent_metrics.POWER) == (
+        agent_exporter.UTILIZATION,
+        agent_exporter.MEMORY,
+        agent_exporter.POWER,
+    )
+    assert agent_metrics.LAST_SAMPLE == agent_exporter.LAST_SAMPLE
+    assert AGENT_PORT == agent_command.DEFAULT_PORT

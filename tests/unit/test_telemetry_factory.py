@@ -61,3 +61,10 @@ def test_scrape_targets_follow_the_pod_index_on_each_call() -> None:
     index += [exporter("d", "10.0.0.1", "dcgm"), exporter("a", "10.0.0.2", "agent")]
     assert list(dcgm_source._targets()) == [f"http://10.0.0.1:{DCGM_EXPORTER_PORT}/metrics"]
     assert list(agents._targets()) == [f"http://10.0.0.2:{AGENT_PORT}/metrics"]
+
+
+def test_credentials_in_the_prometheus_url_are_not_shown() -> None:
+    source = counter_source("https://costwarden:s3cret@prometheus.example.com:9443/prom")
+    assert source is not None
+    assert source.name == "prometheus https://costwarden:***@prometheus.example.com:9443/prom"
+    assert "s3cret" not in source.name

@@ -10,8 +10,9 @@ UUID, with ``/<GPU instance id>`` for a MIG instance):
 - ``costwarden_agent_last_sample_timestamp_seconds`` (gauge, Unix time of the agent's last NVML
   pass): the time of the page's GPU series, so a stuck agent's figures read as old, not fresh.
 
-These names are the contract between the agent and the operator's scrape; both import them
-from here. Nothing here raises: garbage is left out with a reason counted.
+These names are the contract between the agent (costwarden.agent.exporter, which may not import
+this package) and the operator's scrape; tests/unit/test_telemetry_agent_metrics.py checks that
+both spell them alike. Nothing here raises: garbage is left out with a reason counted.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ reading later.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from costwarden.telemetry.prometheus import PrometheusSource
@@ -22,6 +23,7 @@ DCGM_EXPORTER_PORT = 9400
 """dcgm-exporter's default listen address is ``:9400`` (its README and Helm chart)."""
 AGENT_PORT = 9401
 """Where ``costwarden agent`` serves its metrics by default."""
+PROMETHEUS_WINDOW = timedelta(minutes=2)
 
 
 def sources_from_settings(
@@ -33,14 +35,16 @@ def sources_from_settings(
     dcgm_exporter_port: int = DCGM_EXPORTER_PORT,
     agent_port: int = AGENT_PORT,
     timeout_s: float = 5.0,
+    prometheus_window: timedelta = PROMETHEUS_WINDOW,
 ) -> list[GpuUsageSource]:
     """The GPU usage sources the values ask for, in the order Prometheus, dcgm-exporter, agents.
 
     ``pods`` returns the pods the operator knows (its informer's index) on each call; the scrape
-    sources pick their endpoints from it by selector and port.
+    sources pick their endpoints from it by selector and port. ``prometheus_window`` is how far
+    back Prometheus is asked for a GPU's latest sample (older ones are not returned at all).
     """
     sources: list[GpuUsageSource] = []
-    prometheus = counter_source(prometheus_url, timeout_s=timeout_s)
+    prometheus = counter_source(prometheus_url, timeout_s=timeout_s, window=prometheus_window)
     if prometheus is not None:
         sources.append(prometheus)
     if dcgm_exporter_selector:
@@ -54,7 +58,9 @@ def sources_from_settings(
     return sources
 
 
-def counter_source(prometheus_url: str | None, *, timeout_s: float = 5.0) -> PrometheusSource | None:
+def counter_source(
+    prometheus_url: str | None, *, timeout_s: float = 5.0, window: timedelta = PROMETHEUS_WINDOW
+) -> PrometheusSource | None:
     """The Prometheus source for ``--prometheus-url`` (also the ``CounterSource`` unit economics
     reads), or None without one."""
     if not prometheus_url:
@@ -62,7 +68,7 @@ def counter_source(prometheus_url: str | None, *, timeout_s: float = 5.0) -> Pro
     parts = urlsplit(prometheus_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"--prometheus-url {prometheus_url!r}: expected http(s)://host[:port][/path]")
-    return PrometheusSource(prometheus_url, timeout_s=timeout_s)
+    return PrometheusSource(prometheus_url, timeout_s=timeout_s, window=window)
 
 
 def _targets(pods: Callable[[], Iterable[ExporterPod]], selector: str, port: int) -> Callable[[], list[str]]:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeGuard
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -47,7 +48,9 @@ class QueryError(Exception):
 
 class PrometheusSource:
     """A ``GpuUsageSource`` and ``CounterSource`` reading a Prometheus server at ``url``
-    (``http://prometheus.monitoring:9090``, or with a path prefix)."""
+    (``http://prometheus.monitoring:9090``, or with a path prefix; credentials in the URL are sent
+    as basic auth and never shown). ``headers`` are sent with every query (a bearer token, say).
+    ``window`` bounds how old a sample may be to be returned at all."""
 
     def __init__(
         self,
@@ -59,7 +62,7 @@ class PrometheusSource:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.url = url.rstrip("/")
-        self.name = f"prometheus {self.url}"
+        self.name = f"prometheus {redacted(self.url)}"
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._window_s = max(1, int(window.total_seconds()))
         self._headers = {"Accept": "application/json", **(headers or {})}
@@ -156,6 +159,15 @@ class PrometheusSource:
                     raise ValueError(f"answer larger than {self._max_bytes} bytes")
                 chunks.append(chunk)
             return response.status, b"".join(chunks)
+
+
+def redacted(url: str) -> str:
+    """``url`` without a password (``http://user:***@host``): the name shows up in conditions and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _json(body: bytes) -> Any:
