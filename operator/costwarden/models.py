@@ -3,7 +3,8 @@
 These mirror ``crds/costbudget.yaml``; a test keeps the two in agreement (every example is
 accepted by both, every file in tests/data/invalid is refused by both, naming the field).
 Money fields are ``Decimal``: they are parsed from the YAML number without a float round trip.
-The ledger's per-pod table is stored as one packed string (``pack_pods``, at the end).
+The ledger's per-pod table and its idle-since times are stored as packed strings (``pack_pods``,
+``pack_idle_since``, at the end).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 import weakref
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from enum import StrEnum
 from typing import Annotated, Any
@@ -30,6 +31,7 @@ from pydantic import (
     SerializationInfo,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -265,9 +267,11 @@ def _unpacked(value: object) -> object:
 class BudgetLedger(BaseModel):
     """Per-budget accounting memory kept in status: nothing is lost on restart (docs/ledger.md).
 
-    ``pods`` is stored as one string, ``packedPods`` (``pack_pods``), always written; the map
-    under ``pods`` that earlier releases stored is still read. Frozen, and its maps are never
-    changed in place: the stored form is packed once per ledger (``_packed_pods``)."""
+    ``pods`` is stored as one string, ``packedPods`` (``pack_pods``), and ``idle_since`` as
+    another, ``packedIdleSince`` (``pack_idle_since``, its pods named by their place in
+    ``packedPods``), both always written; the maps under ``pods`` and ``idleSince`` that earlier
+    releases stored are still read. Frozen, and its maps are never changed in place: the stored
+    forms are packed once per ledger (``_packed``)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
@@ -277,13 +281,27 @@ class BudgetLedger(BaseModel):
         default_factory=dict, validation_alias=AliasChoices("packedPods", "pods"), exclude=True
     )  # keyed by pod uid
     # pod uid -> when its GPUs were first seen below spec.anomalies.idleGpu.belowPercent
-    idle_since: dict[str, str] = Field(default_factory=dict, alias="idleSince")
+    idle_since: dict[str, str] = Field(
+        default_factory=dict, validation_alias=AliasChoices("packedIdleSince", "idleSince"), exclude=True
+    )
+
+    @field_validator("idle_since", mode="before")
+    @classmethod
+    def _unpacked_idle(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, dict):
+            return value
+        if "pods" not in info.data:
+            raise ValueError("its pods are named by their place in packedPods, which is unreadable")
+        pods: dict[str, PodLedgerEntry] = info.data["pods"]
+        return unpack_idle_since(value, pods)
 
     @model_validator(mode="before")
     @classmethod
     def _packed_over_map(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("packedPods") is not None and "pods" in data:
-            return {key: value for key, value in data.items() if key != "pods"}
+        if isinstance(data, dict):
+            stale = {old for packed, old in _STORED_FORMS if data.get(packed) is not None and old in data}
+            if stale:
+                return {key: value for key, value in data.items() if key not in stale}
         return data
 
     @model_serializer(mode="wrap")
@@ -291,8 +309,13 @@ class BudgetLedger(BaseModel):
         self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
     ) -> dict[str, Any]:
         body: dict[str, Any] = handler(self)
-        body["packedPods" if info.by_alias else "pods"] = _packed_pods(self)
+        pods, idle_since = _packed(self)
+        body["packedPods" if info.by_alias else "pods"] = pods
+        body["packedIdleSince" if info.by_alias else "idle_since"] = idle_since
         return body
+
+
+_STORED_FORMS = (("packedPods", "pods"), ("packedIdleSince", "idleSince"))  # (written, read only)
 
 
 class CostBudgetStatus(BaseModel):
@@ -353,30 +376,39 @@ def parse_spec(raw: Any) -> CostBudgetSpec:
     return CostBudgetSpec.model_validate(raw or {})
 
 
-# status.ledger.packedPods: a budget's per-pod table in one string, exact and versioned
-# (docs/ledger.md). "v1:<pods>:<digest>:<base64 of zlib>", where <pods>:<digest> tells which
-# pods the table holds without unpacking it (``pod_set_key``). The zlib payload is a JSON
-# header line ({"n": pods, "at": [distinct times, most common first], "uids": [...] only when
-# some uid is not a lowercase UUID}), the uids as 16 bytes each (sorted), then 3n text lines:
-# spend in nanodollars, baseline in nanodollars ("" for 0), index into "at" ("" for 0).
-# Figures are plain decimal strings of nanodollars: an integer for every figure the engine
-# makes; a finer one (from an edited annotation) stays exact, e.g. "1.5".
+# status.ledger.packedPods and packedIdleSince: a budget's per-pod table and its idle-since
+# times, each in one string, exact and versioned (docs/ledger.md). "v1:<pods>:<digest>:<base64
+# of zlib>", where <pods>:<digest> tells which pods the table holds without unpacking it
+# (``pod_set_key``, ``idle_set_key``): their number and BLAKE2b over the sorted uids. The zlib
+# payload is a JSON header line ({"n": uids stored, "at": [distinct times, most common first],
+# "uids": [...] only when some stored uid is not a lowercase UUID}), the stored uids as 16 bytes
+# each (sorted), then text lines (``_store``, ``_open``).
+# packedPods stores every pod's uid, then 3n lines: spend in nanodollars, baseline in
+# nanodollars ("" for 0), index into "at" ("" for 0). Figures are plain decimal strings of
+# nanodollars: an integer for every figure the engine makes; a finer one (from an edited
+# annotation) stays exact, e.g. "1.5".
+# packedIdleSince names its pods by their place in packedPods (its header adds "pods": the
+# number of pods there): one line per pod of packedPods, "" when it is not idle, else the index
+# into "at" of its idle-since time; then one line per stored uid, an idle pod that packedPods
+# does not hold (none, as the engine keeps a ledger). An all-idle budget adds a few bytes.
 
-PACKED_PODS_VERSION = "v1"
+PACKED_VERSION = "v1"
 _MAX_PACKED_BYTES = 64 * 1024 * 1024
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 _UUIDS = re.compile(r"(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n)*")
+_UNREADABLE = (ValueError, LookupError, TypeError, ArithmeticError, zlib.error)
 _ZERO = Decimal(0)
 
 
-_PACKED: dict[int, str] = {}  # id of a live ledger -> its pods packed
+_PACKED: dict[int, tuple[str, str]] = {}  # id of a live ledger -> its pods and idle times packed
 
 
-def _packed_pods(ledger: BudgetLedger) -> str:
+def _packed(ledger: BudgetLedger) -> tuple[str, str]:
     key = id(ledger)
     packed = _PACKED.get(key)
     if packed is None:
-        packed = _PACKED[key] = pack_pods(ledger.pods)
+        uids = sorted(ledger.pods)
+        packed = _PACKED[key] = (_pack_pods(ledger.pods, uids), _pack_idle(ledger.idle_since, uids))
         weakref.finalize(ledger, _PACKED.pop, key, None)
     return packed
 
@@ -394,48 +426,104 @@ def _usd(nanos: str) -> Decimal:
     return Decimal(nanos).scaleb(-9, _EXACT)
 
 
-def pack_pods(pods: Mapping[str, PodLedgerEntry]) -> str:
-    """The stored form of a ledger's per-pod table (``status.ledger.packedPods``)."""
-    uids = sorted(pods)
+def _time_index(times: list[str]) -> tuple[list[str], dict[str, int]]:
+    """The distinct ``times``, most common first, and each one's place in that list."""
+    distinct = list(dict.fromkeys(times))
+    if len(distinct) > 1:
+        distinct = [at for at, _ in Counter(times).most_common()]
+    return distinct, {at: position for position, at in enumerate(distinct)}
+
+
+def _store(pod_set: str, uids: list[str], header: dict[str, Any], text: str, *, rle: bool = True) -> str:
+    """A packed table: ``header`` with "n", the sorted ``uids`` (16 bytes each when all are
+    lowercase UUIDs, else listed in the header) and the ``text`` lines, zlib and base64.
+
+    ``rle``: run-length matches only (``Z_RLE``), for tables of random uids and figures, where
+    longer matches cost time without saving bytes; otherwise zlib's default, for text that
+    repeats (idle-since times, lines that name no uid)."""
     joined = "\n".join(uids)
-    rows = [pods[uid] for uid in uids]
-    times = list(dict.fromkeys([row.at for row in rows]))
-    if len(times) > 1:
-        times = [at for at, _ in Counter([row.at for row in rows]).most_common()]
-    index = {at: str(position) if position else "" for position, at in enumerate(times)}
-    header: dict[str, Any] = {"n": len(rows), "at": times}
+    head: dict[str, Any] = {"n": len(uids), **header}
     uid_bytes = b""
     if _UUIDS.fullmatch(joined + "\n" if uids else ""):
         uid_bytes = bytes.fromhex(joined.replace("-", "").replace("\n", ""))
     else:
-        header["uids"] = uids
+        head["uids"] = uids
+    payload = b"%s\n%s%s" % (json.dumps(head).encode(), uid_bytes, text.encode())
+    level, strategy = (9, zlib.Z_RLE) if rle else (6, zlib.Z_DEFAULT_STRATEGY)
+    deflate = zlib.compressobj(level, zlib.DEFLATED, 15, 8, strategy)
+    packed = base64.b64encode(deflate.compress(payload) + deflate.flush()).decode("ascii")
+    return f"{PACKED_VERSION}:{pod_set}:{packed}"
+
+
+def pack_pods(pods: Mapping[str, PodLedgerEntry]) -> str:
+    """The stored form of a ledger's per-pod table (``status.ledger.packedPods``)."""
+    return _pack_pods(pods, sorted(pods))
+
+
+def _pack_pods(pods: Mapping[str, PodLedgerEntry], uids: list[str]) -> str:
+    rows = [pods[uid] for uid in uids]
+    times, index = _time_index([row.at for row in rows])
+    marks = {at: str(position) if position else "" for at, position in index.items()}
     lines = [str(row.spend.scaleb(9, _EXACT)) for row in rows]
     lines += [str(row.baseline.scaleb(9, _EXACT)) if row.baseline else "" for row in rows]
-    lines += [index[row.at] for row in rows]
+    lines += [marks[row.at] for row in rows]
     text = "\n".join(lines)
     if "E" in text:  # only a figure not made by the engine has an exponent here
         text = "\n".join(_plain(line) if "E" in line else line for line in lines)
-    payload = b"%s\n%s%s" % (json.dumps(header).encode(), uid_bytes, text.encode())
-    # Run-length matches only: uids and figures are random, longer matches cost time and bytes.
-    deflate = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
-    packed = base64.b64encode(deflate.compress(payload) + deflate.flush()).decode("ascii")
-    return f"{PACKED_PODS_VERSION}:{_pod_set(joined, len(uids))}:{packed}"
+    return _store(_pod_set("\n".join(uids), len(uids)), uids, {"at": times}, text)
+
+
+def pack_idle_since(idle_since: Mapping[str, str], pods: Iterable[str]) -> str:
+    """The stored form of a ledger's idle-since times (``status.ledger.packedIdleSince``); ``pods``
+    are the uids of the ledger's per-pod table, to which it refers."""
+    return _pack_idle(idle_since, sorted(pods))
+
+
+def _pack_idle(idle_since: Mapping[str, str], pods: list[str]) -> str:
+    idle = sorted(idle_since)
+    times, index = _time_index([idle_since[uid] for uid in idle])
+    marks = {at: str(position) for at, position in index.items()}
+    others: list[str] = []
+    lines = [""] * len(pods)
+    if idle:
+        lines = [marks[idle_since[uid]] if uid in idle_since else "" for uid in pods]
+        held = set(pods)
+        others = [uid for uid in idle if uid not in held]
+        lines += [marks[idle_since[uid]] for uid in others]
+    header = {"at": times, "pods": len(pods)}
+    return _store(_pod_set("\n".join(idle), len(idle)), others, header, "\n".join(lines), rle=False)
 
 
 def unpack_pods(packed: object) -> dict[str, PodLedgerEntry]:
     """The per-pod table ``pack_pods`` stored; ValueError saying what is wrong with it otherwise."""
-    if not isinstance(packed, str):
-        raise ValueError(f"expected a {PACKED_PODS_VERSION} table string, got {type(packed).__name__}")
-    version, _, rest = packed.partition(":")
-    if version != PACKED_PODS_VERSION:
-        raise ValueError(f"unknown format {version[:16]!r} (this release reads {PACKED_PODS_VERSION})")
+    rest = _versioned(packed)
     try:
-        return _decode(rest)
-    except (ValueError, LookupError, TypeError, ArithmeticError, zlib.error) as exc:
-        raise ValueError(f"not a readable {PACKED_PODS_VERSION} table: {exc}") from None
+        return _decode_pods(rest)
+    except _UNREADABLE as exc:
+        raise ValueError(f"not a readable {PACKED_VERSION} table: {exc}") from None
 
 
-def _decode(rest: str) -> dict[str, PodLedgerEntry]:
+def unpack_idle_since(packed: object, pods: Iterable[str]) -> dict[str, str]:
+    """The idle-since times ``pack_idle_since`` stored for the per-pod table of ``pods``;
+    ValueError saying what is wrong with it otherwise."""
+    rest = _versioned(packed)
+    try:
+        return _decode_idle(rest, sorted(pods))
+    except _UNREADABLE as exc:
+        raise ValueError(f"not a readable {PACKED_VERSION} table: {exc}") from None
+
+
+def _versioned(packed: object) -> str:
+    if not isinstance(packed, str):
+        raise ValueError(f"expected a {PACKED_VERSION} table string, got {type(packed).__name__}")
+    version, _, rest = packed.partition(":")
+    if version != PACKED_VERSION:
+        raise ValueError(f"unknown format {version[:16]!r} (this release reads {PACKED_VERSION})")
+    return rest
+
+
+def _open(rest: str) -> tuple[str, dict[str, Any], list[str], list[str], bytes]:
+    """A packed table's ``<pods>:<digest>``, header, stored uids, distinct times and text lines."""
     count, digest, data = rest.split(":")
     inflate = zlib.decompressobj()
     payload = inflate.decompress(base64.b64decode(data, validate=True), _MAX_PACKED_BYTES)
@@ -443,33 +531,65 @@ def _decode(rest: str) -> dict[str, PodLedgerEntry]:
         raise ValueError("truncated, or larger than 64 MiB unpacked")
     head, _, body = payload.partition(b"\n")
     header = json.loads(head)
+    if not isinstance(header, dict):
+        raise ValueError("bad header")
     n, times, uids = header["n"], header["at"], header.get("uids")
-    if not isinstance(n, int) or n < 0 or not isinstance(times, list) or (n and not times):
+    if not isinstance(n, int) or n < 0 or not isinstance(times, list):
         raise ValueError("bad header")
     if uids is None:
         hexed = body[: 16 * n].hex()
         body = body[16 * n :]
         uids = [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" for h in _chunks(hexed, 32)]
-    if len(uids) != n or not all(isinstance(item, str) for item in [*uids, *times]):
+    if not isinstance(uids, list) or len(uids) != n or not all(isinstance(i, str) for i in [*uids, *times]):
         raise ValueError("uids or times do not match the pod count")
-    lines = body.decode("ascii").split("\n") if n else []
-    if len(lines) != 3 * n or (not n and body):
-        raise ValueError(f"{len(lines)} figures for {n} pods")
-    if _pod_set("\n".join(uids), n) != f"{count}:{digest}":
+    return f"{count}:{digest}", header, uids, times, body
+
+
+def _lines(body: bytes, count: int) -> list[str]:
+    lines = body.decode("ascii").split("\n") if count else []
+    if len(lines) != count or (not count and body):
+        raise ValueError(f"{len(lines)} lines where {count} were expected")
+    return lines
+
+
+def _time(times: list[str], line: str) -> str:
+    position = int(line) if line else 0
+    if position < 0:
+        raise ValueError(f"time index {position}")
+    return times[position]
+
+
+def _decode_pods(rest: str) -> dict[str, PodLedgerEntry]:
+    pod_set, _, uids, times, body = _open(rest)
+    n = len(uids)
+    lines = _lines(body, 3 * n)
+    if _pod_set("\n".join(uids), n) != pod_set:
         raise ValueError("its pods do not match its pod count and digest")
     make = PodLedgerEntry.__pydantic_validator__.validate_python
     entries: dict[str, PodLedgerEntry] = {}
     for position, uid in enumerate(uids):
         spend, baseline, at = lines[position], lines[n + position], lines[2 * n + position]
-        at_index = int(at) if at else 0
-        if at_index < 0:
-            raise ValueError(f"time index {at_index}")
         entries[uid] = make(
-            {"spend": _usd(spend), "baseline": _usd(baseline) if baseline else _ZERO, "at": times[at_index]}
+            {"spend": _usd(spend), "baseline": _usd(baseline) if baseline else _ZERO, "at": _time(times, at)}
         )
     if len(entries) != n:
         raise ValueError("a uid appears twice")
     return entries
+
+
+def _decode_idle(rest: str, pods: list[str]) -> dict[str, str]:
+    pod_set, header, others, times, body = _open(rest)
+    if header.get("pods") != len(pods):
+        raise ValueError(f"it refers to {header.get('pods')} pods in packedPods, which holds {len(pods)}")
+    lines = _lines(body, len(pods) + len(others))
+    if not all(lines[len(pods) :]):
+        raise ValueError("a pod stored without its idle-since time")
+    idle = {uid: _time(times, line) for uid, line in zip([*pods, *others], lines, strict=True) if line}
+    if len(idle) != sum(1 for line in lines if line):
+        raise ValueError("a uid appears twice")
+    if _pod_set("\n".join(sorted(idle)), len(idle)) != pod_set:
+        raise ValueError("its pods do not match its pod count and digest")
+    return idle
 
 
 def _chunks(text: str, size: int) -> list[str]:
@@ -478,11 +598,20 @@ def _chunks(text: str, size: int) -> list[str]:
 
 def pod_set_key(ledger: Mapping[str, Any]) -> str:
     """``<pods>:<digest>`` of the pods a stored ledger holds, in either form, without unpacking."""
-    packed = ledger.get("packedPods")
-    if isinstance(packed, str) and packed.startswith(f"{PACKED_PODS_VERSION}:"):
+    return _set_key(ledger, "packedPods", "pods")
+
+
+def idle_set_key(ledger: Mapping[str, Any]) -> str:
+    """``<pods>:<digest>`` of the pods a stored ledger has idle, in either form, without unpacking."""
+    return _set_key(ledger, "packedIdleSince", "idleSince")
+
+
+def _set_key(ledger: Mapping[str, Any], packed_field: str, map_field: str) -> str:
+    packed = ledger.get(packed_field)
+    if isinstance(packed, str) and packed.startswith(f"{PACKED_VERSION}:"):
         return ":".join(packed.split(":", 3)[1:3])
-    held = ledger.get("pods")
+    held = ledger.get(map_field)
     if not isinstance(held, Mapping):
         held = {}
-    uids = sorted(uid for uid, entry in held.items() if entry is not None)
+    uids = sorted(uid for uid, value in held.items() if value is not None)
     return _pod_set("\n".join(uids), len(uids))

@@ -9,6 +9,7 @@ from typing import Any
 
 import kmock
 
+from costwarden.models import idle_set_key
 from costwarden.records import format_time
 from costwarden.sim.testing import ThreadedSimCluster
 from tests import shapes
@@ -395,7 +396,7 @@ def test_idle_gpu_kills_only_the_idle_pod_after_its_minutes(cluster, clock, star
     )
     start_operator()
     cluster.wait_for(
-        lambda: len(status_of(cluster, "sweep").get("ledger", {}).get("idleSince", {})) == 1, timeout=20
+        lambda: idle_set_key(status_of(cluster, "sweep").get("ledger", {})).startswith("1:"), timeout=20
     )
     clock.advance(timedelta(minutes=29))
     cluster.wait_for(

@@ -280,9 +280,13 @@ def test_status_with_idle_since_fits_the_crd_schema() -> None:
     budget = Budget(idle_spec(), name="llama-sweep")
     budget.add(gpu_pod("head", utilization="1"))
     status = budget.evaluate(NOV_3).status.to_k8s()
-    assert status["ledger"]["idleSince"] == {"uid-head": "2026-11-03T10:00:00Z"}
+    assert "idleSince" not in status["ledger"]  # stored packed, as packedIdleSince
+    assert CostBudgetStatus.model_validate(status).ledger.idle_since == {"uid-head": "2026-11-03T10:00:00Z"}
     schema = version_schema(load_crd())
     body = {"apiVersion": "costwarden.dev/v1alpha1", "kind": "CostBudget", "spec": {"limit": 1}}
     assert validate_custom_object(schema, {**body, "status": status}) == []
-    status["ledger"]["idleSince"]["uid-head"] = 5
-    assert validate_custom_object(schema, {**body, "status": status}) != []
+    earlier = {**status["ledger"], "idleSince": {"uid-head": "2026-11-03T10:00:00Z"}}  # a map, as before
+    assert validate_custom_object(schema, {**body, "status": {**status, "ledger": earlier}}) == []
+    for bad in ({"packedIdleSince": "v2:1:0:AA=="}, {"idleSince": {"uid-head": 5}}):
+        wrong = {**status, "ledger": {**status["ledger"], **bad}}
+        assert validate_custom_object(schema, {**body, "status": wrong}) != []

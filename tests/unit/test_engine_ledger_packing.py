@@ -1,5 +1,6 @@
-"""The ledger's stored per-pod table (``status.ledger.packedPods``): exact, versioned, readable
-in the form earlier releases stored, refused with the field named when corrupt."""
+"""The ledger's stored per-pod table (``status.ledger.packedPods``) and idle-since times
+(``status.ledger.packedIdleSince``): exact, versioned, readable in the form earlier releases
+stored, refused with the field named when corrupt."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ from costwarden.models import (
     CostBudgetStatus,
     PodLedgerEntry,
     explain,
+    idle_set_key,
+    pack_idle_since,
     pack_pods,
     pod_set_key,
+    unpack_idle_since,
     unpack_pods,
 )
 from costwarden.operator.budgets import previous_status
@@ -124,19 +128,29 @@ def test_the_map_earlier_releases_stored_is_read() -> None:
     assert (ledger.closed_spend, ledger.idle_since) == (Decimal(12), {UID_A: AT})
     rewritten = CostBudgetStatus(ledger=ledger).to_k8s()["ledger"]
     assert "pods" not in rewritten
+    assert "idleSince" not in rewritten
     assert unpack_pods(rewritten["packedPods"]) == ledger.pods
+    assert unpack_idle_since(rewritten["packedIdleSince"], ledger.pods) == {UID_A: AT}
 
 
 def test_the_packed_table_wins_over_a_stale_map() -> None:
     packed = pack_pods({UID_B: PodLedgerEntry(spend=Decimal(5), at=AT)})
-    raw = {"pods": {UID_A: {"spend": "1", "at": AT}}, "packedPods": packed}
-    assert set(BudgetLedger.model_validate(raw).pods) == {UID_B}
+    idle = pack_idle_since({UID_B: AT}, [UID_B])
+    raw = {
+        "pods": {UID_A: {"spend": "1", "at": AT}},
+        "packedPods": packed,
+        "idleSince": {UID_A: AT},
+        "packedIdleSince": idle,
+    }
+    ledger = BudgetLedger.model_validate(raw)
+    assert (set(ledger.pods), ledger.idle_since) == ({UID_B}, {UID_B: AT})
 
 
 def test_an_empty_ledger_is_stored_as_an_empty_table() -> None:
     stored = CostBudgetStatus().to_k8s()["ledger"]
     assert stored["packedPods"].startswith("v1:0:")
-    assert BudgetLedger.model_validate(stored).pods == {}
+    assert stored["packedIdleSince"].startswith("v1:0:")
+    assert BudgetLedger.model_validate(stored) == BudgetLedger()
 
 
 def _valid() -> str:
@@ -208,12 +222,129 @@ def test_pod_set_key_reads_both_forms_without_unpacking() -> None:
 
 def test_a_ledger_is_packed_once_and_its_cache_entry_goes_with_it() -> None:
     pods = {UID_A: PodLedgerEntry(spend=Decimal(1), at=AT)}
-    status = CostBudgetStatus(ledger=BudgetLedger(pods=pods))
-    first = status.to_k8s()["ledger"]["packedPods"]
+    status = CostBudgetStatus(ledger=BudgetLedger(pods=pods, idle_since={UID_A: AT}))
+    first, idle = status.to_k8s()["ledger"]["packedPods"], status.to_k8s()["ledger"]["packedIdleSince"]
     assert status.to_k8s()["ledger"]["packedPods"] is first
+    assert status.to_k8s()["ledger"]["packedIdleSince"] is idle
     moved = status.ledger.model_copy(update={"pods": {UID_A: PodLedgerEntry(spend=Decimal(2), at=AT)}})
     assert unpack_pods(CostBudgetStatus(ledger=moved).to_k8s()["ledger"]["packedPods"])[UID_A].spend == 2
     key = id(status.ledger)
     del status, moved
     gc.collect()
     assert key not in models._PACKED
+
+
+# --- status.ledger.packedIdleSince ---------------------------------------------------------------
+
+UID_C = "9e8d7c6b-5a49-4382-9170-6f5e4d3c2b1a"
+UID_D = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+uid_texts = st.one_of(uuids, st.text(max_size=40))
+
+
+@settings(max_examples=300)
+@given(data=st.data(), pods=st.lists(uid_texts, unique=True, max_size=25))
+def test_any_idle_since_map_round_trips_exactly(data: st.DataObject, pods: list[str]) -> None:
+    held = data.draw(st.lists(st.sampled_from(pods), unique=True) if pods else st.just([]))
+    idle = data.draw(st.dictionaries(uid_texts, times, max_size=10))  # pods packedPods may not hold
+    idle.update({uid: data.draw(times) for uid in held})
+    assert unpack_idle_since(pack_idle_since(idle, pods), pods) == idle
+
+
+@given(pods=st.dictionaries(uuids, entries, min_size=1, max_size=25), data=st.data())
+def test_idle_since_round_trips_through_the_stored_status(
+    pods: dict[str, PodLedgerEntry], data: st.DataObject
+) -> None:
+    idle = {uid: data.draw(times) for uid in data.draw(st.lists(st.sampled_from(sorted(pods)), unique=True))}
+    status = CostBudgetStatus(ledger=BudgetLedger(pods=pods, idle_since=idle))
+    stored = json.loads(json.dumps(status.to_k8s()))
+    assert "idleSince" not in stored["ledger"]
+    assert CostBudgetStatus.model_validate(stored).ledger == status.ledger
+
+
+def test_the_idle_since_payload_is_what_docs_describe() -> None:
+    pods = [UID_B, UID_A, UID_C]  # the uids of packedPods, in any order
+    idle = {UID_B: AT, UID_A: "2026-11-27T09:00:00Z", UID_D: AT}  # UID_C is not idle, UID_D not in pods
+    packed = pack_idle_since(idle, pods)
+    version, count, digest, _ = packed.split(":")
+    assert (version, count) == ("v1", "3")
+    assert digest == hashlib.blake2b("\n".join(sorted(idle)).encode(), digest_size=8).hexdigest()
+    header, body = _payload(packed)
+    assert header == {"n": 1, "at": [AT, "2026-11-27T09:00:00Z"], "pods": 3}
+    assert body[:16] == bytes.fromhex(UID_D.replace("-", ""))
+    assert body[16:].decode().split("\n") == [
+        "1", "", "0",  # the pods of packedPods, sorted (A, C, B): index into "at", "" when not idle
+        "0",  # UID_D, whose uid is stored
+    ]  # fmt: skip
+
+
+def test_idle_uids_that_are_not_lowercase_uuids_are_kept_as_text_unless_the_table_holds_them() -> None:
+    idle = {"uid-head": AT, UID_A.upper(): AT}
+    header, body = _payload(pack_idle_since(idle, []))
+    assert (header["uids"], body) == (sorted(idle), b"0\n0")
+    assert unpack_idle_since(pack_idle_since(idle, []), []) == idle
+    header, _ = _payload(pack_idle_since(idle, ["uid-head", "uid-w1"]))
+    assert (header["n"], header["uids"]) == (1, [UID_A.upper()])
+    assert unpack_idle_since(pack_idle_since(idle, ["uid-w1", "uid-head"]), ["uid-head", "uid-w1"]) == idle
+
+
+def test_pods_all_idle_since_one_pass_cost_a_few_bytes() -> None:
+    pods = {
+        f"{n:08x}-0000-4000-8000-000000000000": PodLedgerEntry(spend=Decimal(n), at=AT) for n in range(5000)
+    }
+    ledger = BudgetLedger(pods=pods, idle_since=dict.fromkeys(pods, AT))
+    assert len(CostBudgetStatus(ledger=ledger).to_k8s()["ledger"]["packedIdleSince"]) < 200
+
+
+PODS_AB = pack_pods(
+    {UID_A: PodLedgerEntry(spend=Decimal(1), at=AT), UID_B: PodLedgerEntry(spend=Decimal(2), at=AT)}
+)
+
+
+def _idle_valid() -> str:
+    return pack_idle_since({UID_A: AT, UID_C: AT}, [UID_A, UID_B])
+
+
+CORRUPT_IDLE = {
+    "not a string": 42,
+    "unknown version": "v9:" + _idle_valid()[3:],
+    "not base64": "v1:1:0123456789abcdef:!!!!",
+    "truncated": _idle_valid()[:-8],
+    "wrong digest": _idle_valid().replace(_idle_valid().split(":")[2], "0" * 16),
+    "wrong count": "v1:3:" + _idle_valid().split(":", 2)[2],
+    "for another pod table": pack_idle_since({UID_A: AT}, [UID_A]),
+    "for other pods as many": pack_idle_since({UID_C: AT}, [UID_C, UID_D]),
+    "header without pods": _craft({"n": 0, "at": [AT]}, b"0\n", [UID_A]),
+    "too few lines": _craft({"n": 0, "at": [AT], "pods": 2}, b"0", [UID_A]),
+    "time index out of range": _craft({"n": 0, "at": [AT], "pods": 2}, b"1\n", [UID_A]),
+    "negative time index": _craft({"n": 0, "at": [AT], "pods": 2}, b"-1\n", [UID_A]),
+    "stored uid without a time": _craft({"n": 1, "at": [AT], "pods": 2}, UUID_BYTES + b"0\n\n", [UID_A]),
+    "stored uid the table holds": _craft({"n": 1, "at": [AT], "pods": 2}, UUID_BYTES + b"0\n\n0", [UID_A]),
+}
+
+
+@pytest.mark.parametrize("packed", CORRUPT_IDLE.values(), ids=CORRUPT_IDLE.keys())
+def test_corrupt_idle_since_times_are_refused_naming_the_field(packed: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        CostBudgetStatus.model_validate({"ledger": {"packedPods": PODS_AB, "packedIdleSince": packed}})
+    (line,) = explain(caught.value, "status")
+    assert line.startswith("status.ledger.packedIdleSince: Value error, "), line
+
+
+def test_idle_times_beside_an_unreadable_table_are_refused_too(caplog: pytest.LogCaptureFixture) -> None:
+    raw = {"ledger": {"packedPods": CORRUPT["wrong digest"], "packedIdleSince": _idle_valid()}}
+    with caplog.at_level(logging.ERROR):
+        assert previous_status(raw, "research/llama") == CostBudgetStatus()
+    assert "status.ledger.packedPods" in caplog.text
+    assert "status.ledger.packedIdleSince" in caplog.text
+
+
+def test_idle_set_key_reads_both_forms_without_unpacking() -> None:
+    packed = pack_idle_since({UID_A: AT, UID_C: AT}, [UID_A, UID_B])
+    later = pack_idle_since({UID_A: "2026-11-27T11:00:00Z", UID_C: AT}, [UID_A, UID_B, UID_C])
+    old_map = {"idleSince": {UID_C: AT, UID_A: AT, "recovered": None}}
+    assert idle_set_key({"packedIdleSince": packed}) == idle_set_key({"packedIdleSince": later})
+    assert idle_set_key({"packedIdleSince": packed, "idleSince": None}) == idle_set_key(old_map)
+    fewer = pack_idle_since({UID_A: AT}, [UID_A])
+    assert idle_set_key({"packedIdleSince": fewer}) != idle_set_key({"packedIdleSince": packed})
+    empty = pack_idle_since({}, [UID_A, UID_B])
+    assert idle_set_key({}) == idle_set_key({"packedIdleSince": empty}) == idle_set_key({"idleSince": {}})

@@ -1,24 +1,31 @@
 """A budget over 20,000 pods: its stored status stays well under etcd's request limit, and an
 operator restarted from that stored status continues with the same spend to the nanodollar,
-closing the pods that vanished meanwhile with their last figure.
+closing the pods that vanished meanwhile with their last figure, and with the same idle-since
+times when every pod is idle.
 
 The pods are the heavy case: a Monthly budget three days into the month over pods that started
 up to nine days ago, so most carry a baseline. Exact uids and figures cost about 26 bytes a pod
 after compression (a uid's 16 random bytes, two figures of 13-14 random digits), 35 in base64:
-44 % of the limit here (docs/ledger.md has the figures)."""
+44 % of the limit here. Idle-since times name their pods by their place in the per-pod table,
+so 20,000 pods all idle since one pass add a few bytes; since times spread over a weekend of
+10-second passes they add about 110 KB (7 % of the limit), each since a time of its own 150 KB
+(docs/ledger.md has the figures)."""
 
 from __future__ import annotations
 
 import json
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+
+import pytest
 
 from costwarden.engine.evaluation import BudgetInput, CoveredPod, evaluate_budget
 from costwarden.engine.ledger import PodAccrual, accrue
 from costwarden.models import CostBudgetSpec, CostBudgetStatus
-from costwarden.records import PodRecord
+from costwarden.records import PodRecord, format_time
 
 ETCD_REQUEST_LIMIT = 1_572_864  # bytes: etcd's default --max-request-bytes, 1.5 MiB
 PODS = 20_000
@@ -60,10 +67,18 @@ def _stored(status: CostBudgetStatus) -> str:
     return json.dumps(status.to_k8s(), separators=(",", ":"))
 
 
-def test_a_budget_over_20000_pods_is_stored_small_and_restarts_exactly() -> None:
+FirstPass = tuple[list[tuple[PodRecord, Decimal]], dict[str, PodAccrual], CostBudgetStatus]
+
+
+@pytest.fixture(scope="module")
+def first_pass() -> FirstPass:
     pods = _pods(PODS)
     accruals: dict[str, PodAccrual] = {}
-    first = _evaluate(CostBudgetStatus(), pods, NOW, accruals)
+    return pods, accruals, _evaluate(CostBudgetStatus(), pods, NOW, accruals)
+
+
+def test_a_budget_over_20000_pods_is_stored_small_and_restarts_exactly(first_pass: FirstPass) -> None:
+    pods, accruals, first = first_pass
     stored = _stored(first)
     assert len(stored.encode()) < 0.5 * ETCD_REQUEST_LIMIT
     assert len(first.ledger.pods) == PODS
@@ -81,3 +96,39 @@ def test_a_budget_over_20000_pods_is_stored_small_and_restarts_exactly() -> None
     )
     assert restarted.ledger.closed_spend == closed > 0
     assert set(restarted.ledger.pods) == {p.uid for p, _ in staying}
+
+
+def _one_pass(uids: list[str]) -> dict[str, str]:
+    """Every pod idle since the same pass: a sweep whose replicas all hung at once."""
+    return dict.fromkeys(uids, format_time(NOW - timedelta(hours=2)))
+
+
+def _weekend(uids: list[str]) -> dict[str, str]:
+    """Each pod idle since a random pass of the 48 hours before NOW, one every 10 seconds (the
+    default --interval): about 11,800 distinct times."""
+    rng = random.Random(11)
+    return {uid: format_time(NOW - timedelta(seconds=10 * rng.randrange(1, 17_280))) for uid in uids}
+
+
+def _each_its_own(uids: list[str]) -> dict[str, str]:
+    """Each pod idle since a time of its own: 20,000 distinct times, the most the table can hold."""
+    return {uid: format_time(NOW - timedelta(seconds=10 * (index + 1))) for index, uid in enumerate(uids)}
+
+
+@pytest.mark.parametrize(
+    ("idle_since", "bound"),
+    [(_one_pass, 0.5), (_weekend, 0.55), (_each_its_own, 0.6)],
+    ids=["since one pass", "over a weekend", "each its own time"],
+)
+def test_a_budget_over_20000_idle_pods_is_stored_small_and_restarts_with_their_idle_times(
+    first_pass: FirstPass, idle_since: Callable[[list[str]], dict[str, str]], bound: float
+) -> None:
+    _, _, first = first_pass
+    idle = idle_since(list(first.ledger.pods))
+    # As evaluation leaves it: the ledger's idle_since replaced by the idle-GPU rule's scan.
+    idling = first.model_copy(update={"ledger": first.ledger.model_copy(update={"idle_since": idle})})
+    stored = _stored(idling)
+    assert len(stored.encode()) < bound * ETCD_REQUEST_LIMIT
+    restarted = CostBudgetStatus.model_validate(json.loads(stored))
+    assert restarted.ledger.idle_since == idle
+    assert restarted.ledger == idling.ledger

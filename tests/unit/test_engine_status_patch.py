@@ -1,5 +1,6 @@
 """The status merge patch (engine.status_patch) and when a status is due (throttle.status_due),
-with the ledger's per-pod table stored packed, and stored statuses of earlier releases."""
+with the ledger's per-pod table and idle-since times stored packed, and stored statuses of
+earlier releases."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from costwarden.engine.status_patch import status_merge_patch
-from costwarden.models import BudgetLedger, CostBudgetStatus, PodLedgerEntry, unpack_pods
+from costwarden.models import BudgetLedger, CostBudgetStatus, PodLedgerEntry, pack_pods, unpack_pods
 from costwarden.operator.throttle import status_due
 from costwarden.sim.patching import merge_patch
 
@@ -51,12 +52,25 @@ def test_a_ledger_that_emptied_is_stored_empty() -> None:
     assert _stored_after(stored, _status({})).ledger.pods == {}
 
 
-def test_idle_pods_that_recovered_and_a_gone_forecast_are_deleted() -> None:
+def test_idle_pods_that_recovered_need_no_nulls_and_a_gone_forecast_is_deleted() -> None:
     stored = _status({"a": "1"}, idle={"a": AT, "b": AT}, exhausts_at=AT).to_k8s()
-    patch = status_merge_patch(_status({"a": "1"}, idle={"a": AT}), stored)
-    assert patch["ledger"]["idleSince"] == {"a": AT, "b": None}
+    new = _status({"a": "1"}, idle={"a": AT})
+    patch = status_merge_patch(new, stored)
+    assert "idleSince" not in patch["ledger"]
     assert patch["exhaustsAt"] is None
+    assert _stored_after(stored, new).ledger.idle_since == {"a": AT}
     assert "exhaustsAt" not in status_merge_patch(_status({}), {})
+
+
+def test_the_idle_map_of_an_earlier_release_is_deleted() -> None:
+    pods = pack_pods({"a": PodLedgerEntry(spend=Decimal(1), at=AT)})
+    stored = {"ledger": {"closedSpend": "3", "packedPods": pods, "idleSince": {"a": AT, "b": AT}}}
+    new = _status({"a": "1"}, idle={"a": AT})
+    patch = status_merge_patch(new, stored)
+    assert patch["ledger"]["idleSince"] is None
+    after = merge_patch(stored, patch)
+    assert "idleSince" not in after["ledger"]
+    assert CostBudgetStatus.model_validate(after).ledger == new.ledger
 
 
 PACKED = status_merge_patch(_status({"a": "1"}), {})
@@ -76,9 +90,23 @@ def test_which_pods_are_in_the_ledger_is_written_at_once(new: dict[str, Any], ex
     assert status_due(PACKED, new, 10, interval=10) is True
 
 
-def test_a_status_of_an_earlier_release_with_the_same_pods_waits_for_the_interval() -> None:
-    ledger = {"closedSpend": "3", "pods": {"a": {"spend": "1", "at": AT}}, "idleSince": {}}
+def test_which_pods_are_idle_is_written_at_once_a_restarted_clock_with_the_figures() -> None:
+    idle = status_merge_patch(_status({"a": "1", "b": "1"}, idle={"a": AT}), {})
+    recovered = status_merge_patch(_status({"a": "1", "b": "1"}), idle)
+    both = status_merge_patch(_status({"a": "1", "b": "1"}, idle={"a": AT, "b": AT}), idle)
+    restarted = status_merge_patch(_status({"a": "1", "b": "1"}, idle={"a": "2026-11-27T10:05:00Z"}), idle)
+    assert status_due(idle, recovered, 1, interval=10) is True
+    assert status_due(idle, both, 1, interval=10) is True
+    assert status_due(idle, restarted, 1, interval=10) is False
+
+
+@pytest.mark.parametrize("idle", [{}, {"a": AT}])
+def test_an_earlier_release_status_with_the_same_pods_waits_for_the_interval(idle: dict[str, str]) -> None:
+    ledger = {"closedSpend": "3", "pods": {"a": {"spend": "1", "at": AT}}, "idleSince": idle}
     stored = {"conditions": [], "actions": [], "ledger": ledger}
-    new = status_merge_patch(_status({"a": "2"}), stored)
-    assert status_due(stored, new, 1, interval=10) is False
-    assert status_due(stored, status_merge_patch(_status({"b": "2"}), stored), 1, interval=10) is True
+    figures_moved = status_merge_patch(_status({"a": "2"}, idle=idle), stored)
+    other_pods = status_merge_patch(_status({"b": "2"}, idle=idle), stored)
+    other_idle = status_merge_patch(_status({"a": "2"}, idle={} if idle else {"a": AT}), stored)
+    assert status_due(stored, figures_moved, 1, interval=10) is False
+    assert status_due(stored, other_pods, 1, interval=10) is True
+    assert status_due(stored, other_idle, 1, interval=10) is True

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from costwarden.engine.ledger import PodAccrual
-from costwarden.models import pod_set_key
+from costwarden.models import idle_set_key, pod_set_key
 from costwarden.records import PodSpendMark
 
 
@@ -91,8 +91,9 @@ def status_due(
     Anything a reader acts on (phase, actions, conditions, the rate, which pods are in the
     ledger, which are idle) is written at once; the steadily rising figures at most every
     ``interval`` seconds, so a short evaluation interval (fast enforcement) does not mean a
-    write per pass. Which pods the ledger holds is compared by ``pod_set_key``, in the packed
-    form or the map that earlier releases stored, without unpacking either.
+    write per pass. Which pods the ledger holds, and which are idle, are compared by
+    ``pod_set_key`` and ``idle_set_key``, in the packed form or the map that earlier releases
+    stored, without unpacking either.
     """
     if seconds_since_write >= interval:
         return True
@@ -101,6 +102,4 @@ def status_due(
     old_ledger, new_ledger = old.get("ledger") or {}, new.get("ledger") or {}
     if pod_set_key(old_ledger) != pod_set_key(new_ledger):
         return True
-    written = set(old_ledger.get("idleSince") or {})
-    wanted = {key for key, value in (new_ledger.get("idleSince") or {}).items() if value is not None}
-    return written != wanted
+    return idle_set_key(old_ledger) != idle_set_key(new_ledger)
