@@ -125,7 +125,7 @@ def test_alerts_name_exported_metrics(all_manifests: list[Manifest]) -> None:
         "CostwardenOperatorDown",
     }
     assert alerts["CostwardenBudgetHigh"]["expr"].endswith("(costwarden_budget_used_percent) > 75")
-    service = find(all_manifests, "Service")["metadata"]["name"]
+    service = find(all_manifests, "Service", "cw")["metadata"]["name"]
     assert f'up{{job="{service}"' in alerts["CostwardenOperatorDown"]["expr"]
     check_metrics(json.dumps(rule))
 
@@ -144,7 +144,7 @@ def test_dashboard_names_exported_metrics(all_manifests: list[Manifest]) -> None
 
 def test_service_monitor_scrapes_the_metrics_port(all_manifests: list[Manifest]) -> None:
     monitor = find(all_manifests, "ServiceMonitor")
-    service = find(all_manifests, "Service")
+    service = find(all_manifests, "Service", "cw")
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     (endpoint,) = monitor["spec"]["endpoints"]

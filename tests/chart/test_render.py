@@ -68,12 +68,14 @@ def test_every_option_renders_its_objects(all_manifests: list[Manifest]) -> None
             "ConfigMap",
             "ConfigMap",
             "CustomResourceDefinition",
+            "DaemonSet",
             "Deployment",
             "Issuer",
             "PodDisruptionBudget",
             "PrometheusRule",
             "Role",
             "RoleBinding",
+            "Service",
             "Service",
             "ServiceAccount",
             "ServiceMonitor",
@@ -288,7 +290,9 @@ def test_managed_webhook_leaves_the_configuration_to_kopf(managed_manifests: lis
     args = args_of(managed_manifests)
     assert flag(args, "--webhook-host") == ["cw.costwarden.svc"]
     assert "--no-webhook-managed" not in args
-    (port,) = [p for p in find(managed_manifests, "Service")["spec"]["ports"] if p["name"] == "https-webhook"]
+    (port,) = [
+        p for p in find(managed_manifests, "Service", "cw")["spec"]["ports"] if p["name"] == "https-webhook"
+    ]
     assert port["port"] == 8443, "kopf's URL clientConfig names the server's own port"
 
 

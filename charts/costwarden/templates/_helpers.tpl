@@ -34,6 +34,36 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: costwarden
 {{- end }}
 
+{{/* The node agent's pods: a name of their own, so that no selector of the operator's (Deployment,
+Service, PodDisruptionBudget, anti-affinity) matches them. The operator finds them by these. */}}
+{{- define "costwarden.agentName" -}}
+{{- printf "%s-agent" (include "costwarden.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "costwarden.agentSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-agent" (include "costwarden.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "costwarden.agentLabels" -}}
+helm.sh/chart: {{ include "costwarden.chart" . }}
+{{ include "costwarden.agentSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: costwarden
+app.kubernetes.io/component: agent
+{{- end }}
+
+{{/* The label selector `costwarden run --agent-selector` takes: the agent pods' selector labels. */}}
+{{- define "costwarden.agentSelector" -}}
+{{- $labels := include "costwarden.agentSelectorLabels" . | fromYaml }}
+{{- $terms := list }}
+{{- range $key := keys $labels | sortAlpha }}
+{{- $terms = append $terms (printf "%s=%s" $key (get $labels $key)) }}
+{{- end }}
+{{- join "," $terms }}
+{{- end }}
+
 {{- define "costwarden.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "costwarden.fullname" .) .Values.serviceAccount.name }}
@@ -108,6 +138,9 @@ app.kubernetes.io/part-of: costwarden
 {{- end }}
 {{- if .Values.priceOverrides }}
 - --price-overrides=/etc/costwarden/config/price-overrides.yaml
+{{- end }}
+{{- if .Values.agent.enabled }}
+- --agent-selector={{ include "costwarden.agentSelector" . }}
 {{- end }}
 {{- if $op.dryRun }}
 - --dry-run

@@ -4,8 +4,10 @@ NVML API reference: https://docs.nvidia.com/deploy/nvml-api/ ("Initialization an
 "Device Queries"). Per pass: ``nvmlDeviceGetCount``, then for each index
 ``nvmlDeviceGetHandleByIndex``, ``nvmlDeviceGetUtilizationRates``, ``nvmlDeviceGetMemoryInfo``,
 ``nvmlDeviceGetPowerUsage`` (milliwatts), ``nvmlDeviceGetComputeRunningProcesses`` and
-``nvmlDeviceGetGraphicsRunningProcesses`` (each process's ``pid``, in the PID namespace of the
-host, which is why the agent's pod shares it: ``hostPID``).
+``nvmlDeviceGetGraphicsRunningProcesses`` (each process's ``pid``: the driver is not aware of
+PID namespaces and always answers the host's PIDs, whatever namespace the caller is in, as
+NVIDIA's container toolkit maintainers state in NVIDIA/nvidia-docker#1483; so the agent reads
+them in the host's ``/proc``, ``--proc``).
 
 ``start`` turns a node without a usable driver into ``NvmlUnavailable`` with NVML's own words
 (``NVML_ERROR_LIBRARY_NOT_FOUND``: libnvidia-ml.so.1 is not in the container;

@@ -1,10 +1,11 @@
 """Each PID's pod, from ``<proc>/<pid>/cgroup`` (proc(5): https://man7.org/linux/man-pages/man5/proc.5.html).
 
 ``/proc/<pid>/cgroup`` is readable by every user, so the agent needs no capability for it; it
-needs to see the PIDs NVML reports, which are the host's: the agent's pod has ``hostPID: true``
-and its own ``/proc`` is then the host's. A PID that is gone by the time it is read (the process
-ended between NVML's answer and this read) or cannot be read is unknown: None, counted by the
-caller.
+needs the proc filesystem of the PID namespace NVML's PIDs belong to, the host's: in the chart
+the host's ``/proc`` mounted read-only at ``/host/proc`` (``--proc /host/proc``), or the
+container's own ``/proc`` when the pod shares the host's PID namespace. A PID that is gone by the
+time it is read (the process ended between NVML's answer and this read) or cannot be read is
+unknown: None, counted by the caller.
 """
 
 from __future__ import annotations
