@@ -28,7 +28,16 @@ from costwarden.engine.evaluation import (
 )
 from costwarden.engine.outcomes import ActionOutcome, first_outcomes, fold, pending_notifications, resumable
 from costwarden.engine.thresholds import DESTRUCTIVE_ACTIONS
-from costwarden.models import GROUP, KIND, VERSION, ActionResult, CostBudgetSpec, CostBudgetStatus, explain
+from costwarden.models import (
+    GROUP,
+    KIND,
+    VERSION,
+    ActionResult,
+    BudgetLedger,
+    CostBudgetSpec,
+    CostBudgetStatus,
+    explain,
+)
 from costwarden.operator.budgetstate import BudgetFigures, BudgetState
 from costwarden.operator.enforce import act, has_channels, notification, send_notification
 from costwarden.operator.kube import ObjectRef
@@ -138,7 +147,7 @@ def evaluate(
     covered: list[CoveredPod] = []
     for pod in state.covers.select(pods.candidates(budget.namespace, spec)):
         node = nodes.get(pod.node_name) if pod.node_name else None
-        price = runtime.prices.price(node) if node is not None else None
+        price = runtime.pods.price_of(node, runtime.prices) if node is not None else None
         covered.append(CoveredPod(pod, runtime.pods.figure(pod, price, now)))
     decision = evaluate_budget(
         BudgetInput(budget.namespace, budget.name, budget.generation, spec, state.status),
@@ -275,9 +284,25 @@ def _queue_status(runtime: Runtime, budget: BudgetObject, state: BudgetState, *,
         due = True
     elif runtime.kube.dry_run:  # nothing is stored, so every difference would stay "new"
         due = since >= interval
+    elif state.stored_revision >= state.revision:
+        due = False
+    elif since >= interval:  # status_due's first rule, decided without rendering the status
+        due = True
     else:
-        due = state.stored_revision < state.revision and status_due(
-            state.stored, state.status.to_k8s(), since, interval
-        )
+        due = status_due(state.stored, _due_view(state.status), since, interval)
     if due:
         runtime.work.writer.submit(state)
+
+
+_NO_PODS = BudgetLedger()
+
+
+def _due_view(status: CostBudgetStatus) -> dict[str, Any]:
+    """``status.to_k8s()`` as ``status_due`` reads it, without packing the per-pod tables (a
+    deflate of every pod's figures, most of an evaluation's cost when the status is not written):
+    the ledger holds only its pods and idle times as maps, a form ``pod_set_key`` and
+    ``idle_set_key`` read as they read the packed one. Anything else ``status_due`` might read in
+    the ledger would be missing here, so differ: a write, never a lost one."""
+    body = status.model_copy(update={"ledger": _NO_PODS}).to_k8s()
+    body["ledger"] = {"pods": status.ledger.pods, "idleSince": status.ledger.idle_since}
+    return body

@@ -117,7 +117,7 @@ class Informer:
         namespaces: Sequence[str] = (),
         page_size: int = PAGE_SIZE,
         watch_timeout_s: int = 300,
-        chunk: int = 500,
+        chunk: int = 100,
         backoff: Backoff = Backoff(),
         rng: random.Random | None = None,
         budgets: BudgetSink | None = None,

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar, cast
 
-from costwarden.operator.accrual import accrual_pass
+from costwarden.operator.accrual import SLICE_S, accrual_pass
 from costwarden.operator.budgets import BudgetObject, PodSource, evaluate
 from costwarden.operator.metrics import BudgetRow
 from costwarden.operator.runtime import Runtime
@@ -24,35 +25,88 @@ from costwarden.records import NodeRecord, PodRecord
 
 log = logging.getLogger(__name__)
 
-CHUNK = 50  # budgets between yields to the event loop
+T = TypeVar("T")
 
 
 class ClusterView(PodSource, Protocol):
     """What the passes read: compact records kept current by the watches."""
 
     def synced(self) -> bool: ...
+    async def wait_synced(self) -> None: ...
     def budgets(self) -> Sequence[BudgetObject]: ...
     def pods(self) -> Iterable[PodRecord]: ...
     def nodes(self) -> Mapping[str, NodeRecord]: ...
 
 
+class StepTimed(Generic[T]):
+    """Awaits a coroutine step by step (as ``await`` would), adding up the thread CPU time of
+    its own steps, not of the other tasks that run while it awaits, and noting the longest
+    step: how long it held the event loop between two awaits."""
+
+    __slots__ = ("_coro", "cpu", "longest")
+
+    def __init__(self, coro: Coroutine[Any, Any, T]) -> None:
+        self._coro = coro
+        self.cpu = 0.0
+        self.longest = 0.0
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        coro = self._coro
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            cpu, wall = time.thread_time(), time.perf_counter()
+            try:
+                yielded = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as done:
+                self._note(cpu, wall)
+                return cast(T, done.value)
+            except BaseException:
+                self._note(cpu, wall)
+                raise
+            self._note(cpu, wall)
+            try:
+                value, error = (yield yielded), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # cancellation, thrown in by the task: pass it on
+                value, error = None, exc
+
+    def _note(self, cpu: float, wall: float) -> None:
+        self.cpu += time.thread_time() - cpu
+        self.longest = max(self.longest, time.perf_counter() - wall)
+
+
 async def run_every(
-    runtime: Runtime, interval: float, name: str, one_pass: Callable[[], Awaitable[None]]
+    runtime: Runtime, interval: float, name: str, one_pass: Callable[[], Coroutine[Any, Any, None]]
 ) -> None:
     """Run ``one_pass`` every ``interval`` seconds while this replica acts; never give up."""
+    metrics = runtime.metrics
     while True:
         started = runtime.monotonic()
         if runtime.acting():
+            timed = StepTimed(one_pass())
             try:
-                await one_pass()
+                await timed
             except Exception:
                 log.exception("%s pass failed; retrying next interval", name)
-            runtime.metrics.reconcile_seconds.labels(name).observe(runtime.monotonic() - started)
+            metrics.reconcile_seconds.labels(name).observe(runtime.monotonic() - started)
+            metrics.pass_cpu_seconds.labels(name).observe(timed.cpu)
+            metrics.pass_longest_step_seconds.labels(name).observe(timed.longest)
         await asyncio.sleep(max(0.0, interval - (runtime.monotonic() - started)))
 
 
-async def accrue_all(runtime: Runtime, view: ClusterView) -> Counter[str]:
+async def _synced(runtime: Runtime, view: ClusterView) -> bool:
+    """Wait for the first complete list, so that the first pass starts as soon as it is there
+    (not an interval later); False if this replica stopped acting meanwhile."""
     if not view.synced():
+        await view.wait_synced()
+    return runtime.acting()
+
+
+async def accrue_all(runtime: Runtime, view: ClusterView) -> Counter[str]:
+    if not await _synced(runtime, view):
         return Counter()
     counts = await accrual_pass(runtime, view.pods(), view.nodes(), runtime.clock())
     for key, value in counts.items():
@@ -63,17 +117,20 @@ async def accrue_all(runtime: Runtime, view: ClusterView) -> Counter[str]:
 
 async def evaluate_all(runtime: Runtime, view: ClusterView) -> Counter[str]:
     """Evaluate every budget against one snapshot (a pod killed for one budget is still seen by
-    the others); yields to the event loop every ``CHUNK`` budgets."""
+    the others); yields to the event loop every ``SLICE_S`` seconds of work."""
     counts: Counter[str] = Counter()
-    if not view.synced():
+    if not await _synced(runtime, view):
         return counts
     budgets = view.budgets()
     nodes = view.nodes()
     now = runtime.clock()
     runtime.budgets.retain({budget.key for budget in budgets})
-    for index, budget in enumerate(budgets):
-        if index and index % CHUNK == 0:
+    clock = time.perf_counter
+    deadline = clock() + SLICE_S
+    for budget in budgets:
+        if clock() >= deadline:
             await asyncio.sleep(0)
+            deadline = clock() + SLICE_S
         try:
             counts.update(evaluate(runtime, budget, view, nodes, now))
         except Exception:

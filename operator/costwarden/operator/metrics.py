@@ -1,17 +1,26 @@
 """Prometheus metrics (prefix costwarden_), on a registry owned by the runtime, not a global.
 
 The scrape runs on prometheus-client's own thread: it reads only immutable snapshots that the
-passes publish (a reference swap), never the dicts the event loop mutates.
+passes publish (a reference swap), never the dicts the event loop mutates. The per-pod and
+per-node rows are built from the published snapshot when first read (by a scrape, usually), not
+by the pass: a pass over 10,000 pods does not sort 10,000 rows that nobody may read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from costwarden.engine.rates import PodRate
+from costwarden.pricing import NodePrice
+from costwarden.records import PodRecord
+
+_PASS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2.5, 5, 10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +51,46 @@ class NodeRow:
     idle_hourly: float
 
 
+PodRates = tuple[tuple[PodRecord, PodRate], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _PodSnapshot:
+    """What the accrual pass published: immutable (frozen records, maps it replaces, never edits)."""
+
+    pods: PodRates = ()
+    prices: Mapping[str, NodePrice] | None = None
+    idle: Mapping[str, Decimal] | None = None
+
+
 class Metrics:
     """Counters and histograms updated by the loops; gauges read from published snapshots."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.budget_rows: tuple[BudgetRow, ...] = ()
-        self.pod_rows: tuple[PodRow, ...] = ()
-        self.node_rows: tuple[NodeRow, ...] = ()
+        self._pods = _PodSnapshot()
+        self._rows: tuple[_PodSnapshot, tuple[PodRow, ...], tuple[NodeRow, ...]] = (self._pods, (), ())
         self.reconcile_seconds = Histogram(
             "costwarden_reconcile_duration_seconds",
             "Time spent in one pass",
             ["loop"],
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.pass_cpu_seconds = Histogram(
+            "costwarden_pass_cpu_seconds",
+            "CPU time of one pass's own steps (not of other tasks that ran while it awaited)",
+            ["loop"],
+            registry=self.registry,
+            buckets=_PASS_BUCKETS,
+        )
+        self.pass_longest_step_seconds = Histogram(
+            "costwarden_pass_longest_step_seconds",
+            "The longest a pass held the event loop between two awaits, in one pass",
+            ["loop"],
+            registry=self.registry,
+            buckets=_PASS_BUCKETS,
         )
         self.api_writes = Counter(
             "costwarden_api_writes",
@@ -81,6 +116,49 @@ class Metrics:
             "costwarden_work_queued", "Jobs waiting in a background queue", ["queue"], registry=self.registry
         )
         self.registry.register(_SnapshotCollector(self))
+
+    def publish_pods(
+        self, pods: PodRates, prices: Mapping[str, NodePrice], idle: Mapping[str, Decimal]
+    ) -> None:
+        """The accrual pass's figures: each pod with its rate, node prices, idle node costs.
+        The caller never changes them afterwards."""
+        self._pods = _PodSnapshot(pods, prices, idle)
+
+    @property
+    def pod_rows(self) -> tuple[PodRow, ...]:
+        """Every priced pod's rate, by namespace and name, as of the last accrual pass."""
+        return self._built()[1]
+
+    @property
+    def node_rows(self) -> tuple[NodeRow, ...]:
+        """Every node's price and idle cost, by name, as of the last accrual pass."""
+        return self._built()[2]
+
+    def _built(self) -> tuple[_PodSnapshot, tuple[PodRow, ...], tuple[NodeRow, ...]]:
+        built, snapshot = self._rows, self._pods  # any thread: reference reads and one swap
+        if built[0] is snapshot:
+            return built
+        pods = sorted(
+            (
+                PodRow(pod.namespace, pod.name, pod.node_name or "", float(rate.total))
+                for pod, rate in snapshot.pods
+            ),
+            key=lambda row: (row.namespace, row.name),
+        )
+        idle = snapshot.idle or {}
+        nodes = [
+            NodeRow(
+                name,
+                price.facts.instance_type or "",
+                price.facts.capacity_type,
+                price.source,
+                float(price.hourly),
+                float(idle.get(name, 0)),
+            )
+            for name, price in sorted((snapshot.prices or {}).items())
+        ]
+        built = self._rows = (snapshot, tuple(pods), tuple(nodes))
+        return built
 
 
 class _SnapshotCollector(Collector):

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
 from costwarden.engine.ledger import PodAccrual, accrue, spend_mark
 from costwarden.engine.rates import PodRate, pod_rate
-from costwarden.pricing import NodePrice
-from costwarden.records import PodRecord, PodSpendMark
+from costwarden.pricing import NodePrice, PriceBook
+from costwarden.records import NodeRecord, PodRecord, PodSpendMark
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +29,27 @@ class SpendBook:
     def __init__(self) -> None:
         self._accruals: dict[str, PodAccrual] = {}
         self._rates: dict[str, PodRate] = {}
+        self._rated: dict[str, tuple[PodRecord, NodePrice | None]] = {}  # what each rate was made of
         self._written: dict[str, WrittenMark] = {}
-        self.node_prices: dict[str, NodePrice] = {}  # by node name, as last priced
-        self.idle_costs: dict[str, Decimal] = {}  # by node name: node cost no pod uses, USD/h
+        # Published: replaced by the next pass, never changed in place (/metrics reads them).
+        self.node_prices: Mapping[str, NodePrice] = {}  # by node name, as last priced
+        self.idle_costs: Mapping[str, Decimal] = {}  # by node name: node cost no pod uses, USD/h
+        self._priced_nodes: Mapping[str, NodeRecord] | None = None  # what node_prices was made of
+
+    def price_nodes(self, nodes: Mapping[str, NodeRecord], prices: PriceBook) -> Mapping[str, NodePrice]:
+        """Price every node (``node_prices``); nothing is priced again while ``nodes`` is the same
+        snapshot as last time (the cluster index hands out one per change of any node)."""
+        if nodes is not self._priced_nodes:
+            self.node_prices = {name: prices.price(node) for name, node in nodes.items()}
+            self._priced_nodes = nodes
+        return self.node_prices
+
+    def price_of(self, node: NodeRecord, prices: PriceBook) -> NodePrice:
+        """``prices.price(node)``, from ``node_prices`` when the node is the record priced there."""
+        priced = self._priced_nodes
+        if priced is not None and priced.get(node.name) is node:
+            return self.node_prices[node.name]
+        return prices.price(node)
 
     def figure(self, pod: PodRecord, price: NodePrice | None, now: datetime) -> PodAccrual:
         """The pod's lifetime spend at ``now``; monotonic across calls.
@@ -41,13 +59,18 @@ class SpendBook:
         """
         if price is None and pod.node_name:
             return self._held(pod)
-        rate = pod_rate(pod, price)
-        previous = self._accruals.get(pod.uid)
+        uid = pod.uid
+        rated = self._rated.get(uid)
+        rate = self._rates.get(uid)
+        if rate is None or rated is None or rated[0] is not pod or rated[1] is not price:
+            rate = pod_rate(pod, price)  # a pure function of the two: the same objects, the same rate
+        previous = self._accruals.get(uid)
         if previous is not None and now < previous.at:
             return previous
         accrual = accrue(pod, rate.total, now, previous)
-        self._accruals[pod.uid] = accrual
-        self._rates[pod.uid] = rate
+        self._accruals[uid] = accrual
+        self._rates[uid] = rate
+        self._rated[uid] = (pod, price)
         return accrual
 
     def _held(self, pod: PodRecord) -> PodAccrual:
@@ -89,15 +112,16 @@ class SpendBook:
     def forget(self, uid: str) -> None:
         self._accruals.pop(uid, None)
         self._rates.pop(uid, None)
+        self._rated.pop(uid, None)
         self._written.pop(uid, None)
 
     def clear(self) -> None:
         """Forget everything: after a change of leader, continue from the pods' annotations."""
         self._accruals.clear()
         self._rates.clear()
+        self._rated.clear()
         self._written.clear()
-        self.node_prices.clear()
-        self.idle_costs.clear()
+        self.node_prices, self.idle_costs, self._priced_nodes = {}, {}, None
 
     def __len__(self) -> int:
         return len(self._accruals)

@@ -65,6 +65,9 @@ class WatchedCluster:
     def synced(self) -> bool:
         return self.informer.synced.is_set()
 
+    async def wait_synced(self) -> None:
+        await self.informer.synced.wait()
+
     def budgets(self) -> tuple[BudgetObject, ...]:
         return self.budget_store.budgets()
 
