@@ -147,6 +147,22 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument(
         "--retry-period", type=_positive(float), default=2.0, help="seconds between Lease renewals and checks"
     )
+    run.add_argument("--prometheus-url", help="Prometheus HTTP API holding DCGM metrics (and unit counters)")
+    run.add_argument(
+        "--dcgm-exporter-selector", help="label selector of dcgm-exporter pods to scrape (port 9400)"
+    )
+    run.add_argument(
+        "--agent-selector", help="label selector of costwarden node agents to scrape (port 9401)"
+    )
+    run.add_argument(
+        "--telemetry-interval", type=_positive(float), default=15.0, help="seconds between telemetry samples"
+    )
+    run.add_argument(
+        "--telemetry-stale-after",
+        type=_positive(float),
+        default=None,
+        help="a GPU sample older than this many seconds is unknown, never idle (default: 3 intervals)",
+    )
     run.add_argument(
         "--enforcement",
         choices=("on", "dry-run", "off"),
@@ -211,6 +227,11 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         lease_duration=args.lease_duration,
         renew_deadline=args.renew_deadline,
         retry_period=args.retry_period,
+        prometheus_url=args.prometheus_url,
+        dcgm_exporter_selector=args.dcgm_exporter_selector,
+        agent_selector=args.agent_selector,
+        telemetry_interval=args.telemetry_interval,
+        telemetry_stale_after=args.telemetry_stale_after or 0.0,
         enforcement=args.enforcement,
         protected_namespaces=tuple(
             sorted(

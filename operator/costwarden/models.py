@@ -165,6 +165,14 @@ class Enforcement(_Strict):
     block_new_pods: bool = Field(default=False, alias="blockNewPods", strict=True)
 
 
+class UnitEconomicsSpec(_Strict):
+    """A Prometheus counter the budget's pods export (e.g. vLLM's ``vllm:generation_tokens_total``),
+    turned into cost per million units."""
+
+    counter: str = Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", max_length=200)
+    unit: str = Field(min_length=1, max_length=63)
+
+
 class CostBudgetSpec(_Strict):
     limit: PositiveMoney
     period: Period = Period.LIFETIME
@@ -175,6 +183,7 @@ class CostBudgetSpec(_Strict):
     anomalies: Anomalies = Field(default_factory=Anomalies)
     notify: NotifySpec = Field(default_factory=NotifySpec)
     enforcement: Enforcement = Field(default_factory=Enforcement)
+    unit_economics: UnitEconomicsSpec | None = Field(default=None, alias="unitEconomics")
 
     @field_validator("thresholds")
     @classmethod
@@ -277,6 +286,9 @@ class BudgetLedger(BaseModel):
 
     period_start: str | None = Field(default=None, alias="periodStart")
     closed_spend: Decimal = Field(default=Decimal(0), alias="closedSpend")
+    wasted_spend: Decimal = Field(default=Decimal(0), alias="wastedSpend")  # exact, this period
+    unit_count: Decimal = Field(default=Decimal(0), alias="unitCount")  # units of work this period
+    counters: dict[str, Decimal] = Field(default_factory=dict)  # unit counter's last value by pod uid
     pods: Annotated[dict[str, PodLedgerEntry], BeforeValidator(_unpacked)] = Field(
         default_factory=dict, validation_alias=AliasChoices("packedPods", "pods"), exclude=True
     )  # keyed by pod uid
@@ -318,6 +330,16 @@ class BudgetLedger(BaseModel):
 _STORED_FORMS = (("packedPods", "pods"), ("packedIdleSince", "idleSince"))  # (written, read only)
 
 
+class UnitEconomicsStatus(BaseModel):
+    """Units of work done by the covered pods this period, and what a million of them cost."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    unit: str
+    count: Decimal = Decimal(0)
+    cost_per_million: Decimal | None = Field(default=None, alias="costPerMillion")
+
+
 class CostBudgetStatus(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
@@ -329,6 +351,9 @@ class CostBudgetStatus(BaseModel):
     pods: int | None = None
     gpus: int | None = None
     idle_node_hourly_cost: Decimal | None = Field(default=None, alias="idleNodeHourlyCost")
+    gpu_utilization: Decimal | None = Field(default=None, alias="gpuUtilization")  # percent, GPU-weighted
+    wasted_spend: Decimal | None = Field(default=None, alias="wastedSpend")  # USD on idle GPUs, this period
+    unit_economics: UnitEconomicsStatus | None = Field(default=None, alias="unitEconomics")
     last_evaluated: str | None = Field(default=None, alias="lastEvaluated")
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     conditions: list[Condition] = Field(default_factory=list)
@@ -343,6 +368,11 @@ class CostBudgetStatus(BaseModel):
             value = getattr(self, _DISPLAY_ATTRS[key])
             if value is not None:
                 body[key] = float(round(Decimal(value), places))
+        if self.unit_economics is not None:
+            units = self.unit_economics
+            body["unitEconomics"] = {"unit": units.unit, "count": int(units.count)}
+            if units.cost_per_million is not None:
+                body["unitEconomics"]["costPerMillion"] = float(round(units.cost_per_million, 4))
         return body
 
 
@@ -351,8 +381,17 @@ _DISPLAY_ATTRS = {
     "hourlyRate": "hourly_rate",
     "percentUsed": "percent_used",
     "idleNodeHourlyCost": "idle_node_hourly_cost",
+    "gpuUtilization": "gpu_utilization",
+    "wastedSpend": "wasted_spend",
 }
-_DISPLAY_PLACES = {"spend": 2, "hourlyRate": 4, "percentUsed": 1, "idleNodeHourlyCost": 4}
+_DISPLAY_PLACES = {
+    "spend": 2,
+    "hourlyRate": 4,
+    "percentUsed": 1,
+    "idleNodeHourlyCost": 4,
+    "gpuUtilization": 1,
+    "wastedSpend": 2,
+}
 
 
 def field_path(loc: tuple[int | str, ...], prefix: str = "spec") -> str:

@@ -21,7 +21,8 @@ ANNOTATION_RATE = "costwarden.dev/rate"
 ANNOTATION_SPEND_AT = "costwarden.dev/spend-at"
 ANNOTATION_BUDGETS = "costwarden.dev/budgets"
 ANNOTATION_NODE_PRICE = "costwarden.dev/hourly-price"
-ANNOTATION_GPU_UTIL = "costwarden.dev/gpu-utilization"
+ANNOTATION_GPU_UTIL = "costwarden.dev/gpu-utilization"  # written by the operator, for people
+ANNOTATION_GPU_UTIL_AT = "costwarden.dev/gpu-utilization-at"
 
 SKYPILOT_CLUSTER_LABEL = "skypilot-cluster-name"
 SKYPILOT_CLUSTER_ANNOTATION = "skypilot-cluster-name"
@@ -183,7 +184,7 @@ class PodRecord:
     skypilot_user: str | None = None
     spend_mark: PodSpendMark | None = None  # from costwarden.dev/spend + spend-at (+ rate)
     budgets_annotation: str | None = None
-    gpu_utilization: Decimal | None = None  # percent, from telemetry or an annotation feed
+    gpu_utilization: Decimal | None = None  # what the operator last wrote on the pod (display only)
     owner_kind: str | None = None
     owner_name: str | None = None
     pod_ip: str | None = None  # status.podIP: where a metrics exporter in the pod is scraped

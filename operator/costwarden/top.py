@@ -42,6 +42,8 @@ class BudgetRow:
     exhausts: str
     pods: int
     actions: int
+    gpu_utilization: Decimal | None = None  # percent, GPU-weighted (status.gpuUtilization)
+    wasted: Decimal = _ZERO  # status.wastedSpend
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class GroupRow:
     spend: Decimal
     rate: Decimal
     budgets: tuple[str, ...]
+    gpu_utilization: Decimal | None = None  # GPU-weighted, from the operator's annotations
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,8 @@ def budget_row(body: Mapping[str, Any]) -> BudgetRow:
         exhausts=str(status.get("exhaustsAt") or "-"),
         pods=int(status.get("pods") or 0),
         actions=len(status.get("actions") or []),
+        gpu_utilization=parse_decimal(status.get("gpuUtilization")),
+        wasted=_money(status.get("wastedSpend")),
     )
 
 
@@ -141,7 +146,19 @@ def _group_row(key: str, members: list[PodRecord]) -> GroupRow:
         spend=sum((mark.spend for mark in marks), _ZERO),
         rate=sum((mark.rate for mark in marks), _ZERO),
         budgets=tuple(sorted(budgets)),
+        gpu_utilization=_weighted_utilization(members),
     )
+
+
+def _weighted_utilization(pods: Iterable[PodRecord]) -> Decimal | None:
+    """GPU-weighted mean of the ``costwarden.dev/gpu-utilization`` the operator wrote (display only)."""
+    seen = [
+        (pod.gpu_utilization, pod.gpus) for pod in pods if pod.gpu_utilization is not None and pod.gpus > 0
+    ]
+    gpus = sum(count for _, count in seen)
+    if not gpus:
+        return None
+    return sum((value * count for value, count in seen), _ZERO) / gpus
 
 
 def latest_actions(bodies: Iterable[Mapping[str, Any]], limit: int | None = 8) -> list[ActionRow]:
@@ -186,10 +203,26 @@ _PHASE_STYLE = {
 }
 
 
+def percent_or_dash(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value:.0f}%"
+
+
 def budgets_table(rows: Iterable[BudgetRow], title: str = "CostBudgets") -> Table:
     table = Table(title=title, title_justify="left", expand=False)
-    for name in ("NAMESPACE", "NAME", "SPEND", "LIMIT", "USED", "RATE", "PHASE", "EXHAUSTS", "PODS"):
-        numeric = name in ("SPEND", "LIMIT", "USED", "RATE", "PODS")
+    for name in (
+        "NAMESPACE",
+        "NAME",
+        "SPEND",
+        "LIMIT",
+        "USED",
+        "RATE",
+        "GPU%",
+        "WASTED",
+        "PHASE",
+        "EXHAUSTS",
+        "PODS",
+    ):
+        numeric = name in ("SPEND", "LIMIT", "USED", "RATE", "GPU%", "WASTED", "PODS")
         table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
     for row in rows:
         style = _PHASE_STYLE.get(row.phase, "")
@@ -200,6 +233,8 @@ def budgets_table(rows: Iterable[BudgetRow], title: str = "CostBudgets") -> Tabl
             usd(row.limit),
             f"{row.percent:.0f}%",
             per_hour(row.rate),
+            percent_or_dash(row.gpu_utilization),
+            usd(row.wasted),
             f"[{style}]{row.phase}[/]" if style else row.phase,
             row.exhausts,
             str(row.pods),
@@ -216,7 +251,7 @@ def groups_table(rows: Iterable[GroupRow], by: GroupBy, title: str | None = None
         table.add_column("NAMESPACE", no_wrap=True)
     if by != "pod":
         table.add_column("PODS", justify="right", no_wrap=True)
-    for name in ("GPUS", "SPEND", "RATE"):
+    for name in ("GPUS", "GPU%", "SPEND", "RATE"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("BUDGETS")
     for row in rows:
@@ -225,7 +260,13 @@ def groups_table(rows: Iterable[GroupRow], by: GroupBy, title: str | None = None
             cells.append(",".join(row.namespaces))
         if by != "pod":
             cells.append(str(row.pods))
-        cells += [str(row.gpus), usd(row.spend), per_hour(row.rate), ",".join(row.budgets)]
+        cells += [
+            str(row.gpus),
+            percent_or_dash(row.gpu_utilization),
+            usd(row.spend),
+            per_hour(row.rate),
+            ",".join(row.budgets),
+        ]
         table.add_row(*cells)
     return table
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from costwarden.operator.kube import KubeClient, load_configuration
 from costwarden.operator.settings import OperatorSettings
 from costwarden.sim.testing import ThreadedSimCluster
 from tests.clock import ManualClock
+from tests.prometheus_server import PrometheusUnavailable, prometheus_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -86,3 +88,16 @@ async def dry_kube(sim: ThreadedSimCluster) -> AsyncIterator[KubeClient]:
     client = KubeClient(load_configuration(sim.kubeconfig), dry_run=True)
     yield client
     await client.close()
+
+
+@pytest.fixture(scope="session")
+def prometheus_path() -> str:
+    """Debian's prometheus binary (installed when missing, see tests/prometheus_server.py); under CI
+    a missing one fails the test with the reason, elsewhere it skips with the reason."""
+    try:
+        return prometheus_binary()
+    except PrometheusUnavailable as exc:
+        message = f"no Prometheus server for the telemetry tests: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)

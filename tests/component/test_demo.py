@@ -186,33 +186,44 @@ def test_top_once_shows_budgets_and_groups_from_the_cluster():
         seed_top_cluster(sim)
 
         text = run_top(sim.kubeconfig)
-        assert row_of(text, "serving")[:7] == [
+        assert row_of(text, "serving")[:9] == [
             "serving",
             "llm-serving",
             "130.50",
             "160.00",
             "82%",
             "35.10/h",
+            "-",  # GPU%: no telemetry in this cluster
+            "0.00",  # WASTED
             "Warning",
         ]
         assert row_of(text, "research")[1:3] == ["lr-sweep", "54.58"]  # the most used research budget
         # Grouped by SkyPilot cluster: each annotated trial is a cluster; the inference pod is in none.
-        trial = ["lr-sweep-trial-1", "research", "1", "2", "27.30", "13.64/h", "lr-sweep,research-monthly"]
+        trial = [
+            "lr-sweep-trial-1",
+            "research",
+            "1",
+            "2",
+            "-",
+            "27.30",
+            "13.64/h",
+            "lr-sweep,research-monthly",
+        ]
         assert row_of(text, "lr-sweep-trial-1") == trial
-        assert row_of(text, "lr-sweep-trial-0")[4] == "27.28"
+        assert row_of(text, "lr-sweep-trial-0")[5] == "27.28"
         assert "lr-sweep-trial-2" not in text  # not annotated: not priced yet
-        assert row_of(text, "<none>")[2:6] == ["1", "8", "70.20", "35.10/h"]
-        assert row_of(text, "finetune-llama")[4] == "0.40"
+        assert row_of(text, "<none>")[2:7] == ["1", "8", "-", "70.20", "35.10/h"]
+        assert row_of(text, "finetune-llama")[5] == "0.40"
 
         by_user = run_top(sim.kubeconfig, "--by", "user")
-        assert row_of(by_user, "alice")[2:5] == ["2", "4", "54.58"]
-        assert row_of(by_user, "bob")[4] == "0.40"
+        assert row_of(by_user, "alice")[2:6] == ["2", "4", "-", "54.58"]
+        assert row_of(by_user, "bob")[5] == "0.40"
 
         only_serving = run_top(sim.kubeconfig, "-n", "serving", "--by", "namespace")
         assert row_of(only_serving, "serving")[1:4] == ["llm-serving", "130.50", "160.00"]
         assert "lr-sweep" not in only_serving
         groups = only_serving.split("Most expensive, by namespace")[1]
-        assert row_of(groups, "serving")[1:4] == ["1", "8", "70.20"]
+        assert row_of(groups, "serving")[1:5] == ["1", "8", "-", "70.20"]
 
 
 def test_demo_against_a_given_cluster_seeds_nothing_and_reports_what_the_operator_sees(tmp_path):

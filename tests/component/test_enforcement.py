@@ -9,12 +9,14 @@ from typing import Any
 
 import kmock
 
-from costwarden.models import idle_set_key
+from costwarden.models import CostBudgetStatus
 from costwarden.records import format_time
 from costwarden.sim.testing import ThreadedSimCluster
 from tests import shapes
 from tests.component.conftest import T0
 from tests.component.test_operator_spend import NS, budget, events_with, seed_skypilot_cluster, status_of
+from tests.dcgm_pages import Gpu, page
+from tests.prometheus_server import Pages
 from tests.receiver import Receiver
 
 CB = "costwarden.dev/v1alpha1"
@@ -370,18 +372,35 @@ def test_burn_rate_anomaly_fires_within_an_interval(cluster, clock, start_operat
     assert len([a for a in status_of(cluster)["actions"] if a["id"].startswith("anomaly/burnRate")]) == 1
 
 
+def idle_since(cluster: ThreadedSimCluster, name: str) -> dict[str, str]:
+    return CostBudgetStatus.model_validate(status_of(cluster, name)).ledger.idle_since
+
+
+def dcgm_exporter_pod(cluster: ThreadedSimCluster, node: str) -> None:
+    """A running dcgm-exporter pod whose IP is this machine, where the test's page is served."""
+    body = shapes.plain_pod("dcgm-exporter-x7k2p", namespace="gpu-operator", node=node)
+    body["metadata"]["labels"] = {"app": "nvidia-dcgm-exporter"}
+    cluster.create(shapes.namespace("gpu-operator"))
+    cluster.create(body)
+    status = {"status": {**shapes.running_status(T0), "podIP": "127.0.0.1"}}
+    cluster.patch("v1", "pods", "dcgm-exporter-x7k2p", status, namespace="gpu-operator", subresource="status")
+
+
 def test_idle_gpu_kills_only_the_idle_pod_after_its_minutes(cluster, clock, start_operator):
-    """Two single-pod SkyPilot clusters; one reports 0 % GPU, the other 97 %."""
+    """Two single-pod SkyPilot clusters; dcgm-exporter reports one at 0 % GPU, the other at 97 %."""
     cluster.create(shapes.namespace(NS))
-    for index, utilization in enumerate(("0", "97")):
+    gpus = []
+    for index, utilization in enumerate((0, 97)):
         node = f"ip-10-0-3-{index}.ec2.internal"
         cluster.create(shapes.eks_p5_node(node))
         pod = shapes.skypilot_pod(f"trial{index}-beef", f"trial{index}", namespace=NS, node=node)
         pod["metadata"]["labels"]["sweep"] = "lr"
-        pod["metadata"]["annotations"]["costwarden.dev/gpu-utilization"] = utilization
+        pod["metadata"]["annotations"]["costwarden.dev/gpu-utilization"] = "50"  # forged: never read
         cluster.create(pod)
         status = {"status": shapes.running_status(T0)}
         cluster.patch("v1", "pods", f"trial{index}-beef-head", status, namespace=NS, subresource="status")
+        gpus.append(Gpu(index, f"GPU-{index}", namespace=NS, pod=f"trial{index}-beef-head", util=utilization))
+    dcgm_exporter_pod(cluster, "ip-10-0-3-0.ec2.internal")
     cluster.create(
         {
             "apiVersion": CB,
@@ -394,20 +413,39 @@ def test_idle_gpu_kills_only_the_idle_pod_after_its_minutes(cluster, clock, star
             },
         }
     )
-    start_operator()
-    cluster.wait_for(
-        lambda: idle_set_key(status_of(cluster, "sweep").get("ledger", {})).startswith("1:"), timeout=20
-    )
-    clock.advance(timedelta(minutes=29))
-    cluster.wait_for(
-        lambda: status_of(cluster, "sweep").get("lastEvaluated") == format_time(T0 + timedelta(minutes=29)),
-        timeout=20,
-    )
-    assert pod_names(cluster) == ["trial0-beef-head", "trial1-beef-head"]
-    clock.advance(timedelta(minutes=1))
-    cluster.wait_for(lambda: record(cluster, "anomaly/idleGpu", "sweep").get("result") == "Done", timeout=20)
+    with Pages() as exporter:
+        exporter.set("/metrics", page(gpus))
+        start_operator(
+            dcgm_exporter_selector="app=nvidia-dcgm-exporter",
+            dcgm_exporter_port=int(exporter.address.rsplit(":", 1)[1]),
+            telemetry_interval=0.3,
+        )
+        cluster.wait_for(lambda: len(idle_since(cluster, "sweep")) == 1, timeout=20)
+        clock.advance(timedelta(minutes=29))
+        cluster.wait_for(
+            lambda: (
+                status_of(cluster, "sweep").get("lastEvaluated") == format_time(T0 + timedelta(minutes=29))
+            ),
+            timeout=20,
+        )
+        assert pod_names(cluster) == ["trial0-beef-head", "trial1-beef-head"]
+        clock.advance(timedelta(minutes=1))
+        cluster.wait_for(
+            lambda: record(cluster, "anomaly/idleGpu", "sweep").get("result") == "Done", timeout=20
+        )
     assert pod_names(cluster) == ["trial1-beef-head"]
     assert status_of(cluster, "sweep")["phase"] != "Enforced"  # an idle kill is not budget exhaustion
+    assert status_of(cluster, "sweep")["gpuUtilization"] == 48.5
+
+    def shown() -> dict[str, str]:
+        return cluster.get("v1", "pods", "trial1-beef-head", namespace=NS)["metadata"]["annotations"]
+
+    cluster.wait_for(lambda: shown()["costwarden.dev/gpu-utilization"] == "97.0", timeout=20)  # not "50"
+    assert shown()["costwarden.dev/gpu-utilization-at"].startswith("2026-11-26T12:")
+    condition = next(
+        c for c in status_of(cluster, "sweep")["conditions"] if c["type"] == "TelemetryUnavailable"
+    )
+    assert condition["status"] == "False"
 
 
 def test_destructive_actions_are_capped_per_minute(cluster, start_operator):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from costwarden.telemetry import dcgm
 from costwarden.telemetry.prometheus import PrometheusSource, QueryError
 from costwarden.telemetry.series import NO_POD
 from tests.dcgm_pages import Gpu, page
-from tests.prometheus_server import Pages, PrometheusServer, PrometheusUnavailable, prometheus_binary
+from tests.prometheus_server import Pages, PrometheusServer
 
 # Installing Prometheus (first test of a fresh machine) may take minutes; each wait has its own deadline.
 pytestmark = pytest.mark.timeout(900)
@@ -35,17 +34,6 @@ T = TypeVar("T")
 H100 = "GPU-604ac76c-d9cf-fef3-62e9-d92044ab6e52"
 EXPORTER_POD = {"pod": "nvidia-dcgm-exporter-x7k2p", "namespace": "gpu-operator"}
 VLLM_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-
-
-@pytest.fixture(scope="session")
-def prometheus_path() -> str:
-    try:
-        return prometheus_binary()
-    except PrometheusUnavailable as exc:
-        message = f"no Prometheus server for the telemetry tests: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
 
 
 def node_a(head_util: tuple[int, int] = (97, 91)) -> list[Gpu]:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from costwarden.records import PodRecord
 from costwarden.telemetry import agent_metrics
 from costwarden.telemetry.factory import sources_from_settings
+from costwarden.telemetry.samples import uid_key
 from costwarden.telemetry.scrape import ScrapeSource
 from costwarden.telemetry.series import NO_POD
 from tests.dcgm_pages import Gpu, page
@@ -123,6 +124,6 @@ async def test_agents_found_through_the_pod_index_are_scraped(pages: Pages) -> N
     assert {
         key: (u.utilization, u.at, u.memory_used_bytes, u.power_watts) for key, u in reading.pods.items()
     } == {
-        ("sweep", "trial-0"): (Decimal(0), last_pass, 2**30, Decimal("80.5")),
-        ("sweep", "trial-1"): (Decimal(88), last_pass, 2**30, Decimal("80.5")),
-    }
+        uid_key("uid-trial-0"): (Decimal(0), last_pass, 2**30, Decimal("80.5")),
+        uid_key("uid-trial-1"): (Decimal(88), last_pass, 2**30, Decimal("80.5")),
+    }  # keyed by the pod uid the agent read from each process's cgroup

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
 from costwarden.engine.evaluation import BudgetDecision, BudgetInput, evaluate_budget
+from costwarden.engine.gpu import GpuReading, Telemetry
 from costwarden.engine.ledger import CoveredPod, PodAccrual, accrue
 from costwarden.models import CostBudgetSpec, CostBudgetStatus
 from costwarden.records import PodRecord
+
+
+def telemetry_of(pods: Iterable[PodRecord], at: datetime) -> Telemetry:
+    """Telemetry that read, at ``at``, the utilisation each test pod was built with (``None``: no
+    reading for that pod)."""
+    readings = {
+        pod.uid: GpuReading(pod.gpu_utilization, at) for pod in pods if pod.gpu_utilization is not None
+    }
+    return Telemetry(readings=readings, configured=bool(readings))
 
 
 @dataclass
@@ -37,6 +48,7 @@ class Budget:
             self.accruals[record.uid] = accrual
             covered.append(CoveredPod(record, accrual))
         budget = BudgetInput("research", self.name, self.generation, self.spec, self.status)
-        decision = evaluate_budget(budget, covered, now)
+        telemetry = telemetry_of((c.pod for c in covered), now)
+        decision = evaluate_budget(budget, covered, now, telemetry=telemetry)
         self.status = decision.status
         return decision

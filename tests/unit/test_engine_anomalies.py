@@ -26,7 +26,7 @@ from costwarden.engine.evaluation import (
 from costwarden.models import Action, CostBudgetSpec, CostBudgetStatus, IdleGpuAnomaly
 from costwarden.records import PodRecord
 from costwarden.sim.crdvalidation import validate_custom_object
-from tests.unit.budget_harness import Budget
+from tests.unit.budget_harness import Budget, telemetry_of
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -139,11 +139,17 @@ def test_lifetime_burn_rate_fires_once() -> None:
 
 # --- idle GPUs: the tracker --------------------------------------------------------------------
 
+
+def track(rule, pods, since, now, fired, *, read_at=None):
+    """``track_idle`` with telemetry that read each pod's built-in utilisation at ``read_at``."""
+    return track_idle(rule, pods, since, now, fired, telemetry_of(pods, read_at or now))
+
+
 RULE = IdleGpuAnomaly(below_percent=Decimal(10), for_minutes=30)
 
 
 def test_idle_clock_starts_when_first_seen_idle() -> None:
-    scan = track_idle(RULE, [gpu_pod("head")], {}, NOV_3, set())
+    scan = track(RULE, [gpu_pod("head")], {}, NOV_3, set())
     assert scan.findings == ()
     assert scan.idle_since == {"uid-head": "2026-11-03T10:00:00Z"}
 
@@ -154,14 +160,14 @@ def test_idle_clock_starts_when_first_seen_idle() -> None:
 )
 def test_idle_fires_once_idle_for_at_least_for_minutes(idle_for: timedelta, fires: bool) -> None:
     since = {"uid-head": "2026-11-03T10:00:00Z"}
-    scan = track_idle(RULE, [gpu_pod("head")], since, NOV_3 + idle_for, set())
+    scan = track(RULE, [gpu_pod("head")], since, NOV_3 + idle_for, set())
     assert scan.idle_since == since
     assert [f.record_id for f in scan.findings] == (["anomaly/idleGpu/uid-head"] if fires else [])
 
 
 def test_idle_finding_names_the_pod_its_cluster_and_the_rule() -> None:
     since = {"uid-head": "2026-11-03T10:00:00Z"}
-    (finding,) = track_idle(RULE, [gpu_pod("head")], since, NOV_3 + 45 * MINUTE, set()).findings
+    (finding,) = track(RULE, [gpu_pod("head")], since, NOV_3 + 45 * MINUTE, set()).findings
     assert finding.kind == IDLE_GPU
     assert finding.action is Action.NOTIFY
     assert finding.pod_uids == ("uid-head",)
@@ -176,33 +182,53 @@ def test_idle_finding_names_the_pod_its_cluster_and_the_rule() -> None:
     [
         (gpu_pod("head", utilization="10"), "at the threshold is not idle"),
         (gpu_pod("head", utilization="97"), "busy"),
-        (gpu_pod("head", utilization=None), "unknown utilisation"),
         (gpu_pod("head", gpus=0), "no GPUs"),
         (gpu_pod("head", phase="Succeeded"), "ended"),
         (gpu_pod("head", deleting=True), "being deleted"),
     ],
 )
 def test_idle_clock_is_forgotten(pod: PodRecord, why: str) -> None:
-    scan = track_idle(RULE, [pod], {"uid-head": "2026-11-03T09:00:00Z"}, NOV_3, set())
+    scan = track(RULE, [pod], {"uid-head": "2026-11-03T09:00:00Z"}, NOV_3, set())
     assert (scan.findings, scan.idle_since) == ((), {}), why
+
+
+def test_unknown_utilisation_pauses_the_clock_and_never_fires() -> None:
+    since = {"uid-head": "2026-11-03T09:00:00Z"}
+    missing = track(RULE, [gpu_pod("head", utilization=None)], since, NOV_3, set())
+    assert (missing.findings, missing.idle_since) == ((), since)  # kept, not fired, not forgotten
+    stale = track(RULE, [gpu_pod("head")], since, NOV_3, set(), read_at=NOV_3 - 10 * MINUTE)
+    assert (stale.findings, stale.idle_since) == ((), since)  # an old "3 %" is not idle now
+    fresh = track(RULE, [gpu_pod("head")], since, NOV_3, set())
+    assert [f.record_id for f in fresh.findings] == ["anomaly/idleGpu/uid-head"]
+
+
+def test_an_unknown_pod_never_starts_a_clock() -> None:
+    scan = track(RULE, [gpu_pod("head", utilization=None)], {}, NOV_3, set())
+    assert (scan.findings, scan.idle_since) == ((), {})
+
+
+def test_without_telemetry_nothing_is_idle() -> None:
+    since = {"uid-head": "2026-11-03T09:00:00Z"}
+    scan = track_idle(RULE, [gpu_pod("head", utilization="0")], since, NOV_3, set())  # no telemetry at all
+    assert scan.findings == ()
 
 
 def test_pods_no_longer_covered_are_dropped_and_bad_entries_restart() -> None:
     previous = {"uid-gone": "2026-11-03T09:00:00Z", "uid-head": "garbage", "uid-w1": "2027-01-01T00:00:00Z"}
-    scan = track_idle(RULE, [gpu_pod("head"), gpu_pod("w1")], previous, NOV_3, set())
+    scan = track(RULE, [gpu_pod("head"), gpu_pod("w1")], previous, NOV_3, set())
     assert scan.findings == ()
     assert scan.idle_since == {"uid-head": "2026-11-03T10:00:00Z", "uid-w1": "2026-11-03T10:00:00Z"}
 
 
 def test_idle_fires_once_per_pod() -> None:
     since = {"uid-head": "2026-11-03T09:00:00Z"}
-    scan = track_idle(RULE, [gpu_pod("head")], since, NOV_3, {idle_gpu_id("uid-head")})
+    scan = track(RULE, [gpu_pod("head")], since, NOV_3, {idle_gpu_id("uid-head")})
     assert scan.findings == ()
     assert scan.idle_since == since
 
 
 def test_no_rule_tracks_nothing() -> None:
-    scan = track_idle(None, [gpu_pod("head")], {"uid-head": "2026-11-03T09:00:00Z"}, NOV_3, set())
+    scan = track(None, [gpu_pod("head")], {"uid-head": "2026-11-03T09:00:00Z"}, NOV_3, set())
     assert (scan.findings, scan.idle_since) == ((), {})
 
 

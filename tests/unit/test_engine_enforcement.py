@@ -206,14 +206,14 @@ def test_suspend_of_bare_skypilot_pods_is_skipped() -> None:
 # --- idle GPU findings -----------------------------------------------------------------------
 
 
-def test_idle_gpu_kill_takes_only_that_pod_or_its_whole_cluster() -> None:
+def test_idle_gpu_kill_takes_only_the_idle_pod_never_its_cluster() -> None:
     llama = cluster("llama-2ea4", workers=2)
     notebook = owned("notebook", None, None)
     covered = [*llama, notebook]
     alone = plan(Action.KILL, covered, record_id=idle_gpu_id(notebook.uid))
     assert names(alone) == ["Pod/notebook"]
-    whole = plan(Action.KILL, covered, record_id=idle_gpu_id(llama[2].uid))
-    assert names(whole) == ["Pod/llama-2ea4-worker1", "Pod/llama-2ea4-worker2", "Pod/llama-2ea4-head"]
+    hung_worker = plan(Action.KILL, covered, record_id=idle_gpu_id(llama[2].uid))
+    assert names(hung_worker) == [f"Pod/{llama[2].name}"]  # the busy replicas keep running
 
 
 def test_idle_gpu_scale_takes_only_that_pods_owner() -> None:

@@ -13,7 +13,7 @@ from costwarden.agent import command as agent_command
 from costwarden.agent import exporter as agent_exporter
 from costwarden.telemetry import agent_metrics, exposition
 from costwarden.telemetry.factory import AGENT_PORT
-from costwarden.telemetry.samples import GpuSample, pod_usage
+from costwarden.telemetry.samples import GpuSample, pod_usage, uid_key
 from costwarden.telemetry.series import NO_POD, Series
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -64,19 +64,24 @@ def test_the_agents_page_reads_back_at_the_agents_last_pass() -> None:
         PASS.timestamp(),
     )
     parsed = read(text)
-    assert GpuSample(
-        "research", "sweep-worker1", "GPU-c", Decimal(0), PASS, 1_000_000_000, Decimal("70.25")
-    ) in (parsed.samples)
+    assert GpuSample("", "uid-2", "GPU-c", Decimal(0), PASS, 1_000_000_000, Decimal("70.25")) in (
+        parsed.samples
+    )
     usage = pod_usage(parsed.samples)
-    head = usage[("research", "sweep-head")]
+    head = usage[uid_key("uid-1")]  # keyed by the uid the agent read from the cgroup
     assert (head.utilization, head.gpus, head.at, head.memory_used_bytes) == (
         Decimal(95),
         2,
         PASS,
         79_000_000_000,
     )
-    assert set(usage) == {("research", "sweep-head"), ("research", "sweep-worker1")}
+    assert set(usage) == {uid_key("uid-1"), uid_key("uid-2")}
     assert parsed.skipped == {NO_POD: 3}
+
+
+def test_a_series_without_a_uid_is_keyed_by_its_pod_labels() -> None:
+    parsed = read(agent_page([(["research", "sweep-head", "", "GPU-a"], 97.0, 1.0, 1.0)], PASS.timestamp()))
+    assert [(s.namespace, s.pod) for s in parsed.samples] == [("research", "sweep-head")]
 
 
 def test_without_a_last_pass_the_samples_are_from_now() -> None:

@@ -31,6 +31,7 @@ def pod(
     rate: str = "0.5",
     gpus: int = 0,
     budgets: str | None = None,
+    gpu_utilization: str | None = None,
 ) -> PodRecord:
     labels: dict[str, str] = {}
     annotations: dict[str, str] = {}
@@ -46,6 +47,8 @@ def pod(
         annotations["costwarden.dev/spend-at"] = "2026-11-26T10:00:00Z"
     if budgets is not None:
         annotations["costwarden.dev/budgets"] = budgets
+    if gpu_utilization is not None:
+        annotations["costwarden.dev/gpu-utilization"] = gpu_utilization
     resources = {"requests": {"nvidia.com/gpu": str(gpus)}} if gpus else {}
     return PodRecord.from_body(
         {
@@ -237,3 +240,20 @@ def test_render_draws_budgets_and_groups(by):
     text = out.getvalue()
     assert "lr-sweep" in text and "125.50" in text and "Warning" in text
     assert "120.00" in text  # the serving pod's spend, whatever the grouping
+
+
+def test_gpu_utilisation_and_waste_are_shown_gpu_weighted():
+    row = budget_row(budget("sweep", gpuUtilization=41.5, wastedSpend=12.25))
+    assert (row.gpu_utilization, row.wasted) == (Decimal("41.5"), Decimal("12.25"))
+    sweep = [
+        pod("a", cluster=SWEEP, gpus=6, gpu_utilization="0"),
+        pod("b", cluster=SWEEP, gpus=2, gpu_utilization="100"),
+        pod("c", cluster=SWEEP, gpus=2),  # no sample written: not counted
+    ]
+    (group,) = group_pods(sweep, "cluster")
+    assert group.gpu_utilization == Decimal(25)
+    out = io.StringIO()
+    Console(file=out, width=220).print(
+        render(Snapshot(budgets=(budget("sweep", wastedSpend=12.25),), pods=tuple(sweep)), "cluster")
+    )
+    assert "25%" in out.getvalue() and "12.25" in out.getvalue()

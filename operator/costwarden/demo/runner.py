@@ -232,6 +232,7 @@ class _Loop:
 
 def _simulated(options: DemoOptions, console: Console) -> _Loop:
     from costwarden.crd import load_crd
+    from costwarden.demo.telemetry import SimulatedDcgm
     from costwarden.operator.app import OperatorThread
     from costwarden.operator.settings import OperatorSettings
     from costwarden.sim.testing import ThreadedSimCluster
@@ -248,11 +249,13 @@ def _simulated(options: DemoOptions, console: Console) -> _Loop:
             status_interval=interval,
             metrics_port=0,
             annotation_interval=2 * interval,
+            telemetry_interval=interval,
         )
         loop = _Loop(options, console, clock)
         reader = ClusterReader(sim.kubeconfig)
+        dcgm = SimulatedDcgm(lambda: sim.list("v1", "pods"))
         try:
-            with OperatorThread(settings, clock=clock):
+            with OperatorThread(settings, clock=clock, gpu_sources=(dcgm,)):
                 loop.run(reader, sim, scenario.timeline())
             loop.snapshot = reader.snapshot()
         finally:

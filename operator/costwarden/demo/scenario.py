@@ -31,7 +31,8 @@ from costwarden.demo.shapes import (
     running_status,
     skypilot_pod,
 )
-from costwarden.records import ANNOTATION_GPU_UTIL, ANNOTATION_NODE_PRICE
+from costwarden.demo.telemetry import SIMULATED_GPU_UTIL
+from costwarden.records import ANNOTATION_NODE_PRICE
 
 # A Thursday mid-month: no weekly or monthly period boundary falls inside the demo.
 DEMO_START = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -179,7 +180,7 @@ def inference_objects() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
             "name": "llm-serving-6d9f7c8b5-x2k8q",
             "namespace": SERVING,
             "labels": rs_labels,
-            "annotations": {ANNOTATION_GPU_UTIL: "63"},
+            "annotations": {SIMULATED_GPU_UTIL: "63"},
         },
         "spec": {"nodeName": A3_NODE, "containers": [container]},
     }

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from costwarden.demo.telemetry import SIMULATED_GPU_UTIL
 from costwarden.models import GROUP, KIND, VERSION
-from costwarden.records import ANNOTATION_GPU_UTIL, format_time
+from costwarden.records import format_time
 
 BUDGET_API = f"{GROUP}/{VERSION}"
 
@@ -99,7 +100,7 @@ def skypilot_pod(spec: SkyPod) -> dict[str, Any]:
             "annotations": {
                 "skypilot-cluster-name": typed,
                 "skypilot-user": spec.user,
-                ANNOTATION_GPU_UTIL: spec.gpu_utilization,
+                SIMULATED_GPU_UTIL: spec.gpu_utilization,
                 **dict(spec.extra_annotations),
             },
         },

@@ -4,13 +4,16 @@
   job failed over to on-demand H100s; 8 GPUs were launched instead of 2). It fires once per
   period: its record id ``anomaly/burnRate/<period key>`` in ``status.actions`` is the memory,
   exactly as for thresholds, so it fires again in the next period if the rate is still high.
-- Idle GPU: a covered pod that holds GPUs and whose known utilisation (``PodRecord.gpu_utilization``,
-  percent) stays below ``belowPercent`` for at least ``forMinutes``. When it was first seen idle is
-  remembered in ``status.ledger.idleSince[uid]`` (so a restart does not restart the clock); a pod
-  seen at or above the threshold, with unknown utilisation, ended, being deleted or no longer
-  covered is forgotten. It fires once per pod: record id ``anomaly/idleGpu/<pod uid>``.
+- Idle GPU: a covered pod that holds GPUs, is billed (running, not being deleted), and whose
+  every fresh utilisation reading for at least ``forMinutes`` was below ``belowPercent``. When it
+  was first seen idle is remembered in ``status.ledger.idleSince[uid]`` (so a restart does not
+  restart the clock). A fresh reading at or above the threshold forgets it; so does the pod
+  ending, being deleted or no longer being covered. An unknown reading (stale, missing, its
+  source down) pauses the rule for that pod: the entry is kept, no new one starts, nothing fires
+  (missing data is not idleness). It fires once per pod: record id ``anomaly/idleGpu/<pod uid>``.
 
-Utilisation is an input: telemetry (or an annotation feed) supplies it; nothing here measures.
+Utilisation comes from telemetry (``engine.gpu.Telemetry``), never from the pod's own
+annotations, which anyone allowed to patch pods could forge.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from costwarden.engine.gpu import NO_TELEMETRY, Telemetry
 from costwarden.engine.money import MONEY_CONTEXT, plain, usd
 from costwarden.models import Action, CostBudgetSpec, IdleGpuAnomaly
 from costwarden.records import PodRecord, format_time, parse_time
@@ -93,13 +97,15 @@ def burn_rate_finding(
 
 
 def _is_idle_candidate(pod: PodRecord) -> bool:
-    return pod.gpus > 0 and not pod.is_terminal and not pod.deleting and pod.gpu_utilization is not None
+    return pod.gpus > 0 and not pod.is_terminal and not pod.deleting
 
 
-def _idle_message(pod: PodRecord, rule: IdleGpuAnomaly, since: datetime, now: datetime) -> str:
+def _idle_message(
+    pod: PodRecord, rule: IdleGpuAnomaly, utilization: Decimal, span: tuple[datetime, datetime]
+) -> str:
+    since, now = span
     minutes = int((now - since).total_seconds() // 60)
     cluster = f" (SkyPilot cluster {pod.skypilot_cluster})" if pod.skypilot_cluster else ""
-    utilization = pod.gpu_utilization if pod.gpu_utilization is not None else Decimal(0)
     gpus = "1 GPU" if pod.gpus == 1 else f"{pod.gpus} GPUs"
     return (
         f"pod {pod.namespace}/{pod.name}{cluster} holds {gpus} at {plain(utilization)}% utilisation, "
@@ -108,12 +114,13 @@ def _idle_message(pod: PodRecord, rule: IdleGpuAnomaly, since: datetime, now: da
     )
 
 
-def track_idle(
+def track_idle(  # noqa: PLR0917 -- the rule, the pods, their memory, the clock, the readings
     rule: IdleGpuAnomaly | None,
     pods: Iterable[PodRecord],
     idle_since: Mapping[str, str],
     now: datetime,
     fired: Container[str],
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> AnomalyScan:
     """The idle-GPU findings among the covered ``pods`` and the updated ``idleSince`` map.
 
@@ -130,8 +137,12 @@ def track_idle(
     for pod in pods:
         if pod.uid in updated or not _is_idle_candidate(pod):
             continue
-        utilization = pod.gpu_utilization
-        if utilization is None or utilization >= rule.below_percent:
+        utilization = telemetry.utilization(pod.uid, now)
+        if utilization is None:  # unknown: pause, keeping the clock
+            if pod.uid in idle_since:
+                updated[pod.uid] = idle_since[pod.uid]
+            continue
+        if utilization >= rule.below_percent:
             continue
         since = parse_time(idle_since.get(pod.uid))
         if since is None or since > now:
@@ -146,7 +157,7 @@ def track_idle(
                     kind=IDLE_GPU,
                     action=rule.action,
                     record_id=record_id,
-                    message=_idle_message(pod, rule, since, now),
+                    message=_idle_message(pod, rule, utilization, (since, now)),
                     pod_uids=(pod.uid,),
                 )
             )
@@ -161,13 +172,14 @@ def find_anomalies(
     *,
     now: datetime,
     fired: Container[str],
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> AnomalyScan:
     """Burn-rate and idle-GPU findings of one evaluation (burn rate first) and the new ``idleSince``.
 
     ``period`` is ``(period key, previous idleSince)``; ``fired`` the ids in ``status.actions``.
     """
     period_key, idle_since = period
-    idle = track_idle(spec.anomalies.idle_gpu, covered, idle_since, now, fired)
+    idle = track_idle(spec.anomalies.idle_gpu, covered, idle_since, now, fired, telemetry)
     burn = burn_rate_finding(spec, hourly_rate, period_key, fired)
     findings = idle.findings if burn is None else (burn, *idle.findings)
     return AnomalyScan(findings=findings, idle_since=idle.idle_since)

@@ -3,9 +3,11 @@
 The shell carries a plan out (notify, scale, suspend, kill) and records its result; nothing here
 acts. The rules (docs/enforcement.md):
 
-- Kill targets the budget's running pods (for an idle-GPU finding: only the idle pod). A
-  SkyPilot cluster is killed as a whole: every running pod of the budget's namespace with the
-  same ``skypilot-cluster-name`` label, workers first and heads last.
+- Kill targets the budget's running pods; a SkyPilot cluster is killed as a whole: every running
+  pod of the budget's namespace with the same ``skypilot-cluster-name`` label, workers first and
+  heads last. An idle-GPU finding kills only the idle pod, never the rest of its cluster: one
+  replica hung on a checkpoint write must not take the busy ones with it (SkyPilot's own
+  recovery decides what a lost pod means for its cluster).
 - Scale targets the owning ReplicaSet (the shell resolves it to its Deployment) or StatefulSet;
   Suspend the owning Job, or the JobSet named by the pod label
   ``jobset.sigs.k8s.io/jobset-name``. Pods with any other owner are left alone
@@ -196,7 +198,9 @@ def plan_record(
         running = [pod for pod in running if pod.uid == idle_uid]
         idle_pod = running[0].name if running else f"(uid {idle_uid})"
     left_alone: list[Target] = []
-    if record.action is Action.KILL:
+    if record.action is Action.KILL and idle_uid is not None:
+        targets = [_pod_target(pod) for pod in running]  # the idle pod only, never its cluster
+    elif record.action is Action.KILL:
         targets = _kill_targets(running, _running(namespace_pods, budget_namespace))
     else:
         targets, left_alone = _owner_targets(running, record.action)

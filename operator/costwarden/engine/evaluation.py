@@ -48,6 +48,17 @@ from costwarden.engine.anomalies import BURN_RATE, AnomalyFinding, AnomalyScan, 
 from costwarden.engine.budget_ledger import settle_at
 from costwarden.engine.conditions import BUDGET_EXCEEDED, READY, set_condition
 from costwarden.engine.forecast import exhausts_at
+from costwarden.engine.gpu import (
+    DEFAULT_IDLE_PERCENT,
+    NO_TELEMETRY,
+    TELEMETRY_UNAVAILABLE,
+    Telemetry,
+    cost_per_million,
+    counter_increase,
+    gpu_utilization,
+    telemetry_condition,
+    wasted_increase,
+)
 from costwarden.engine.ledger import CoveredPod
 from costwarden.engine.money import MONEY_CONTEXT, plain, usd
 from costwarden.engine.periods import period_bounds
@@ -58,7 +69,16 @@ from costwarden.engine.thresholds import (
     enforced,
     new_crossings,
 )
-from costwarden.models import Action, ActionRecord, ActionResult, CostBudgetSpec, CostBudgetStatus, Phase
+from costwarden.models import (
+    Action,
+    ActionRecord,
+    ActionResult,
+    BudgetLedger,
+    CostBudgetSpec,
+    CostBudgetStatus,
+    Phase,
+    UnitEconomicsStatus,
+)
 from costwarden.records import format_time
 
 __all__ = [
@@ -157,7 +177,11 @@ def _anomaly_event(budget: BudgetInput, finding: AnomalyFinding) -> EventIntent:
 
 
 def evaluate_budget(
-    budget: BudgetInput, pods: Sequence[CoveredPod], now: datetime, idle_hourly: Decimal | None = None
+    budget: BudgetInput,
+    pods: Sequence[CoveredPod],
+    now: datetime,
+    idle_hourly: Decimal | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> BudgetDecision:
     """The budget's new status, its new threshold crossings and the events to emit (see module doc)."""
     spec, status = budget.spec, budget.status
@@ -198,6 +222,7 @@ def evaluate_budget(
             (key, status.ledger.idle_since),
             now=now,
             fired={record.id for record in actions},
+            telemetry=telemetry,
         )
     for finding in scan.findings:
         actions.append(
@@ -213,6 +238,8 @@ def evaluate_budget(
     ledger = settlement.ledger
     if scan.idle_since:
         ledger = ledger.model_copy(update={"idle_since": scan.idle_since})
+    usage = _gpu_usage(spec, status, pods, telemetry, now, settlement.ledger)
+    ledger = ledger.model_copy(update=usage.ledger)
 
     phase = _phase(spec, percent_used, enforced(actions, key, period_start, percent_used))
     exceeded = percent_used >= _HUNDRED
@@ -234,6 +261,20 @@ def evaluate_budget(
         now_text=now_text,
         generation=budget.generation,
     )
+    counter = spec.unit_economics.counter if spec.unit_economics is not None else None
+    needs = (spec.anomalies.idle_gpu is not None or counter is not None, counter)
+    telemetry_state = telemetry_condition(needs, (c.pod for c in pods), telemetry, now)
+    if telemetry_state is not None:
+        state, reason, message = telemetry_state
+        conditions = set_condition(
+            conditions,
+            TELEMETRY_UNAVAILABLE,
+            status=state,
+            reason=reason,
+            message=message,
+            now_text=now_text,
+            generation=budget.generation,
+        )
     exhausts = exhausts_at(spend, spec.limit, rate, now, period_end)
     new_status = status.model_copy(
         update={
@@ -245,6 +286,9 @@ def evaluate_budget(
             "pods": settlement.live_pods,
             "gpus": settlement.live_gpus,
             "idle_node_hourly_cost": idle_hourly,
+            "gpu_utilization": usage.utilization,
+            "wasted_spend": ledger.wasted_spend,
+            "unit_economics": _unit_economics(spec, spend, ledger.unit_count),
             "last_evaluated": now_text,
             "observed_generation": budget.generation,
             "conditions": conditions,
@@ -259,6 +303,57 @@ def evaluate_budget(
         events.append(phase_event)
     return BudgetDecision(
         status=new_status, crossings=tuple(crossings), events=tuple(events), anomalies=scan.findings
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _GpuUsage:
+    utilization: Decimal | None
+    ledger: dict[str, object]  # the ledger's waste and unit-counter fields, updated
+
+
+def _gpu_usage(  # noqa: PLR0917 -- the budget, its pods, the readings, the clock and both ledgers
+    spec: CostBudgetSpec,
+    status: CostBudgetStatus,
+    pods: Sequence[CoveredPod],
+    telemetry: Telemetry,
+    now: datetime,
+    settled: BudgetLedger,
+) -> _GpuUsage:
+    """Utilisation now, and the waste and units of work added since the last evaluation (both
+    restart at a new period; the first evaluation of a period only sets the baselines)."""
+    before = status.ledger
+    same_period = before.period_start == settled.period_start
+    wasted, units = (before.wasted_spend, before.unit_count) if same_period else (Decimal(0), Decimal(0))
+    if same_period:
+        rule = spec.anomalies.idle_gpu
+        threshold = rule.below_percent if rule is not None else DEFAULT_IDLE_PERCENT
+        previous = before.pods
+        figures = [
+            (c.pod, c.accrual.spend, previous[c.pod.uid].spend if c.pod.uid in previous else None)
+            for c in pods
+        ]
+        wasted += wasted_increase(figures, telemetry, threshold, now)
+    counters = dict(before.counters)
+    if spec.unit_economics is not None and spec.unit_economics.counter in telemetry.counters:
+        covered = {c.pod.uid for c in pods}
+        read = telemetry.counters[spec.unit_economics.counter]
+        current = {uid: value for uid, value in read.items() if uid in covered}
+        increase, counters = counter_increase(before.counters, current)
+        units += increase if same_period else Decimal(0)
+    elif spec.unit_economics is None:
+        counters = {}
+    return _GpuUsage(
+        utilization=gpu_utilization((c.pod for c in pods), telemetry, now),
+        ledger={"wasted_spend": wasted, "unit_count": units, "counters": counters},
+    )
+
+
+def _unit_economics(spec: CostBudgetSpec, spend: Decimal, count: Decimal) -> UnitEconomicsStatus | None:
+    if spec.unit_economics is None:
+        return None
+    return UnitEconomicsStatus(
+        unit=spec.unit_economics.unit, count=count, cost_per_million=cost_per_million(spend, count)
     )
 
 

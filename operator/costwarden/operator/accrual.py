@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from decimal import Decimal
 
 from costwarden.engine.idle import idle_node_costs
 from costwarden.engine.ledger import PodAccrual, mark_annotations
@@ -15,7 +16,14 @@ from costwarden.engine.rates import PodRate
 from costwarden.operator.kube import WriteResult
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.throttle import priority, write_reason
-from costwarden.records import ANNOTATION_BUDGETS, NodeRecord, PodRecord
+from costwarden.records import (
+    ANNOTATION_BUDGETS,
+    ANNOTATION_GPU_UTIL,
+    ANNOTATION_GPU_UTIL_AT,
+    NodeRecord,
+    PodRecord,
+    format_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +33,37 @@ WRITE_CONCURRENCY = 8
 # evaluated in one go, a few hundred ms (bench/RESULTS.md).
 SLICE_S = 0.005
 
-Pending = tuple[tuple[int, float], str, PodRecord, PodAccrual, str]
+GpuNote = tuple[Decimal, datetime] | None  # a fresh utilisation reading and its time
+Pending = tuple[tuple[int, float], str, PodRecord, PodAccrual, str, GpuNote]
+UTILIZATION_CHANGE = Decimal(5)  # percentage points that make a new reading worth a write
 
 
-def spend_annotations(accrual: PodAccrual, budgets: str) -> dict[str, str | None]:
+def spend_annotations(accrual: PodAccrual, budgets: str, gpu: GpuNote = None) -> dict[str, str | None]:
+    """The annotations of one write; the GPU ones are for people to read (``costwarden top``,
+    kubectl), never read back for a decision."""
     notes: dict[str, str | None] = dict(mark_annotations(accrual))
     notes[ANNOTATION_BUDGETS] = budgets or None
+    if gpu is not None:
+        notes[ANNOTATION_GPU_UTIL] = str(gpu[0].quantize(Decimal("0.1")))
+        notes[ANNOTATION_GPU_UTIL_AT] = format_time(gpu[1])
     return notes
+
+
+def gpu_note(runtime: Runtime, pod: PodRecord, now: datetime) -> GpuNote:
+    if pod.gpus <= 0:
+        return None
+    telemetry = runtime.gpu.snapshot
+    utilization = telemetry.utilization(pod.uid, now)
+    if utilization is None:
+        return None
+    return (utilization, telemetry.readings[pod.uid].at)
+
+
+def _utilization_moved(pod: PodRecord, gpu: GpuNote) -> bool:
+    if gpu is None:
+        return False
+    shown = pod.gpu_utilization
+    return shown is None or abs(shown - gpu[0]) >= UTILIZATION_CHANGE
 
 
 async def accrual_pass(
@@ -76,8 +108,11 @@ async def accrual_pass(
         written = book.written(pod)
         mark = written.mark if written else None
         reason = write_reason(policy, mark, accrual, written.budgets if written else None, names)
+        gpu = gpu_note(runtime, pod, now)
+        if reason is None and _utilization_moved(pod, gpu):
+            reason = "rate"  # as urgent as a rate change: what people read is out of date
         if reason is not None:
-            pending.append((priority(reason, mark, now), uid, pod, accrual, names))
+            pending.append((priority(reason, mark, now), uid, pod, accrual, names, gpu))
     await asyncio.sleep(0)
     counts["forgotten"] += book.retain(live)
     await asyncio.sleep(0)
@@ -101,11 +136,11 @@ async def _write_due(runtime: Runtime, pending: list[Pending], counts: Counter[s
     jobs = iter(pending[:allowed])
 
     async def writer() -> None:
-        for _, _, pod, accrual, names in jobs:  # one iterator shared by the writers
+        for _, _, pod, accrual, names, gpu in jobs:  # one iterator shared by the writers
             if not runtime.acting():
                 continue
             result = await runtime.kube.patch_pod_annotations(
-                pod.namespace, pod.name, spend_annotations(accrual, names)
+                pod.namespace, pod.name, spend_annotations(accrual, names, gpu)
             )
             counts[f"write_{result.value}"] += 1
             if result in (WriteResult.DONE, WriteResult.DRY_RUN):

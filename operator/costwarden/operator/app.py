@@ -24,6 +24,7 @@ from costwarden.operator.runtime import Runtime, utc_now
 from costwarden.operator.settings import OperatorSettings
 from costwarden.operator.watches import start_watches
 from costwarden.pricing import PriceBook, load_bundled_catalog, load_overrides_text
+from costwarden.telemetry.samples import GpuUsageSource
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,11 @@ class ConfigurationError(Exception):
     """A setting or file the operator cannot start with; the message names it."""
 
 
-def build_runtime(settings: OperatorSettings, clock: Callable[[], datetime] = utc_now) -> Runtime:
+def build_runtime(
+    settings: OperatorSettings,
+    clock: Callable[[], datetime] = utc_now,
+    gpu_sources: tuple[GpuUsageSource, ...] = (),
+) -> Runtime:
     overrides = None
     if settings.price_overrides is not None:
         path = Path(settings.price_overrides)
@@ -58,6 +63,7 @@ def build_runtime(settings: OperatorSettings, clock: Callable[[], datetime] = ut
         leader=AlwaysLeader(),
         patch_of=status_merge_patch,
         clock=clock,
+        gpu_sources=gpu_sources,
     )
     if settings.lease_name:
         runtime.leader = LeaderElector(
@@ -135,9 +141,14 @@ async def run_operator(
 class OperatorThread:
     """The real operator on its own thread and event loop (tests, benchmarks, the demo)."""
 
-    def __init__(self, settings: OperatorSettings, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        settings: OperatorSettings,
+        clock: Callable[[], datetime] = utc_now,
+        gpu_sources: tuple[GpuUsageSource, ...] = (),
+    ) -> None:
         self.settings = settings
-        self.runtime = build_runtime(settings, clock)
+        self.runtime = build_runtime(settings, clock, gpu_sources)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()

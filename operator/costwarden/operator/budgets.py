@@ -154,6 +154,7 @@ def evaluate(
         covered,
         now,
         _idle_of(runtime, covered),
+        runtime.gpu.snapshot,
     )
     state.covered = frozenset(c.pod.uid for c in covered)
     counts["pods"] += len(covered)

@@ -18,7 +18,7 @@ import kopf
 from costwarden.operator.admission import register_admission
 from costwarden.operator.kube import bearer_token
 from costwarden.operator.loops import ClusterView, accrue_all, evaluate_all, run_every
-from costwarden.operator.runtime import runtime_of
+from costwarden.operator.runtime import Runtime, runtime_of
 from costwarden.operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,15 @@ def build_registry(settings: OperatorSettings, view_factory: Any) -> kopf.Operat
     _register_passes(registry, view_factory)
     register_admission(registry, settings)
     return registry
+
+
+def unit_counters(runtime: Runtime) -> set[str]:
+    """The counters the budgets' ``spec.unitEconomics`` read."""
+    return {
+        state.spec.unit_economics.counter
+        for state in runtime.budgets
+        if state.spec is not None and state.spec.unit_economics is not None
+    }
 
 
 def _register_login(registry: kopf.OperatorRegistry) -> None:
@@ -59,12 +68,26 @@ def _register_passes(registry: kopf.OperatorRegistry, view_factory: Any) -> None
         work = runtime.start_work()
         view: ClusterView = await view_factory(runtime)
         memo["view"] = view
+        try:
+            feed = runtime.start_gpu_feed(view.pods)
+        except ValueError as exc:
+            raise kopf.PermanentError(str(exc)) from exc
 
         async def accrual() -> None:
             await accrue_all(runtime, view)
 
         async def evaluation() -> None:
             await evaluate_all(runtime, view)
+
+        async def telemetry() -> None:
+            if feed.configured and view.synced():
+                pods = view.pods()
+                snapshot = await feed.refresh(runtime.clock(), pods, unit_counters(runtime))
+                runtime.metrics.gpu_rows = tuple(
+                    (pod.namespace, pod.name, float(snapshot.readings[pod.uid].utilization))
+                    for pod in pods
+                    if pod.uid in snapshot.readings
+                )
 
         memo["passes"] = [
             asyncio.create_task(runtime.leader.run(), name="leader-election"),
@@ -74,6 +97,10 @@ def _register_passes(registry: kopf.OperatorRegistry, view_factory: Any) -> None
             ),
             asyncio.create_task(
                 run_every(runtime, runtime.settings.interval, "budget", evaluation), name="evaluation"
+            ),
+            asyncio.create_task(
+                run_every(runtime, runtime.settings.telemetry_interval, "telemetry", telemetry),
+                name="telemetry",
             ),
         ]
 

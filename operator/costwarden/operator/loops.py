@@ -15,8 +15,10 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar, cast
 
+from costwarden.models import CostBudgetStatus
 from costwarden.operator.accrual import SLICE_S, accrual_pass
 from costwarden.operator.budgets import BudgetObject, PodSource, evaluate
 from costwarden.operator.metrics import BudgetRow
@@ -147,6 +149,17 @@ async def evaluate_all(runtime: Runtime, view: ClusterView) -> Counter[str]:
     return counts
 
 
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _unit_cost(status: CostBudgetStatus) -> tuple[str, float] | None:
+    units = status.unit_economics
+    if units is None or units.cost_per_million is None:
+        return None
+    return (units.unit, float(units.cost_per_million))
+
+
 def _publish_budget_rows(runtime: Runtime) -> None:
     rows = []
     for state in runtime.budgets:
@@ -161,6 +174,9 @@ def _publish_budget_rows(runtime: Runtime) -> None:
                 float(fig.limit),
                 float(fig.hourly_rate),
                 float(fig.percent_used),
+                gpu_utilization=_float(state.status.gpu_utilization),
+                wasted_spend=float(state.status.wasted_spend or 0),
+                cost_per_million=_unit_cost(state.status),
             )
         )
     runtime.metrics.budget_rows = tuple(sorted(rows, key=lambda row: (row.namespace, row.name)))

@@ -31,6 +31,9 @@ class BudgetRow:
     limit: float
     hourly_rate: float
     percent_used: float
+    gpu_utilization: float | None = None
+    wasted_spend: float = 0.0
+    cost_per_million: tuple[str, float] | None = None  # (unit, USD per million units)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.budget_rows: tuple[BudgetRow, ...] = ()
+        self.gpu_rows: tuple[tuple[str, str, float], ...] = ()  # (namespace, pod, percent), replaced whole
         self._pods = _PodSnapshot()
         self._rows: tuple[_PodSnapshot, tuple[PodRow, ...], tuple[NodeRow, ...]] = (self._pods, (), ())
         self.reconcile_seconds = Histogram(
@@ -176,12 +180,34 @@ class _SnapshotCollector(Collector):
         used = GaugeMetricFamily(
             "costwarden_budget_used_percent", "Spend as a percent of the limit", labels=labels
         )
+        utilization = GaugeMetricFamily(
+            "costwarden_budget_gpu_utilization_percent",
+            "GPU utilisation of the covered pods with a fresh sample, GPU-weighted",
+            labels=labels,
+        )
+        wasted = GaugeMetricFamily(
+            "costwarden_budget_wasted_spend_usd",
+            "Spend this period on GPUs below the idle threshold",
+            labels=labels,
+        )
+        unit_cost = GaugeMetricFamily(
+            "costwarden_budget_cost_per_million_units_usd",
+            "Spend this period per million units of work (spec.unitEconomics)",
+            labels=[*labels, "unit"],
+        )
         for row in budgets:
             spend.add_metric([row.namespace, row.name], row.spend)
             limit.add_metric([row.namespace, row.name], row.limit)
             rate.add_metric([row.namespace, row.name], row.hourly_rate)
             used.add_metric([row.namespace, row.name], row.percent_used)
-        yield from (spend, limit, rate, used)
+            wasted.add_metric([row.namespace, row.name], row.wasted_spend)
+            if row.gpu_utilization is not None:
+                utilization.add_metric([row.namespace, row.name], row.gpu_utilization)
+            if row.cost_per_million is not None:
+                unit_cost.add_metric(
+                    [row.namespace, row.name, row.cost_per_million[0]], row.cost_per_million[1]
+                )
+        yield from (spend, limit, rate, used, utilization, wasted, unit_cost)
 
         pod_cost = GaugeMetricFamily(
             "costwarden_pod_hourly_cost_usd", "Pod cost rate, USD/hour", labels=["namespace", "pod", "node"]
@@ -189,6 +215,15 @@ class _SnapshotCollector(Collector):
         for pod in pods:
             pod_cost.add_metric([pod.namespace, pod.name, pod.node], pod.hourly)
         yield pod_cost
+
+        gpu = GaugeMetricFamily(
+            "costwarden_pod_gpu_utilization_percent",
+            "A pod's GPU utilisation from telemetry (mean over its GPUs), as of the last sample",
+            labels=["namespace", "pod"],
+        )
+        for namespace, name, percent in self._metrics.gpu_rows:
+            gpu.add_metric([namespace, name], percent)
+        yield gpu
 
         node_cost = GaugeMetricFamily(
             "costwarden_node_hourly_cost_usd",

@@ -8,14 +8,15 @@ queues that carry decisions out), ``limits`` (the write and destructive-action b
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from costwarden.engine.enforcement import EnforcementPolicy
 from costwarden.notify.delivery import Notifier
 from costwarden.notify.retry import RetryPolicy
 from costwarden.operator.budgetstate import BudgetBook, BudgetKey
+from costwarden.operator.gpufeed import FeedSettings, GpuFeed
 from costwarden.operator.kube import KubeClient
 from costwarden.operator.leader import AlwaysLeader, LeaderElector
 from costwarden.operator.metrics import Metrics
@@ -25,6 +26,9 @@ from costwarden.operator.statuswriter import PatchOf, StatusWriter
 from costwarden.operator.throttle import TokenBucket, WritePolicy
 from costwarden.operator.workqueue import KeyedWorkQueue
 from costwarden.pricing import PriceBook
+from costwarden.records import PodRecord
+from costwarden.telemetry.factory import counter_source, sources_from_settings
+from costwarden.telemetry.samples import GpuUsageSource
 
 ACTION_CONCURRENCY = 32
 NOTIFY_CONCURRENCY = 8
@@ -91,9 +95,12 @@ class Runtime:
     work: Work = field(init=False)
     notifier: Notifier = field(init=False)
     evaluated: bool = False  # every budget evaluated once this term: budgets annotations are known
+    gpu_sources: tuple[GpuUsageSource, ...] = ()  # sources beyond the flags' (the demo's simulated DCGM)
+    gpu: GpuFeed = field(init=False)
 
     def __post_init__(self) -> None:
         self.limits = Limits.from_settings(self.settings, self.monotonic())
+        self.gpu = GpuFeed((), None, FeedSettings(stale_after=timedelta(seconds=45)))  # until started
         self.notifier = Notifier(
             slack_base_url=self.settings.slack_api_url,
             pagerduty_url=self.settings.pagerduty_url,
@@ -101,6 +108,26 @@ class Runtime:
                 max_attempts=self.settings.notify_attempts, base_delay=self.settings.notify_backoff
             ),
         )
+
+    def start_gpu_feed(self, pods: Callable[[], Iterable[PodRecord]]) -> GpuFeed:
+        """The telemetry sources the settings name (plus ``gpu_sources``), scraping targets found
+        among ``pods``. Raises ValueError for a malformed URL or selector."""
+        settings = self.settings
+        sources = sources_from_settings(
+            prometheus_url=settings.prometheus_url,
+            dcgm_exporter_selector=settings.dcgm_exporter_selector,
+            agent_selector=settings.agent_selector,
+            pods=pods,
+            dcgm_exporter_port=settings.dcgm_exporter_port,
+            agent_port=settings.agent_port,
+        )
+        stale = settings.telemetry_stale_after or 3 * settings.telemetry_interval
+        self.gpu = GpuFeed(
+            [*sources, *self.gpu_sources],
+            counter_source(settings.prometheus_url),
+            FeedSettings(stale_after=timedelta(seconds=stale)),
+        )
+        return self.gpu
 
     def start_work(self) -> Work:
         """The queues need a running event loop; called from the operator's startup."""

@@ -30,6 +30,14 @@ class OperatorSettings:
     lease_duration: float = 15.0  # a standby takes over once the Lease went unrenewed this long
     renew_deadline: float = 10.0  # the leader stops acting this long after its last renewal began
     retry_period: float = 2.0  # how often the Lease is renewed (or, standing by, checked)
+    # GPU telemetry (any combination; none: the idle-GPU rule has no data and never fires)
+    prometheus_url: str | None = None  # Prometheus HTTP API holding DCGM series (and unit counters)
+    dcgm_exporter_selector: str | None = None  # label selector of dcgm-exporter pods to scrape
+    dcgm_exporter_port: int = 9400
+    agent_selector: str | None = None  # label selector of costwarden node agents to scrape
+    agent_port: int = 9401
+    telemetry_interval: float = 15.0  # seconds between samples of every source
+    telemetry_stale_after: float = 0.0  # a sample older than this is unknown; 0: 3 x telemetry_interval
     protected_namespaces: tuple[str, ...] = field(default=("kube-system",))
     enforcement: str = "on"  # on | dry-run | off: the global switch over Scale/Suspend/Kill
     max_destructive_per_minute: int = 30  # cap on Scale/Suspend/Kill plans carried out, all budgets

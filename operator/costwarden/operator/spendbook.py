@@ -29,7 +29,10 @@ class SpendBook:
     def __init__(self) -> None:
         self._accruals: dict[str, PodAccrual] = {}
         self._rates: dict[str, PodRate] = {}
-        self._rated: dict[str, tuple[PodRecord, NodePrice | None]] = {}  # what each rate was made of
+        # What each rate was made of (two maps, not a map of pairs: 10,000 fewer objects for the
+        # garbage collector to walk).
+        self._rated_pod: dict[str, PodRecord] = {}
+        self._rated_price: dict[str, NodePrice | None] = {}
         self._written: dict[str, WrittenMark] = {}
         # Published: replaced by the next pass, never changed in place (/metrics reads them).
         self.node_prices: Mapping[str, NodePrice] = {}  # by node name, as last priced
@@ -60,9 +63,8 @@ class SpendBook:
         if price is None and pod.node_name:
             return self._held(pod)
         uid = pod.uid
-        rated = self._rated.get(uid)
         rate = self._rates.get(uid)
-        if rate is None or rated is None or rated[0] is not pod or rated[1] is not price:
+        if rate is None or self._rated_pod.get(uid) is not pod or self._rated_price.get(uid) is not price:
             rate = pod_rate(pod, price)  # a pure function of the two: the same objects, the same rate
         previous = self._accruals.get(uid)
         if previous is not None and now < previous.at:
@@ -70,7 +72,8 @@ class SpendBook:
         accrual = accrue(pod, rate.total, now, previous)
         self._accruals[uid] = accrual
         self._rates[uid] = rate
-        self._rated[uid] = (pod, price)
+        self._rated_pod[uid] = pod
+        self._rated_price[uid] = price
         return accrual
 
     def _held(self, pod: PodRecord) -> PodAccrual:
@@ -112,14 +115,16 @@ class SpendBook:
     def forget(self, uid: str) -> None:
         self._accruals.pop(uid, None)
         self._rates.pop(uid, None)
-        self._rated.pop(uid, None)
+        self._rated_pod.pop(uid, None)
+        self._rated_price.pop(uid, None)
         self._written.pop(uid, None)
 
     def clear(self) -> None:
         """Forget everything: after a change of leader, continue from the pods' annotations."""
         self._accruals.clear()
         self._rates.clear()
-        self._rated.clear()
+        self._rated_pod.clear()
+        self._rated_price.clear()
         self._written.clear()
         self.node_prices, self.idle_costs, self._priced_nodes = {}, {}, None
 

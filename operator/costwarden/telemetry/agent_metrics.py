@@ -1,8 +1,10 @@
 """The metrics costwarden's node agent exports, and how they read back as GPU samples. Pure.
 
 The agent (``costwarden agent``) reads each GPU with NVML and maps the processes on it to pods;
-it exports one series per pod and GPU, labelled ``namespace``, ``pod`` and ``gpu`` (the GPU's
-UUID, with ``/<GPU instance id>`` for a MIG instance):
+it exports one series per pod and GPU, labelled ``pod_uid`` (the pod's uid, read from the
+process's cgroup; ``namespace`` and ``pod`` stay empty, the agent holds no credentials to name
+pods) and ``gpu``. A series with a ``pod_uid`` is keyed by it (``samples.uid_key``), else by its
+``namespace``/``pod`` labels; one with neither belongs to no pod:
 
 - ``costwarden_gpu_utilization_percent`` (gauge, 0..100)
 - ``costwarden_gpu_memory_used_bytes`` (gauge)
@@ -21,7 +23,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from costwarden.telemetry.samples import GpuSample
+from costwarden.telemetry.samples import GpuSample, uid_key
 from costwarden.telemetry.series import Parsed, Series, Tally, gpu_of, number, pod_of
 
 UTILIZATION = "costwarden_gpu_utilization_percent"
@@ -49,7 +51,8 @@ def gpu_samples(series: Iterable[Series], now: datetime) -> Parsed:
     for s in series:
         if s.name not in METRICS or s.name == LAST_SAMPLE:
             continue
-        pod = pod_of(s.labels)
+        uid = s.labels.get("pod_uid") or ""
+        pod = uid_key(uid) if uid else pod_of(s.labels)
         if isinstance(pod, str):
             tally.skip(pod)
             continue

@@ -15,6 +15,14 @@ from decimal import Decimal
 from typing import Protocol
 
 PodKey = tuple[str, str]
+
+
+def uid_key(uid: str) -> PodKey:
+    """The key of a pod known only by its uid: ``("", uid)``. The node agent labels its series
+    with the pod uid alone (it holds no Kubernetes credentials); the operator resolves it."""
+    return ("", uid)
+
+
 """(namespace, pod name)."""
 
 
