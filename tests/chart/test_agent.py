@@ -170,3 +170,17 @@ def test_schema_refuses_bad_agent_values(key: str, value: str, complaint: str, h
     with pytest.raises(HelmError) as caught:
         template(values={"agent.enabled": "true", key: value}, home=helm_home)
     assert complaint in caught.value.stderr
+
+
+def test_the_telemetry_sources_reach_the_operator(helm_home: Path) -> None:
+    values = {
+        "telemetry.prometheusUrl": "http://prometheus-operated.monitoring:9090",
+        "telemetry.dcgmExporterSelector": "app=nvidia-dcgm-exporter",
+        "telemetry.staleAfter": "60",
+    }
+    args = operator_args(template(values=values, home=helm_home))
+    assert "--prometheus-url=http://prometheus-operated.monitoring:9090" in args
+    assert "--dcgm-exporter-selector=app=nvidia-dcgm-exporter" in args
+    assert "--telemetry-interval=15" in args and "--telemetry-stale-after=60" in args
+    with pytest.raises(HelmError, match="prometheusUrl"):
+        template(values={"telemetry.prometheusUrl": "prometheus:9090"}, home=helm_home)  # no scheme

@@ -142,6 +142,18 @@ app.kubernetes.io/component: agent
 {{- if .Values.agent.enabled }}
 - --agent-selector={{ include "costwarden.agentSelector" . }}
 {{- end }}
+{{- with .Values.telemetry }}
+{{- if .prometheusUrl }}
+- --prometheus-url={{ .prometheusUrl }}
+{{- end }}
+{{- if .dcgmExporterSelector }}
+- --dcgm-exporter-selector={{ .dcgmExporterSelector }}
+{{- end }}
+- --telemetry-interval={{ .interval }}
+{{- if .staleAfter }}
+- --telemetry-stale-after={{ .staleAfter }}
+{{- end }}
+{{- end }}
 {{- if $op.dryRun }}
 - --dry-run
 {{- end }}
