@@ -533,11 +533,15 @@ def _observe(kubeconfig: Path, expected: dict[str, int]) -> dict[str, Any]:
         if "budget" not in firsts and runtime.evaluated and len(metrics.budget_rows) >= expected["budgets"]:
             firsts["budget"] = time.monotonic() - t0
 
+    rss_every_30s: list[float] = []
+
     def wait(seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             time.sleep(POLL_S)  # a benchmark's observation window, not synchronisation
             poll()
+            if time.monotonic() - t0 >= 30 * (len(rss_every_30s) + 1):
+                rss_every_30s.append(round(_rss_mib(), 1))
 
     try:
         deadline = time.monotonic() + FIRST_PASS_TIMEOUT_S
@@ -598,6 +602,7 @@ def _observe(kubeconfig: Path, expected: dict[str, int]) -> dict[str, Any]:
             "after_warmup": round(rss_warm, 1),
             "end": round(rss_end, 1),
             "peak": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "every_30s": rss_every_30s,
         },
         "gc_counts_after_warmup": list(gc_counts),
         "steady_window_s": round(t_w1 - t_w0, 1),
