@@ -186,3 +186,36 @@ async def test_a_resume_request_made_while_the_last_one_is_withdrawn_is_kept(clu
         assert RESUME_ANNOTATION not in (meta.get("annotations") or {})
     finally:
         await kube.close()
+
+
+def test_a_notification_left_pending_by_a_dead_leader_is_sent_once_with_its_key(cluster, start_operator):
+    from costwarden.records import format_time
+    from tests.receiver import Receiver
+
+    seed_skypilot_cluster(cluster, workers=0)
+    with Receiver() as receiver:
+        cluster.create(secret("hooks", url=f"{receiver.url}/hook"))
+        body = budget(limit=100)
+        body["spec"]["notify"] = {"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}}}
+        cluster.create(body)
+        left = {
+            "id": "threshold/50/lifetime",
+            "time": format_time(T0),
+            "trigger": "spend 55.04 reached 50% of 100",
+            "action": "Notify",
+            "result": "Done",
+            "notification": "Pending",  # stored before sending; the leader died before "Sent"
+        }
+        cluster.patch(
+            f"{GROUP}/{VERSION}",
+            PLURAL,
+            "llama-sweep",
+            {"status": {"actions": [left]}},
+            namespace=NS,
+            subresource="status",
+        )
+        start_operator()
+        cluster.wait_for(lambda: record(cluster, "threshold/50").get("notification") == "Sent", timeout=20)
+        [sent] = receiver.on("/hook")
+        assert sent.headers["Idempotency-Key"] == f"{NS}/llama-sweep/threshold/50/lifetime"
+        assert sent.body["trigger"] == "spend 55.04 reached 50% of 100"
