@@ -376,6 +376,20 @@ def test_burn_rate_anomaly_fires_within_an_interval(cluster, clock, start_operat
     assert len([a for a in status_of(cluster)["actions"] if a["id"].startswith("anomaly/burnRate")]) == 1
 
 
+def idle_budget(for_minutes: int) -> dict[str, Any]:
+    """A sweep budget whose only rule kills a pod idle (under 5 % GPU) for ``for_minutes``."""
+    return {
+        "apiVersion": CB,
+        "kind": "CostBudget",
+        "metadata": {"name": "sweep", "namespace": NS},
+        "spec": {
+            "limit": 100_000,
+            "selector": {"matchLabels": {"sweep": "lr"}},
+            "anomalies": {"idleGpu": {"belowPercent": 5, "forMinutes": for_minutes, "action": "Kill"}},
+        },
+    }
+
+
 def idle_since(cluster: ThreadedSimCluster, name: str) -> dict[str, str]:
     return CostBudgetStatus.model_validate(status_of(cluster, name)).ledger.idle_since
 
@@ -405,18 +419,7 @@ def test_idle_gpu_kills_only_the_idle_pod_after_its_minutes(cluster, clock, star
         cluster.patch("v1", "pods", f"trial{index}-beef-head", status, namespace=NS, subresource="status")
         gpus.append(Gpu(index, f"GPU-{index}", namespace=NS, pod=f"trial{index}-beef-head", util=utilization))
     dcgm_exporter_pod(cluster, "ip-10-0-3-0.ec2.internal")
-    cluster.create(
-        {
-            "apiVersion": CB,
-            "kind": "CostBudget",
-            "metadata": {"name": "sweep", "namespace": NS},
-            "spec": {
-                "limit": 100_000,
-                "selector": {"matchLabels": {"sweep": "lr"}},
-                "anomalies": {"idleGpu": {"belowPercent": 5, "forMinutes": 30, "action": "Kill"}},
-            },
-        }
-    )
+    cluster.create(idle_budget(for_minutes=30))
     with Pages() as exporter:
         exporter.set("/metrics", page(gpus))
         start_operator(

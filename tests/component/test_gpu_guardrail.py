@@ -22,7 +22,7 @@ from costwarden.models import CostBudgetStatus
 from costwarden.records import format_time
 from tests import shapes
 from tests.clock import ManualClock
-from tests.component.test_enforcement import CB, pod_names, record
+from tests.component.test_enforcement import CB, idle_budget, pod_names, record
 from tests.component.test_operator_spend import NS, status_of
 from tests.component.test_telemetry_prometheus import Vllm
 from tests.dcgm_pages import Gpu, page
@@ -69,18 +69,7 @@ def seed(cluster: Any, started: datetime) -> None:
     cluster.patch(
         "v1", "pods", "vllm-0", {"status": shapes.running_status(started)}, namespace=NS, subresource="status"
     )
-    cluster.create(
-        {
-            "apiVersion": CB,
-            "kind": "CostBudget",
-            "metadata": {"name": "sweep", "namespace": NS},
-            "spec": {
-                "limit": 100_000,
-                "selector": {"matchLabels": {"sweep": "lr"}},
-                "anomalies": {"idleGpu": {"belowPercent": 5, "forMinutes": 1, "action": "Kill"}},
-            },
-        }
-    )
+    cluster.create(idle_budget(for_minutes=1))
     cluster.create(
         {
             "apiVersion": CB,

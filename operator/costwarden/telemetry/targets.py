@@ -14,6 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from costwarden.engine.selection import selector_matches
+from costwarden.models import LabelSelector, LabelSelectorRequirement
+
 _KEY = r"(?:[A-Za-z0-9][-A-Za-z0-9_.]*/)?[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?"
 _VALUE = r"(?:[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?)?"
 _REQUIREMENT = re.compile(
@@ -27,30 +30,19 @@ _REQUIREMENT = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Requirement:
-    key: str
-    operator: str  # "in", "notin", "exists", "!exists" ("=" is "in" one value, "!=" "notin" one)
-    values: frozenset[str] = frozenset()
-
-    def holds(self, labels: Mapping[str, str]) -> bool:
-        value = labels.get(self.key)
-        if self.operator == "in":
-            return value is not None and value in self.values
-        if self.operator == "notin":
-            return value is None or value not in self.values
-        if self.operator == "exists":
-            return value is not None
-        return value is None
+_OPERATORS = {"in": "In", "notin": "NotIn"}
 
 
 @dataclass(frozen=True, slots=True)
 class Selector:
+    """A parsed selector: its text, and the same selector as the CRD's ``LabelSelector``, so that
+    matching is the one ``engine.selection`` does for budgets."""
+
     text: str
-    requirements: tuple[Requirement, ...]
+    selector: LabelSelector
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(r.holds(labels) for r in self.requirements)
+        return selector_matches(self.selector, labels)
 
 
 def parse_selector(text: str) -> Selector:
@@ -60,7 +52,7 @@ def parse_selector(text: str) -> Selector:
     """
     if not text.strip():
         raise ValueError("empty label selector (it would match every pod)")
-    requirements: list[Requirement] = []
+    requirements: list[LabelSelectorRequirement] = []
     position = 0
     while position < len(text):
         match = _REQUIREMENT.match(text, position)
@@ -68,21 +60,23 @@ def parse_selector(text: str) -> Selector:
             raise ValueError(f"label selector {text!r}: cannot read from {text[position:]!r}")
         requirements.append(_requirement(match))
         position = match.end()
-    return Selector(text=text, requirements=tuple(requirements))
+    return Selector(text=text, selector=LabelSelector(match_expressions=requirements))
 
 
-def _requirement(match: re.Match[str]) -> Requirement:
+def _requirement(match: re.Match[str]) -> LabelSelectorRequirement:
     if match["absent"]:
-        return Requirement(match["absent"], "!exists")
+        return LabelSelectorRequirement(key=match["absent"], operator="DoesNotExist")
     if match["present"]:
-        return Requirement(match["present"], "exists")
+        return LabelSelectorRequirement(key=match["present"], operator="Exists")
     if match["set_key"]:
-        values = frozenset(v.strip() for v in match["values"].split(",") if v.strip())
+        values = sorted({v.strip() for v in match["values"].split(",") if v.strip()})
         if not values or any(re.fullmatch(_VALUE, v) is None for v in values):
             raise ValueError(f"label selector: bad value list ({match['values']})")
-        return Requirement(match["set_key"], match["set_op"], values)
-    operator = "notin" if match["eq_op"] == "!=" else "in"
-    return Requirement(match["eq_key"], operator, frozenset({match["value"]}))
+        return LabelSelectorRequirement(
+            key=match["set_key"], operator=_OPERATORS[match["set_op"]], values=values
+        )
+    equal = "NotIn" if match["eq_op"] == "!=" else "In"
+    return LabelSelectorRequirement(key=match["eq_key"], operator=equal, values=[match["value"]])
 
 
 class ExporterPod(Protocol):
