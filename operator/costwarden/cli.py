@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import importlib
 import logging
@@ -255,9 +256,10 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
 def _run(args: argparse.Namespace) -> int:
     from costwarden.operator.app import ConfigurationError, run_operator
 
-    settings = operator_settings(args)
-    # The engine allocates many small, short-lived objects per pass; freezing the startup heap and
-    # collecting less often keeps full collections out of the passes (bench/RESULTS.md).
+    settings = dataclasses.replace(operator_settings(args), freeze_heap_when_synced=True)
+    # The engine allocates many small, short-lived objects per pass; freezing the startup heap (and
+    # again once the cluster is loaded) and collecting less often keeps full collections out of
+    # the passes (bench/RESULTS.md).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     try:

@@ -270,3 +270,36 @@ async def test_a_pass_that_started_before_budgets_were_known_writes_nothing(tmp_
     assert writes.patched == []
     await accrual_pass(runtime, [skypilot], {"n": node("n")}, T0 + timedelta(hours=1, seconds=10))
     assert [name for name, _ in writes.patched] == ["job-2ea4-head"]
+
+
+class EmptyView:
+    def synced(self) -> bool:
+        return True
+
+    def budgets(self) -> tuple[()]:
+        return ()
+
+    def nodes(self) -> dict[str, NodeRecord]:
+        return {}
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+async def test_the_heap_is_frozen_once_the_first_evaluation_is_in_when_asked(
+    tmp_path: Path, freeze: bool
+) -> None:
+    import gc
+
+    from costwarden.operator.loops import evaluate_all
+
+    runtime = make_runtime(tmp_path, freeze_heap_when_synced=freeze)
+    runtime.start_work()
+    before = gc.get_freeze_count()
+    try:
+        await evaluate_all(runtime, EmptyView())  # type: ignore[arg-type]
+        frozen = gc.get_freeze_count()
+        await evaluate_all(runtime, EmptyView())  # type: ignore[arg-type]
+        assert (frozen > before) is freeze
+        assert gc.get_freeze_count() == frozen  # once, not every pass
+    finally:
+        gc.unfreeze()
+        await runtime.work.close()

@@ -11,6 +11,7 @@ Both read one ``ClusterView`` snapshot: the watches' compact records of pods, no
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import Counter
@@ -141,6 +142,8 @@ async def evaluate_all(runtime: Runtime, view: ClusterView) -> Counter[str]:
             continue
         counts["budgets"] += 1
         runtime.metrics.evaluations.inc()
+    if not runtime.evaluated and runtime.settings.freeze_heap_when_synced:
+        gc.freeze()  # the long-lived records are all in now (see OperatorSettings)
     runtime.evaluated = True
     _publish_budget_rows(runtime)
     runtime.metrics.queued.labels("actions").set(runtime.work.actions.queued)

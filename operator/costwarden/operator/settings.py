@@ -38,6 +38,10 @@ class OperatorSettings:
     agent_port: int = 9401
     telemetry_interval: float = 15.0  # seconds between samples of every source
     telemetry_stale_after: float = 0.0  # a sample older than this is unknown; 0: 3 x telemetry_interval
+    # After the first full passes, move the heap (the cluster's records, compiled specs, ledgers)
+    # out of the collector's reach with gc.freeze(): full collections then walk only what passes
+    # allocate. costwarden run sets it; in-process operators (tests, the demo) leave it off.
+    freeze_heap_when_synced: bool = False
     protected_namespaces: tuple[str, ...] = field(default=("kube-system",))
     enforcement: str = "on"  # on | dry-run | off: the global switch over Scale/Suspend/Kill
     max_destructive_per_minute: int = 30  # cap on Scale/Suspend/Kill plans carried out, all budgets
