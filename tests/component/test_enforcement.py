@@ -426,6 +426,7 @@ def test_idle_gpu_kills_only_the_idle_pod_after_its_minutes(cluster, clock, star
             dcgm_exporter_selector="app=nvidia-dcgm-exporter",
             dcgm_exporter_port=int(exporter.address.rsplit(":", 1)[1]),
             telemetry_interval=0.3,
+            telemetry_stale_after=3600,  # fresh across the clock's jumps (a sample is taken at "now")
         )
         cluster.wait_for(lambda: len(idle_since(cluster, "sweep")) == 1, timeout=20)
         clock.advance(timedelta(minutes=29))
@@ -443,6 +444,7 @@ def test_idle_gpu_kills_only_the_idle_pod_after_its_minutes(cluster, clock, star
     assert pod_names(cluster) == ["trial1-beef-head"]
     assert status_of(cluster, "sweep")["phase"] != "Enforced"  # an idle kill is not budget exhaustion
     assert status_of(cluster, "sweep")["gpuUtilization"] == 48.5
+    assert status_of(cluster, "sweep")["wastedSpend"] == 27.52  # the idle p5's 30 minutes at 55.04/h
 
     def shown() -> dict[str, str]:
         return cluster.get("v1", "pods", "trial1-beef-head", namespace=NS)["metadata"]["annotations"]

@@ -303,3 +303,18 @@ async def test_the_heap_is_frozen_once_the_first_evaluation_is_in_when_asked(
     finally:
         gc.unfreeze()
         await runtime.work.close()
+
+
+def test_a_pods_waste_grows_only_while_its_gpus_read_idle() -> None:
+    from costwarden.engine.ledger import PodAccrual
+    from costwarden.operator.accrual import _count_waste
+
+    book = SpendBook()
+    first, second = PodAccrual(Decimal(10), Decimal(60), T0), PodAccrual(Decimal(11), Decimal(60), T0)
+    _count_waste(book, "uid", (Decimal(2), T0), (first, second))
+    _count_waste(book, "uid", (Decimal(90), T0), (first, second))  # busy: not waste
+    _count_waste(book, "uid", None, (first, second))  # unknown: not waste
+    _count_waste(book, "uid", (Decimal(0), T0), (None, second))  # first figure: nothing to add
+    assert book.wasted == {"uid": Decimal(1)}
+    book.forget("uid")
+    assert book.wasted == {}

@@ -10,12 +10,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 
+from costwarden.engine.gpu import DEFAULT_IDLE_PERCENT
 from costwarden.engine.idle import idle_node_costs
 from costwarden.engine.ledger import PodAccrual, mark_annotations
 from costwarden.engine.rates import PodRate
 from costwarden.operator.kube import WriteResult
 from costwarden.operator.runtime import Runtime
-from costwarden.operator.throttle import priority, write_reason
+from costwarden.operator.spendbook import SpendBook
+from costwarden.operator.throttle import WritePolicy, priority, write_reason
 from costwarden.records import (
     ANNOTATION_BUDGETS,
     ANNOTATION_GPU_UTIL,
@@ -59,6 +61,35 @@ def gpu_note(runtime: Runtime, pod: PodRecord, now: datetime) -> GpuNote:
     return (utilization, telemetry.readings[pod.uid].at)
 
 
+def _count_waste(
+    book: SpendBook, uid: str, gpu: GpuNote, figures: tuple[PodAccrual | None, PodAccrual]
+) -> None:
+    """Add what the pod spent since its last figure if its GPUs read idle now (a per-pod metric)."""
+    before, after = figures
+    if (
+        gpu is not None
+        and gpu[0] < DEFAULT_IDLE_PERCENT
+        and before is not None
+        and after.spend > before.spend
+    ):
+        book.wasted[uid] = book.wasted.get(uid, Decimal(0)) + (after.spend - before.spend)
+
+
+def _due_write(
+    book: SpendBook, policy: WritePolicy, what: tuple[PodRecord, PodAccrual, str, GpuNote], now: datetime
+) -> Pending | None:
+    """The pod's annotation write if one is due now, with its priority."""
+    pod, accrual, names, gpu = what
+    written = book.written(pod)
+    mark = written.mark if written else None
+    reason = write_reason(policy, mark, accrual, written.budgets if written else None, names)
+    if reason is None and _utilization_moved(pod, gpu):
+        reason = "rate"  # as urgent as a rate change: what people read is out of date
+    if reason is None:
+        return None
+    return (priority(reason, mark, now), pod.uid, pod, accrual, names, gpu)
+
+
 def _utilization_moved(pod: PodRecord, gpu: GpuNote) -> bool:
     if gpu is None:
         return False
@@ -92,6 +123,7 @@ async def accrual_pass(
         uid = pod.uid
         live.add(uid)
         price = prices.get(pod.node_name) if pod.node_name else None
+        before = book.last(uid)
         accrual = book.figure(pod, price, now)
         if not book.is_priced(uid):
             counts["held"] += 1
@@ -105,19 +137,19 @@ async def accrual_pass(
         names = budgets_by_pod.get(uid, "")
         if (not names and not pod.is_skypilot) or pod.deleting:
             continue
-        written = book.written(pod)
-        mark = written.mark if written else None
-        reason = write_reason(policy, mark, accrual, written.budgets if written else None, names)
         gpu = gpu_note(runtime, pod, now)
-        if reason is None and _utilization_moved(pod, gpu):
-            reason = "rate"  # as urgent as a rate change: what people read is out of date
-        if reason is not None:
-            pending.append((priority(reason, mark, now), uid, pod, accrual, names, gpu))
+        _count_waste(book, uid, gpu, (before, accrual))
+        due = _due_write(book, policy, (pod, accrual, names, gpu), now)
+        if due is not None:
+            pending.append(due)
     await asyncio.sleep(0)
     counts["forgotten"] += book.retain(live)
     await asyncio.sleep(0)
     book.idle_costs = idle_node_costs(prices, on_nodes)
     runtime.metrics.publish_pods(tuple(rated), prices, book.idle_costs)
+    runtime.metrics.wasted_rows = tuple(
+        (pod.namespace, pod.name, float(book.wasted[pod.uid])) for pod, _ in rated if pod.uid in book.wasted
+    )
     await asyncio.sleep(0)
     pending.sort(key=lambda item: (item[0], item[1]))
     if known:

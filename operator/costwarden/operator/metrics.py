@@ -73,6 +73,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.budget_rows: tuple[BudgetRow, ...] = ()
         self.gpu_rows: tuple[tuple[str, str, float], ...] = ()  # (namespace, pod, percent), replaced whole
+        self.wasted_rows: tuple[tuple[str, str, float], ...] = ()  # (namespace, pod, USD), replaced whole
         self._pods = _PodSnapshot()
         self._rows: tuple[_PodSnapshot, tuple[PodRow, ...], tuple[NodeRow, ...]] = (self._pods, (), ())
         self.reconcile_seconds = Histogram(
@@ -224,6 +225,15 @@ class _SnapshotCollector(Collector):
         for namespace, name, percent in self._metrics.gpu_rows:
             gpu.add_metric([namespace, name], percent)
         yield gpu
+
+        wasted = GaugeMetricFamily(
+            "costwarden_pod_wasted_spend_usd",
+            "What a pod spent while its GPUs read below 5 % (since this replica began leading)",
+            labels=["namespace", "pod"],
+        )
+        for namespace, name, usd in self._metrics.wasted_rows:
+            wasted.add_metric([namespace, name], usd)
+        yield wasted
 
         node_cost = GaugeMetricFamily(
             "costwarden_node_hourly_cost_usd",

@@ -34,6 +34,9 @@ class SpendBook:
         self._rated_pod: dict[str, PodRecord] = {}
         self._rated_price: dict[str, NodePrice | None] = {}
         self._written: dict[str, WrittenMark] = {}
+        # USD each pod spent while its GPUs read idle, since this replica began leading (metrics
+        # only; the budgets' exact, per-period figure is status.wastedSpend)
+        self.wasted: dict[str, Decimal] = {}
         # Published: replaced by the next pass, never changed in place (/metrics reads them).
         self.node_prices: Mapping[str, NodePrice] = {}  # by node name, as last priced
         self.idle_costs: Mapping[str, Decimal] = {}  # by node name: node cost no pod uses, USD/h
@@ -101,6 +104,10 @@ class SpendBook:
             return None
         return WrittenMark(pod.spend_mark, pod.budgets_annotation)
 
+    def last(self, uid: str) -> PodAccrual | None:
+        """The pod's figure as of the previous ``figure`` call."""
+        return self._accruals.get(uid)
+
     def record_write(self, uid: str, accrual: PodAccrual, budgets: str) -> None:
         self._written[uid] = WrittenMark(spend_mark(accrual), budgets)
 
@@ -118,6 +125,7 @@ class SpendBook:
         self._rated_pod.pop(uid, None)
         self._rated_price.pop(uid, None)
         self._written.pop(uid, None)
+        self.wasted.pop(uid, None)
 
     def clear(self) -> None:
         """Forget everything: after a change of leader, continue from the pods' annotations."""
@@ -126,6 +134,7 @@ class SpendBook:
         self._rated_pod.clear()
         self._rated_price.clear()
         self._written.clear()
+        self.wasted.clear()
         self.node_prices, self.idle_costs, self._priced_nodes = {}, {}, None
 
     def __len__(self) -> int:
