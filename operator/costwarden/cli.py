@@ -52,6 +52,11 @@ OPTIONAL_COMMANDS: dict[str, OptionalCommand] = {
     "agent": OptionalCommand(
         "costwarden.agent.command", None, "the node agent: per-pod GPU utilisation, memory, power (NVML)"
     ),
+    # duckdb is a runtime dependency (the operator will read the store), but `costwarden run`
+    # loads neither it nor this command.
+    "billing": OptionalCommand(
+        "costwarden.billing.cli", None, "import cloud billing exports into a DuckDB store; summarise it"
+    ),
 }
 
 

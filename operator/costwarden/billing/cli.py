@@ -1,0 +1,102 @@
+"""``costwarden billing``: import local export files into a store, and summarise the store.
+
+``costwarden billing import --store FILE PATH...`` stores the files as one delivery (format found
+per file: FOCUS 1.x, AWS CUR 2.0 or legacy CUR, GCP billing export, Azure cost export; CSV,
+gzipped CSV or Parquet). ``costwarden billing summary --store FILE --json`` prints
+``{"rows": N, "billedCost": "...", "effectiveCost": "...", "byProvider": {NAME: {...}}}`` with
+money as decimal strings. An error is one line on stderr naming the file (and column), exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from costwarden.billing.store import BillingImportError, BillingStore, Summary, Totals
+
+
+def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    billing = subparsers.add_parser("billing", help="cloud billing exports in a local DuckDB store")
+    actions = billing.add_subparsers(dest="billing_command", required=True)
+    imp = actions.add_parser(
+        "import",
+        help="store export files (FOCUS, AWS CUR, GCP billing, Azure cost; CSV, CSV.gz, Parquet)",
+    )
+    imp.add_argument("--store", type=Path, required=True, help="the DuckDB file (created if absent)")
+    imp.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="export files, one delivery")
+    summary = actions.add_parser("summary", help="rows and cost in the store, in all and by provider")
+    summary.add_argument("--store", type=Path, required=True, help="the DuckDB file")
+    summary.add_argument("--json", action="store_true", help="one JSON object, money as decimal strings")
+
+
+def decimal_text(value: Decimal) -> str:
+    """``value`` as a plain decimal string: no exponent, no trailing zeros ("12.5", "0", "-3")."""
+    text = format(value.normalize(), "f")
+    return "0" if text in {"-0", "0"} else text
+
+
+def _totals(totals: Totals) -> dict[str, Any]:
+    return {
+        "rows": totals.rows,
+        "billedCost": decimal_text(totals.billed_cost),
+        "effectiveCost": decimal_text(totals.effective_cost),
+    }
+
+
+def summary_json(summary: Summary) -> dict[str, Any]:
+    """The contract shape of ``billing summary --json``."""
+    return {
+        **_totals(summary.total),
+        "byProvider": {name: _totals(t) for name, t in sorted(summary.by_provider.items())},
+    }
+
+
+def _import(args: argparse.Namespace) -> int:
+    with BillingStore(args.store) as store:
+        results = store.import_files(args.paths)
+    replaced = max((r.replaced_rows for r in results), default=0)
+    for result in results:
+        print(f"{result.path}: {result.format}, {result.rows} rows, {result.status}")
+    if replaced:
+        print(f"{replaced} rows of earlier files replaced (restated billing periods)")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    if not args.store.exists():
+        raise BillingImportError(args.store, "no such store")
+    with BillingStore(args.store) as store:
+        summary = store.summary()
+    if args.json:
+        print(json.dumps(summary_json(summary)))
+        return 0
+    rows = [("provider", "rows", "billed", "effective")]
+    rows += [
+        (name, str(t.rows), decimal_text(t.billed_cost), decimal_text(t.effective_cost))
+        for name, t in sorted(summary.by_provider.items())
+    ]
+    total = summary.total
+    rows.append(
+        ("total", str(total.rows), decimal_text(total.billed_cost), decimal_text(total.effective_cost))
+    )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.billing_command == "import":
+            return _import(args)
+        return _summary(args)
+    except BillingImportError as exc:
+        print(f"costwarden billing: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the store itself (a directory, no permission)
+        print(f"costwarden billing: {args.store}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
