@@ -317,3 +317,28 @@ def test_legacy_cur_tag_columns_become_one_json_object(store: BillingStore, tmp_
     assert [r[1] for r in rows] == ["Usage", "Tax"]
     assert {r[2].isoformat() for r in rows} == {"2026-11-01T00:00:00+00:00"}
     assert [r[3] for r in rows] == [Decimal("1.25"), Decimal("0.5")]
+
+
+def test_cur2_parquet_with_a_map_of_tags_stores_them_as_json(store: BillingStore, tmp_path: Path) -> None:
+    path = tmp_path / "cur2.parquet"  # CUR 2.0 Parquet: typed columns, resource_tags a MAP
+    duckdb.execute(
+        "COPY (SELECT TIMESTAMPTZ '2026-11-03 04:00:00+00' AS line_item_usage_start_date, "
+        "TIMESTAMPTZ '2026-11-03 05:00:00+00' AS line_item_usage_end_date, "
+        "'SavingsPlanCoveredUsage' AS line_item_line_item_type, 98.32::DOUBLE AS line_item_unblended_cost, "
+        "55.04::DOUBLE AS savings_plan_savings_plan_effective_cost, '111122223333' AS bill_payer_account_id, "
+        "'i-0fea4fd46592d050b' AS line_item_resource_id, "
+        "MAP {'user:skypilot-cluster-name': 'llama-2ea4'} AS resource_tags) "
+        f"TO '{path}' (FORMAT PARQUET)"
+    )
+    store.import_files([path])
+    rows = store._db.execute(
+        "SELECT Tags, BilledCost, EffectiveCost, ResourceId FROM billing_lines"
+    ).fetchall()
+    assert [(json.loads(r[0]), r[1], r[2], r[3]) for r in rows] == [
+        (
+            {"user:skypilot-cluster-name": "llama-2ea4"},
+            Decimal("98.32"),
+            Decimal("55.04"),
+            "i-0fea4fd46592d050b",
+        )
+    ]

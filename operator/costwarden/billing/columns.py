@@ -95,14 +95,27 @@ class Header:
 
     names: tuple[str, ...]
     by_key: Mapping[str, str]
+    types: Mapping[str, str]  # file name -> DuckDB type ("VARCHAR" for every CSV column)
 
     @classmethod
-    def of(cls, names: Iterable[str], key: Callable[[str], str]) -> Header:
+    def of(
+        cls, names: Iterable[str], key: Callable[[str], str], types: Mapping[str, str] | None = None
+    ) -> Header:
         names = tuple(names)
         by_key: dict[str, str] = {}
         for name in names:
             by_key.setdefault(key(name), name)  # the first of two spellings wins
-        return cls(names, by_key)
+        return cls(names, by_key, dict(types or {}))
+
+    def json(self, *keys: str) -> str:
+        """The first of ``keys`` as JSON text: text columns as written, a Parquet MAP, STRUCT or
+        LIST (CUR 2.0 ``resource_tags``, GCP ``labels``) through ``TO_JSON``; ``NULL`` when absent."""
+        name = self.get(*keys)
+        if name is None:
+            return "NULL"
+        if self.types.get(name, "VARCHAR").upper() == "VARCHAR":
+            return text(quote(name))
+        return f"CAST(TO_JSON({quote(name)}) AS VARCHAR)"
 
     def get(self, *keys: str) -> str | None:
         """The file's name of the first of ``keys`` it has."""

@@ -30,7 +30,7 @@ Pure: builds SQL strings from a header, reads nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from costwarden.billing.columns import (
     ColumnMapping,
@@ -140,9 +140,10 @@ def detect(names: Sequence[str]) -> str | None:
     return winners[0]
 
 
-def mapping(format: str, names: Sequence[str]) -> ColumnMapping:
-    """How a file of ``format`` with columns ``names`` maps to FOCUS; MissingColumn when it cannot."""
-    header = Header.of(names, _KEYS[format])
+def mapping(format: str, names: Sequence[str], types: Mapping[str, str] | None = None) -> ColumnMapping:
+    """How a file of ``format`` with columns ``names`` (of DuckDB ``types``, VARCHAR where not
+    given) maps to FOCUS; MissingColumn when it cannot."""
+    header = Header.of(names, _KEYS[format], types)
     return _BUILDERS[format](header)
 
 
@@ -183,7 +184,7 @@ def _focus(h: Header) -> ColumnMapping:
             "SkuId": text(optional(h, "skuid")),
             "ServiceName": text(optional(h, "servicename")),
             "RegionId": text(optional(h, "regionid", "region")),
-            "Tags": text(optional(h, "tags")),
+            "Tags": h.json("tags"),
         },
         checks=tuple(checks),
         source=_source(literal(FOCUS), provider, account),
@@ -202,7 +203,7 @@ _CUR_CATEGORY = """CASE {t}
 def _cur_tags(h: Header) -> str:
     resource_tags = h.get("resource_tags")
     if resource_tags is not None:  # CUR 2.0: one column (JSON text in CSV)
-        return text(quote(resource_tags))
+        return h.json("resource_tags")
     legacy = sorted(h.keys_with_prefix("resource_tags_"))  # legacy: one column per tag
     if not legacy:
         return "NULL"
@@ -308,7 +309,7 @@ def _gcp(h: Header) -> ColumnMapping:
             "SkuId": text(optional(h, "sku.id", "sku_id")),
             "ServiceName": text(optional(h, "service.description", "service_description")),
             "RegionId": text(optional(h, "location.region", "location_region")),
-            "Tags": text(optional(h, "labels")),
+            "Tags": h.json("labels"),
         },
         checks=tuple(checks),
         source=_source(literal(GCP_BILLING), account),

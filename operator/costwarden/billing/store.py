@@ -191,20 +191,22 @@ class BillingStore:
         db = self._db
         relation = _reader(path, container)
         try:
-            names = [row[0] for row in db.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+            described = db.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
         except duckdb.Error as exc:
             raise BillingImportError(
                 path,
                 f"not a readable {container} file (corrupt, truncated or rows of differing lengths): "
                 f"{_first_line(exc)}",
             ) from exc
+        names = [str(row[0]) for row in described]
+        types = {str(row[0]): str(row[1]) for row in described}
         fmt = detect(names)
         if fmt is None:
             raise BillingImportError(
                 path, "not a billing export costwarden knows (FOCUS, AWS CUR, GCP billing, Azure cost)"
             )
         try:
-            columns = mapping(fmt, names)
+            columns = mapping(fmt, names, types)
         except MissingColumn as exc:
             raise BillingImportError(path, str(exc), exc.column) from exc
         try:
