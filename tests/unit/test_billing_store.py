@@ -342,3 +342,12 @@ def test_cur2_parquet_with_a_map_of_tags_stores_them_as_json(store: BillingStore
             "i-0fea4fd46592d050b",
         )
     ]
+
+
+def test_cli_a_store_that_is_no_duckdb_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for store_path in (tmp_path / "absent-dir" / "store.duckdb", CUR20):
+        assert main(["billing", "import", "--store", str(store_path), str(CUR20)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"costwarden billing: {store_path}: ")

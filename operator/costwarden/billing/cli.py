@@ -16,6 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from costwarden.billing.store import BillingImportError, BillingStore, Summary, Totals
 
 
@@ -99,4 +101,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except OSError as exc:  # the store itself (a directory, no permission)
         print(f"costwarden billing: {args.store}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except duckdb.Error as exc:  # the store itself: not a DuckDB file, locked by another process
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"costwarden billing: {args.store}: {first}", file=sys.stderr)
         return 2

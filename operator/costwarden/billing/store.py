@@ -118,14 +118,31 @@ def _reader(path: Path, container: str) -> str:
     )
 
 
+_DUCKDB_MAGIC = b"DUCK"  # at offset 8 of every DuckDB database file
+
+
+def _refuse_other_files(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(12)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BillingImportError(path, f"cannot open the store: {exc.strerror or exc}") from exc
+    if head and head[8:12] != _DUCKDB_MAGIC:
+        raise BillingImportError(path, "not a DuckDB store (is --store an export file?)")
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 class BillingStore:
-    """The DuckDB file at ``path`` (created on first use)."""
+    """The DuckDB file at ``path`` (created on first use); BillingImportError when ``path`` is some
+    other file (DuckDB would open a CSV as a throwaway in-memory database and lose the import)."""
 
     def __init__(self, path: Path | str) -> None:
+        _refuse_other_files(Path(path))
         self._db = duckdb.connect(str(path))
         self._db.execute("SET TimeZone = 'UTC'")
         self._db.execute(_LINES_DDL)
