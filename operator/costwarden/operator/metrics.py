@@ -217,23 +217,16 @@ class _SnapshotCollector(Collector):
             pod_cost.add_metric([pod.namespace, pod.name, pod.node], pod.hourly)
         yield pod_cost
 
-        gpu = GaugeMetricFamily(
+        yield _per_pod(
             "costwarden_pod_gpu_utilization_percent",
             "A pod's GPU utilisation from telemetry (mean over its GPUs), as of the last sample",
-            labels=["namespace", "pod"],
+            self._metrics.gpu_rows,
         )
-        for namespace, name, percent in self._metrics.gpu_rows:
-            gpu.add_metric([namespace, name], percent)
-        yield gpu
-
-        wasted = GaugeMetricFamily(
+        yield _per_pod(
             "costwarden_pod_wasted_spend_usd",
             "What a pod spent while its GPUs read below 5 % (since this replica began leading)",
-            labels=["namespace", "pod"],
+            self._metrics.wasted_rows,
         )
-        for namespace, name, usd in self._metrics.wasted_rows:
-            wasted.add_metric([namespace, name], usd)
-        yield wasted
 
         node_cost = GaugeMetricFamily(
             "costwarden_node_hourly_cost_usd",
@@ -250,3 +243,11 @@ class _SnapshotCollector(Collector):
             idle.add_metric([node.name], node.idle_hourly)
         yield node_cost
         yield idle
+
+
+def _per_pod(name: str, documentation: str, rows: tuple[tuple[str, str, float], ...]) -> Metric:
+    """A gauge of (namespace, pod, value) rows."""
+    family = GaugeMetricFamily(name, documentation, labels=["namespace", "pod"])
+    for namespace, pod, value in rows:
+        family.add_metric([namespace, pod], value)
+    return family

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from costwarden.telemetry import dcgm
+from costwarden.telemetry.guard import never_raising
 from costwarden.telemetry.samples import CounterReading, PodKey, TelemetryReading, pod_usage
 from costwarden.telemetry.series import Series, Tally, number, pod_of
 
@@ -73,12 +74,7 @@ class PrometheusSource:
         return f'{{__name__=~"{names}"}}[{self._window_s}s]'
 
     async def sample(self, now: datetime) -> TelemetryReading:
-        try:
-            return await self._sample(now)
-        except Exception as exc:  # a bug must not stop the operator's loop: reported as an outage
-            log.exception("%s: reading GPU usage failed", self.name)
-            error = f"{self.name}: unexpected {type(exc).__name__}: {exc}"
-            return TelemetryReading(source=self.name, at=now, pods={}, error=error)
+        return await never_raising(self.name, now, self._sample)
 
     async def _sample(self, now: datetime) -> TelemetryReading:
         try:

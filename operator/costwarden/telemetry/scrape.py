@@ -20,6 +20,7 @@ from datetime import datetime
 import aiohttp
 
 from costwarden.telemetry import agent_metrics, dcgm, exposition
+from costwarden.telemetry.guard import never_raising
 from costwarden.telemetry.samples import GpuSample, TelemetryReading, pod_usage
 from costwarden.telemetry.series import Parsed, Series
 
@@ -76,12 +77,7 @@ class ScrapeSource:
         return cls(name, targets, agent_metrics.gpu_samples, agent_metrics.METRICS, timeout_s=timeout_s)
 
     async def sample(self, now: datetime) -> TelemetryReading:
-        try:
-            return await self._sample(now)
-        except Exception as exc:  # a bug must not stop the operator's loop: reported as an outage
-            log.exception("%s: scraping failed", self.name)
-            error = f"{self.name}: unexpected {type(exc).__name__}: {exc}"
-            return TelemetryReading(source=self.name, at=now, pods={}, error=error)
+        return await never_raising(self.name, now, self._sample)
 
     async def _sample(self, now: datetime) -> TelemetryReading:
         try:
