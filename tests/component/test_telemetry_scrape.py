@@ -127,3 +127,14 @@ async def test_agents_found_through_the_pod_index_are_scraped(pages: Pages) -> N
         uid_key("uid-trial-0"): (Decimal(0), last_pass, 2**30, Decimal("80.5")),
         uid_key("uid-trial-1"): (Decimal(88), last_pass, 2**30, Decimal("80.5")),
     }  # keyed by the pod uid the agent read from each process's cgroup
+
+
+async def test_a_page_past_the_size_bound_is_a_failed_target_not_memory(pages: Pages) -> None:
+    big = page([Gpu(i, f"GPU-{i}", "research", f"pod-{i}", util=50) for i in range(40)])
+    pages.set("/big", big)
+    pages.set("/small", page([Gpu(0, "GPU-s", "research", "head", util=7)]))
+    urls = [pages.url("/big"), pages.url("/small")]
+    source = ScrapeSource.dcgm_exporters(lambda: urls, "app=dcgm", timeout_s=2, max_page_bytes=len(big) // 2)
+    reading = await source.sample(datetime.now(UTC))
+    assert reading.error is not None and "page larger than" in reading.error and "/big" in reading.error
+    assert set(reading.pods) == {("research", "head")}

@@ -32,6 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 
 from costwarden.telemetry import dcgm
+from costwarden.telemetry.bounded import TooLarge, read_bounded
 from costwarden.telemetry.guard import never_raising
 from costwarden.telemetry.samples import CounterReading, PodKey, TelemetryReading, pod_usage
 from costwarden.telemetry.series import Series, Tally, number, pod_of
@@ -147,14 +148,10 @@ class PrometheusSource:
             aiohttp.ClientSession(timeout=self._timeout, headers=self._headers) as session,
             session.post(f"{self.url}/api/v1/query", data={"query": promql}) as response,
         ):
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.content.iter_chunked(1 << 16):
-                size += len(chunk)
-                if size > self._max_bytes:
-                    raise ValueError(f"answer larger than {self._max_bytes} bytes")
-                chunks.append(chunk)
-            return response.status, b"".join(chunks)
+            try:
+                return response.status, await read_bounded(response, self._max_bytes)
+            except TooLarge as exc:
+                raise ValueError(f"answer {exc}") from exc
 
 
 def redacted(url: str) -> str:

@@ -20,6 +20,7 @@ from datetime import datetime
 import aiohttp
 
 from costwarden.telemetry import agent_metrics, dcgm, exposition
+from costwarden.telemetry.bounded import TooLarge, read_bounded
 from costwarden.telemetry.guard import never_raising
 from costwarden.telemetry.samples import GpuSample, TelemetryReading, pod_usage
 from costwarden.telemetry.series import Parsed, Series
@@ -62,11 +63,18 @@ class ScrapeSource:
 
     @classmethod
     def dcgm_exporters(
-        cls, targets: Callable[[], Iterable[str]], selector: str, *, timeout_s: float = 5.0
+        cls,
+        targets: Callable[[], Iterable[str]],
+        selector: str,
+        *,
+        timeout_s: float = 5.0,
+        max_page_bytes: int = MAX_PAGE_BYTES,
     ) -> ScrapeSource:
         """dcgm-exporter pods (``selector`` names them in readings and errors)."""
         name = f"dcgm-exporter pods {selector}"
-        return cls(name, targets, dcgm.gpu_samples, dcgm.METRICS, timeout_s=timeout_s)
+        return cls(
+            name, targets, dcgm.gpu_samples, dcgm.METRICS, timeout_s=timeout_s, max_page_bytes=max_page_bytes
+        )
 
     @classmethod
     def agents(
@@ -127,15 +135,12 @@ class ScrapeSource:
             async with session.get(url) as response:
                 if response.status != 200:
                     return TargetError(f"HTTP {response.status}")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.content.iter_chunked(1 << 16):
-                    size += len(chunk)
-                    if size > self._max_bytes:
-                        return TargetError(f"page larger than {self._max_bytes} bytes")
-                    chunks.append(chunk)
+                try:
+                    body = await read_bounded(response, self._max_bytes)
+                except TooLarge as exc:
+                    return TargetError(f"page {exc}")
         except TimeoutError:
             return TargetError(f"no answer within {self._timeout.total:g}s")
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return TargetError(f"{type(exc).__name__}: {exc}")
-        return b"".join(chunks).decode("utf-8", "replace")
+        return body.decode("utf-8", "replace")
