@@ -91,6 +91,29 @@ def _positive(kind: type[float] | type[int]):  # type: ignore[no-untyped-def]
     return parse
 
 
+PRICE_FEEDS = ("aws", "gcp", "azure")
+
+
+def _feeds(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in PRICE_FEEDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown price feed {', '.join(unknown) or repr(text)}: choose from {', '.join(PRICE_FEEDS)}"
+        )
+    return names
+
+
+def _factor(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not value.is_finite() or value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number > 1, got {text}")
+    return value
+
+
 def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = subparsers.add_parser("run", help="run the operator against a cluster")
     run.add_argument(
@@ -202,6 +225,47 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_false",
         help="the ValidatingWebhookConfiguration is installed by the Helm chart, not by the operator",
     )
+    money = run.add_argument_group("billing truth and live prices")
+    money.add_argument("--billing-store", type=Path, help="DuckDB file of billing lines and our estimates")
+    money.add_argument(
+        "--billing-source",
+        action="append",
+        default=[],
+        dest="billing_sources",
+        help="billing export to sync (repeatable): s3://bucket/prefix, bq://project.dataset.table, "
+        "azure://account/container/prefix, file:///path",
+    )
+    money.add_argument(
+        "--billing-interval",
+        type=_positive(float),
+        default=3600.0,
+        help="seconds between billing syncs and reconciliations",
+    )
+    money.add_argument(
+        "--billing-stale-after",
+        type=_positive(float),
+        default=72.0,
+        help="hours without new billing before budgets show BillingStale",
+    )
+    money.add_argument(
+        "--billing-anomaly-factor",
+        type=_factor,
+        default=Decimal(2),
+        help="billed / estimated cost of a resource-hour above which it is a billing anomaly",
+    )
+    money.add_argument(
+        "--price-feed",
+        type=_feeds,
+        default=(),
+        dest="price_feeds",
+        help="live list and spot prices: a comma-separated list of aws, gcp, azure",
+    )
+    money.add_argument(
+        "--price-feed-interval",
+        type=_positive(float),
+        default=3600.0,
+        help="seconds between refreshes of the live price feeds",
+    )
     run.add_argument(
         "--max-destructive-per-minute",
         type=_positive(int),
@@ -249,6 +313,13 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
             )
         ),
         max_destructive_per_minute=args.max_destructive_per_minute,
+        billing_store=args.billing_store,
+        billing_sources=tuple(args.billing_sources),
+        billing_interval=args.billing_interval,
+        billing_stale_after=args.billing_stale_after * 3600.0,
+        billing_anomaly_factor=args.billing_anomaly_factor,
+        price_feeds=tuple(args.price_feeds),
+        price_feed_interval=args.price_feed_interval,
         webhook_port=args.webhook_port,
         webhook_addr=args.webhook_addr,
         webhook_host=args.webhook_host,

@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from costwarden.pricing import (
     Catalog,
+    LiveQuote,
     NodeFacts,
     NodePrice,
     PriceBook,
+    RateFactor,
     load_bundled_catalog,
     load_overrides_text,
 )
@@ -139,13 +141,13 @@ def test_most_specific_override_key_wins(catalog: Catalog) -> None:
 def test_live_feed_sits_between_overrides_and_catalog(catalog: Catalog) -> None:
     seen: list[NodeFacts] = []
 
-    def live(facts: NodeFacts) -> Decimal | None:
+    def live(facts: NodeFacts) -> LiveQuote | None:
         seen.append(facts)
-        return Decimal("50.5") if facts.instance_type == "p5.48xlarge" else None
+        return LiveQuote(Decimal("50.5"), "aws pricing") if facts.instance_type == "p5.48xlarge" else None
 
     book = PriceBook(catalog, load_overrides_text("instances: {g5.xlarge: 0.9}", "o"), live=live)
     p5 = book.price(eks_node())
-    assert (p5.hourly, p5.source) == (Decimal("50.5"), "live: aws price feed")
+    assert (p5.hourly, p5.source) == (Decimal("50.5"), "live: aws pricing")
     assert seen[0].cloud == "aws" and seen[0].capacity_type == "on-demand"
     assert book.price(eks_node("g5.xlarge")).source == "overrides:o key g5.xlarge"
     assert book.price(eks_node("g4dn.xlarge")).hourly == Decimal("0.526")  # live said None -> catalog
@@ -313,3 +315,25 @@ def test_split_invariant(hourly: Decimal | None, gpus: int, cpu: Decimal, gib: D
         assert (price.per_gpu, price.per_vcpu, price.per_gib) == (Decimal(0), Decimal(0), Decimal(0))
     if gpus and hourly is not None:
         assert price.per_gpu * gpus >= hourly / 2 - Decimal("1e-9")
+
+
+def test_effective_rate_factor_scales_list_prices_only(catalog: Catalog) -> None:
+    def factors(facts: NodeFacts) -> RateFactor | None:
+        return RateFactor(Decimal("0.7"), "billing: 48 node-hours") if facts.cloud == "aws" else None
+
+    overrides = load_overrides_text("instances: {g5.xlarge: 0.9}", "o")
+    book = PriceBook(catalog, overrides, factors=factors)
+    listed = PriceBook(catalog, overrides).price(eks_node())
+    trued = book.price(eks_node())
+    assert trued.hourly == listed.hourly * Decimal("0.7")
+    assert trued.source.endswith("x 0.7 (billing: 48 node-hours)")
+    assert trued.per_gpu * 8 + trued.per_vcpu * trued.vcpus + trued.per_gib * trued.memory_gib == trued.hourly
+    # a price a person set is taken as given
+    assert book.price(eks_node("g5.xlarge")).hourly == Decimal("0.9")
+    annotated = book.price(eks_node(annotations={"costwarden.dev/hourly-price": "12"}))
+    assert annotated.hourly == Decimal("12")
+    # unknown instance: the defaults are list prices too
+    unknown = book.price(eks_node("x9.metal"))
+    assert unknown.hourly == PriceBook(catalog).price(eks_node("x9.metal")).hourly * Decimal("0.7")
+    # with_feeds keeps overrides, drops the factor
+    assert book.with_feeds(None, None).price(eks_node()).hourly == listed.hourly

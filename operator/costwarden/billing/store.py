@@ -151,6 +151,12 @@ class BillingStore:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The store's DuckDB connection, for the modules that keep their own tables in the same
+        file (costwarden.billing.estimates); one thread at a time."""
+        return self._db
+
     def __enter__(self) -> BillingStore:
         return self
 

@@ -38,6 +38,14 @@ class OperatorSettings:
     agent_port: int = 9401
     telemetry_interval: float = 15.0  # seconds between samples of every source
     telemetry_stale_after: float = 0.0  # a sample older than this is unknown; 0: 3 x telemetry_interval
+    # Billing truth and live prices (docs/billing.md, docs/pricing.md)
+    billing_store: Path | None = None  # the DuckDB store; None: no reconciliation
+    billing_sources: tuple[str, ...] = ()  # s3://, bq://, azure://, file:// URIs synced into the store
+    billing_interval: float = 3600.0  # seconds between syncs of the billing sources and reconciliations
+    billing_stale_after: float = 72 * 3600.0  # no billing newer than this: condition BillingStale
+    billing_anomaly_factor: Decimal = Decimal(2)  # billed/estimated per resource-hour above this: anomaly
+    price_feeds: tuple[str, ...] = ()  # aws, gcp, azure: live list and spot prices
+    price_feed_interval: float = 3600.0  # seconds between refreshes of the live price feeds
     # After the first full passes, move the heap (the cluster's records, compiled specs, ledgers)
     # out of the collector's reach with gc.freeze(): full collections then walk only what passes
     # allocate. costwarden run sets it; in-process operators (tests, the demo) leave it off.

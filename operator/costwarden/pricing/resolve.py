@@ -3,7 +3,7 @@
 Resolution order (docs/pricing.md), first match wins:
   1. node annotation ``costwarden.dev/hourly-price``
   2. the overrides file, most specific ``instances`` key
-  3. the live cloud feed (the optional ``live`` callable; a later issue supplies it)
+  3. the live cloud feed (the optional ``live`` callable: costwarden.pricefeeds fills it)
   4. the bundled catalog (a GCE host row without its GPUs gets them added at the GPU rate)
   5. overrides ``gpuModels``: that per-GPU price, plus CPU and RAM at the default rates
   6. OpenCost-style defaults per GPU, vCPU and GiB (spot rates for spot nodes)
@@ -16,6 +16,11 @@ down by the same factor): the GPUs are why the node exists, and this also keeps 
 non-negative when a node is cheap for its size. A node without GPUs splits its price between
 vCPU and RAM in the ratio of the default rates. Nothing is rounded here; parts sum to the price
 to Decimal precision.
+
+Effective-rate factor. Rules 3, 4 and 6 are list prices; billing reconciliation learns what the
+cloud really charges relative to them per (cloud, instance type, capacity type) and the optional
+``factors`` callable returns that factor, which multiplies the price (its ``source`` says so).
+The annotation and the overrides (rules 1, 2, 5) are prices a person set and are taken as given.
 """
 
 from __future__ import annotations
@@ -33,7 +38,25 @@ MAX_HOST_SHARE = Decimal("0.5")
 _CACHE_LIMIT = 4096
 _ZERO = Decimal(0)
 
-LiveFeed = Callable[[NodeFacts], Decimal | None]
+
+@dataclass(frozen=True, slots=True)
+class LiveQuote:
+    """A live feed's price for a whole node, and where it came from (API, region, time fetched)."""
+
+    hourly: Decimal
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class RateFactor:
+    """Billed / estimated, learned from reconciled node-hours; ``source`` says from how many."""
+
+    factor: Decimal
+    source: str
+
+
+LiveFeed = Callable[[NodeFacts], LiveQuote | None]
+RateFactors = Callable[[NodeFacts], RateFactor | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +82,22 @@ class PriceBook:
     """Prices nodes; remembers the answer per (immutable) node record."""
 
     def __init__(
-        self, catalog: Catalog, overrides: PriceOverrides | None = None, live: LiveFeed | None = None
+        self,
+        catalog: Catalog,
+        overrides: PriceOverrides | None = None,
+        live: LiveFeed | None = None,
+        factors: RateFactors | None = None,
     ) -> None:
         self._catalog = catalog
         self._overrides = overrides if overrides is not None else PriceOverrides()
         self._live = live
+        self._factors = factors
         self._cache: dict[NodeRecord, NodePrice] = {}
+
+    def with_feeds(self, live: LiveFeed | None, factors: RateFactors | None) -> PriceBook:
+        """A new book over the same catalog and overrides with these live prices and factors (the
+        shell swaps books when a feed refreshes or billing is reconciled; nothing cached carries over)."""
+        return PriceBook(self._catalog, self._overrides, live=live, factors=factors)
 
     def price(self, node: NodeRecord) -> NodePrice:
         cached = self._cache.get(node)
@@ -85,17 +118,38 @@ class PriceBook:
         note = f"; {node.price_override_error}, ignored" if node.price_override_error else ""
         priced = self._total(node, facts, row)
         if priced is not None:
-            hourly, source = priced
+            hourly, source, listed = priced
+            if listed:
+                hourly, source = self._factored(facts, hourly, source)
             per_gpu, per_vcpu, per_gib = _split(hourly, capacity, rates)
             return _price(hourly, (per_gpu, per_vcpu, per_gib), source + note, facts, capacity)
         gpu_rate, source = _ZERO, self._defaults_source()
+        listed = True
         if capacity.gpus:
             gpu_rate, gpu_source = self._gpu_rate(facts, rates[0])
             if gpu_source != source:
                 source = f"{gpu_source}; cpu/ram at {source}"
+                listed = False
         parts = (gpu_rate, rates[1], rates[2])
+        if listed:
+            factor = self._factor(facts)
+            if factor is not None:
+                parts = (parts[0] * factor.factor, parts[1] * factor.factor, parts[2] * factor.factor)
+                source = f"{source} x {factor.factor} ({factor.source})"
         hourly = parts[0] * capacity.gpus + parts[1] * capacity.vcpus + parts[2] * capacity.gib
         return _price(hourly, parts, source + note, facts, capacity)
+
+    def _factor(self, facts: NodeFacts) -> RateFactor | None:
+        factor = self._factors(facts) if self._factors is not None else None
+        if factor is None or factor.factor <= 0 or factor.factor == 1:
+            return None
+        return factor
+
+    def _factored(self, facts: NodeFacts, hourly: Decimal, source: str) -> tuple[Decimal, str]:
+        factor = self._factor(facts)
+        if factor is None:
+            return hourly, source
+        return hourly * factor.factor, f"{source} x {factor.factor} ({factor.source})"
 
     @property
     def _defaults(self) -> PriceDefaults:
@@ -103,24 +157,25 @@ class PriceBook:
 
     def _total(
         self, node: NodeRecord, facts: NodeFacts, row: CatalogRow | None
-    ) -> tuple[Decimal, str] | None:
-        """Rules 1-4: a price for the whole node, or None."""
+    ) -> tuple[Decimal, str, bool] | None:
+        """Rules 1-4: a price for the whole node, its source and whether it is a list price, or None."""
         if node.price_override is not None:
-            return node.price_override, f"annotation {ANNOTATION_NODE_PRICE}"
+            return node.price_override, f"annotation {ANNOTATION_NODE_PRICE}", False
         origin = self._overrides.origin
         found = self._overrides.instance_price(_instance_candidates(facts)) if facts.instance_type else None
         if found is not None:
-            return found[1], f"overrides:{origin} key {found[0]}"
+            return found[1], f"overrides:{origin} key {found[0]}", False
         live = self._live(facts) if self._live is not None else None
         if live is not None:
-            return live, f"live: {facts.cloud} price feed"
+            return live.hourly, f"live: {live.source}", True
         if row is None:
             return None
         if row.gpus or not facts.gpu_count:
-            return row.hourly_usd, row.describe()
+            return row.hourly_usd, row.describe(), True
         gpu_rate, gpu_source = self._gpu_rate(facts, self._defaults.rates(facts.capacity_type)[0])
         hourly = row.hourly_usd + gpu_rate * facts.gpu_count
-        return hourly, f"{row.describe()} + {facts.gpu_count} GPU(s) at {gpu_source}"
+        listed = gpu_source == self._defaults_source()
+        return hourly, f"{row.describe()} + {facts.gpu_count} GPU(s) at {gpu_source}", listed
 
     def _gpu_rate(self, facts: NodeFacts, default: Decimal) -> tuple[Decimal, str]:
         """Rules 5-6 for the GPU part: gpuModels, else the default per-GPU rate."""
