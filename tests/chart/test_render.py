@@ -71,6 +71,7 @@ def test_every_option_renders_its_objects(all_manifests: list[Manifest]) -> None
             "DaemonSet",
             "Deployment",
             "Issuer",
+            "PersistentVolumeClaim",
             "PodDisruptionBudget",
             "PrometheusRule",
             "Role",
@@ -103,7 +104,9 @@ def test_pods_are_hardened(render: str, request: pytest.FixtureRequest) -> None:
     assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
     mounts = {m["mountPath"]: m for m in container(manifests)["volumeMounts"]}
     assert "/tmp" in mounts, "a read-only root filesystem needs a writable /tmp"
-    assert all(m.get("readOnly") for path, m in mounts.items() if path != "/tmp")
+    # Writable: /tmp and the billing store's directory (tests/chart/test_chart_billing.py).
+    writable = {"/tmp", *(str(Path(p).parent) for p in flag(args_of(manifests), "--billing-store"))}
+    assert all(m.get("readOnly") for path, m in mounts.items() if path not in writable)
 
 
 @pytest.mark.parametrize(

@@ -99,7 +99,39 @@ app.kubernetes.io/component: agent
 {{- append .Values.operator.protectedNamespaces .Release.Namespace | uniq | sortAlpha | toJson }}
 {{- end }}
 
+{{/* The billing store: its file, the directory its volume is mounted at, and the claim. */}}
+{{- define "costwarden.billingStoreDir" -}}
+{{- dir .Values.billing.store.path }}
+{{- end }}
+
+{{- define "costwarden.billingClaimName" -}}
+{{- with .Values.billing.store.persistence }}
+{{- default (printf "%s-billing" (include "costwarden.fullname" $) | trunc 63 | trimSuffix "-") .existingClaim }}
+{{- end }}
+{{- end }}
+
+{{- define "costwarden.validateBilling" -}}
+{{- $billing := .Values.billing }}
+{{- $store := $billing.store }}
+{{- if and $billing.sources (not $store.enabled) }}
+{{- fail "billing.sources need billing.store.enabled: the exports are synced into the store, and reconciled there with the operator's estimates" }}
+{{- end }}
+{{- if $store.enabled }}
+{{- $dir := include "costwarden.billingStoreDir" . }}
+{{- if or (eq $dir "/" "/tmp") (hasPrefix "/tmp/" $dir) (eq $dir "/etc/costwarden") (hasPrefix "/etc/costwarden/" $dir) }}
+{{- fail (printf "billing.store.path %s: its directory %s is mounted as the store's volume, so it must be a directory of its own (not /, /tmp or /etc/costwarden), e.g. /var/lib/costwarden/billing.duckdb" $store.path $dir) }}
+{{- end }}
+{{- if le (float64 $billing.anomalyFactor) 1.0 }}
+{{- fail (printf "billing.anomalyFactor must be a number > 1 (billed / estimated), got %v" $billing.anomalyFactor) }}
+{{- end }}
+{{- if and $store.persistence.enabled (gt (int .Values.replicaCount) 1) (not (has "ReadWriteMany" $store.persistence.accessModes)) }}
+{{- fail (printf "billing.store.persistence with replicaCount %v needs billing.store.persistence.accessModes [ReadWriteMany] (got %v): every replica mounts the store's volume (only the leader opens the DuckDB file), and a ReadWriteOnce volume attaches to one node at a time. Use a ReadWriteMany storage class (EFS, Filestore, Azure Files) or replicaCount=1" .Values.replicaCount $store.persistence.accessModes) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "costwarden.validate" -}}
+{{- include "costwarden.validateBilling" . }}
 {{- $le := .Values.leaderElection }}
 {{- if and (gt (int .Values.replicaCount) 1) (not $le.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled: without a Lease to elect one leader, every replica would price, evaluate and enforce at once" }}
@@ -138,6 +170,21 @@ app.kubernetes.io/component: agent
 {{- end }}
 {{- if .Values.priceOverrides }}
 - --price-overrides=/etc/costwarden/config/price-overrides.yaml
+{{- end }}
+{{- with .Values.billing }}
+{{- if .store.enabled }}
+- {{ printf "--billing-store=%s" .store.path | quote }}
+{{- range .sources }}
+- {{ printf "--billing-source=%s" . | quote }}
+{{- end }}
+- --billing-interval={{ .interval }}
+- --billing-stale-after={{ .staleAfterHours }}
+- --billing-anomaly-factor={{ .anomalyFactor }}
+{{- end }}
+{{- end }}
+{{- if .Values.priceFeeds }}
+- --price-feed={{ join "," .Values.priceFeeds }}
+- --price-feed-interval={{ .Values.priceFeedInterval }}
 {{- end }}
 {{- if .Values.agent.enabled }}
 - --agent-selector={{ include "costwarden.agentSelector" . }}
