@@ -90,8 +90,8 @@ def _assemble(want: PriceWant, shape: MachineShape, table: list[SkuPrice]) -> tu
         return None, f"{shape.family} Ram"
     hourly = core.unit_price * shape.vcpus + ram.unit_price * shape.memory_gib
     parts = [
-        f"{shape.vcpus} vCPU x {core.unit_price} ({core.sku_id})",
-        f"{shape.memory_gib} GiB x {ram.unit_price} ({ram.sku_id})",
+        f"{shape.vcpus} vCPU x {_plain(core.unit_price)} ({core.sku_id})",
+        f"{shape.memory_gib} GiB x {_plain(ram.unit_price)} ({ram.sku_id})",
     ]
     if shape.gpus and shape.accelerator is not None:
         accelerator = ACCELERATORS[shape.accelerator]
@@ -101,7 +101,7 @@ def _assemble(want: PriceWant, shape: MachineShape, table: list[SkuPrice]) -> tu
         if gpu is None:
             return None, f"{accelerator.model} GPU"
         hourly += gpu.unit_price * shape.gpus
-        parts.append(f"{shape.gpus} {accelerator.model} x {gpu.unit_price} ({gpu.sku_id})")
+        parts.append(f"{shape.gpus} {accelerator.model} x {_plain(gpu.unit_price)} ({gpu.sku_id})")
     kind = "Spot Preemptible" if want.capacity_type == SPOT else "OnDemand"
     detail = f"{kind} SKUs: " + " + ".join(parts)
     price = FeedPrice("gcp", want.region, None, want.instance_type, want.capacity_type, hourly, API, detail)
@@ -127,3 +127,7 @@ def _find(
         and any(phrase in s.description for phrase in phrases)
     ]
     return min(found, key=lambda s: (len(s.regions), s.sku_id), default=None)
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
