@@ -5,6 +5,11 @@ per file: FOCUS 1.x, AWS CUR 2.0 or legacy CUR, GCP billing export, Azure cost e
 gzipped CSV or Parquet). ``costwarden billing summary --store FILE --json`` prints
 ``{"rows": N, "billedCost": "...", "effectiveCost": "...", "byProvider": {NAME: {...}}}`` with
 money as decimal strings. An error is one line on stderr naming the file (and column), exit 2.
+
+``costwarden billing sync --store FILE --source URI...`` fetches what is new or changed from each
+source (costwarden.billing.sources: ``s3://``, ``bq://``, ``azure://``, ``file://``) and prints one
+line per delivery (stored, unchanged); a delivery or a source that fails is one line on stderr
+naming the source and the object, the others are still synced, and the exit status is 2.
 """
 
 from __future__ import annotations
@@ -30,6 +35,25 @@ def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     )
     imp.add_argument("--store", type=Path, required=True, help="the DuckDB file (created if absent)")
     imp.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="export files, one delivery")
+    sync = actions.add_parser(
+        "sync", help="fetch new or changed exports from S3, BigQuery, Azure Blob storage or a directory"
+    )
+    sync.add_argument("--store", type=Path, required=True, help="the DuckDB file (created if absent)")
+    sync.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        dest="sources",
+        metavar="URI",
+        help="s3://bucket/prefix, bq://project.dataset.table, azure://account/container/prefix or "
+        "file:///path (repeatable)",
+    )
+    sync.add_argument(
+        "--look-back-months",
+        type=int,
+        default=2,
+        help="BigQuery: invoice months synced, the current one included (default 2)",
+    )
     summary = actions.add_parser("summary", help="rows and cost in the store, in all and by provider")
     summary.add_argument("--store", type=Path, required=True, help="the DuckDB file")
     summary.add_argument("--json", action="store_true", help="one JSON object, money as decimal strings")
@@ -68,6 +92,37 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    from costwarden.billing.sources import FAILED, STORED, BillingSourceError, source_from_uri
+
+    try:
+        sources = [source_from_uri(uri, look_back_months=args.look_back_months) for uri in args.sources]
+    except ValueError as exc:
+        print(f"costwarden billing: {exc}", file=sys.stderr)
+        return 2
+    failed = False
+    with BillingStore(args.store) as store:
+        for source in sources:
+            try:
+                report = source.sync(store)
+            except BillingSourceError as exc:
+                print(f"costwarden billing: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            for result in report.deliveries:
+                if result.status == FAILED:
+                    print(f"costwarden billing: {result.error}", file=sys.stderr)
+                    failed = True
+                    continue
+                what = f"{result.objects} objects, {result.downloaded} fetched"
+                if result.status == STORED:
+                    what += f", {result.rows} rows"
+                print(f"{source.uri}: {result.name}: {result.status} ({what})")
+            if not report.deliveries:
+                print(f"{source.uri}: no exports found")
+    return 2 if failed else 0
+
+
 def _summary(args: argparse.Namespace) -> int:
     if not args.store.exists():
         raise BillingImportError(args.store, "no such store")
@@ -95,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.billing_command == "import":
             return _import(args)
+        if args.billing_command == "sync":
+            return _sync(args)
         return _summary(args)
     except BillingImportError as exc:
         print(f"costwarden billing: {exc}", file=sys.stderr)

@@ -15,12 +15,17 @@ One ``import_files`` call is one transaction, and one delivery:
 
 Files are read by DuckDB itself (``read_csv``, gzip by content, ``read_parquet``) and mapped in
 SQL (costwarden.billing.formats): rows never pass through Python.
+
+The remote sources (costwarden.billing.sources) use ``import_delivery``, where a delivery is the
+*whole* content of its periods (a file already known by its hash is read again, so a restated
+month whose other parts did not change keeps them), and ``replace_lines``, for lines aggregated
+elsewhere (BigQuery); both can record the source's own bookkeeping in the same transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -83,6 +88,49 @@ class Totals:
 class Summary:
     total: Totals
     by_provider: dict[str, Totals] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BillingLine:
+    """One FOCUS-shaped line for ``BillingStore.replace_lines`` (money as Decimal, times in UTC)."""
+
+    provider: str
+    billing_account_id: str | None
+    sub_account_id: str | None
+    charge_period_start: datetime
+    charge_period_end: datetime | None
+    charge_category: str
+    billing_currency: str | None
+    billed_cost: Decimal
+    effective_cost: Decimal
+    list_cost: Decimal | None
+    resource_id: str | None
+    sku_id: str | None
+    service_name: str | None
+    region_id: str | None
+    tags: str | None  # JSON text
+
+    def values(self, period: datetime) -> list[object]:
+        """In ``TARGET_COLUMNS`` order; money as text, so DuckDB parses it exactly."""
+        money = [
+            None if v is None else str(v) for v in (self.billed_cost, self.effective_cost, self.list_cost)
+        ]
+        return [
+            self.provider,
+            self.billing_account_id,
+            self.sub_account_id,
+            period,
+            self.charge_period_start,
+            self.charge_period_end,
+            self.charge_category,
+            self.billing_currency,
+            *money,
+            self.resource_id,
+            self.sku_id,
+            self.service_name,
+            self.region_id,
+            self.tags,
+        ]
 
 
 def file_sha256(path: Path) -> str:
@@ -167,6 +215,27 @@ class BillingStore:
 
     def import_files(self, paths: Iterable[Path | str]) -> list[ImportedFile]:
         """Store ``paths`` as one delivery, atomically: on a bad file BillingImportError, nothing stored."""
+        return self._import(paths, restage=False, then=None)
+
+    def import_delivery(
+        self,
+        paths: Iterable[Path | str],
+        then: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    ) -> list[ImportedFile]:
+        """Store ``paths`` as the complete content of the (source, billing period)s they hold.
+
+        Unlike ``import_files``, a file already stored is staged again (status ``stored``): the
+        stored lines of its periods are replaced, so the unchanged parts of a restated month must
+        be part of the delivery. ``then(connection)`` runs inside the same transaction (a source
+        records which objects it fetched); nothing is stored when it raises."""
+        return self._import(paths, restage=True, then=then)
+
+    def _import(
+        self,
+        paths: Iterable[Path | str],
+        restage: bool,
+        then: Callable[[duckdb.DuckDBPyConnection], None] | None,
+    ) -> list[ImportedFile]:
         db = self._db
         results: list[ImportedFile | None] = []
         db.begin()
@@ -185,7 +254,7 @@ class BillingStore:
                 stored = db.execute(
                     "SELECT format, rows FROM billing_files WHERE sha256 = ?", [sha]
                 ).fetchone()
-                if stored is not None or sha in seen:
+                if sha in seen or (stored is not None and not restage):
                     fmt, rows = stored if stored is not None else ("", 0)
                     results.append(ImportedFile(str(path), sha, str(fmt), int(rows), "already stored"))
                     continue
@@ -198,16 +267,55 @@ class BillingStore:
             now = datetime.now(UTC)
             for index, path, sha, fmt, container, rows in new:
                 db.execute(
-                    "INSERT INTO billing_files VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO billing_files VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [sha, str(path), fmt, container, rows, now],
                 )
                 results[index] = ImportedFile(str(path), sha, fmt, rows, "stored", replaced)
             db.execute("DROP TABLE temp.staged")
+            if then is not None:
+                then(db)
             db.commit()
         except BaseException:
             db.rollback()
             raise
         return [result for result in results if result is not None]
+
+    def replace_lines(
+        self,
+        source: str,
+        period: datetime,
+        rows: Iterable[BillingLine],
+        then: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    ) -> tuple[int, int]:
+        """Replace every stored line of (``source``, billing ``period``) by ``rows``, atomically:
+        (rows stored, rows replaced). For lines aggregated outside DuckDB (BigQuery); each row's
+        ``BillingPeriodStart`` is ``period`` and its ``source`` is ``source``."""
+        db = self._db
+        columns = ", ".join(quote(name) for name in TARGET_COLUMNS)
+        casts = ", ".join(f"CAST(? AS {kind})" for kind in TARGET_COLUMNS.values())
+        db.begin()
+        try:
+            found = db.execute(
+                "SELECT count(*) FROM billing_lines WHERE source = ? AND BillingPeriodStart = ?",
+                [source, period],
+            ).fetchone()
+            db.execute(
+                "DELETE FROM billing_lines WHERE source = ? AND BillingPeriodStart = ?", [source, period]
+            )
+            batch = [[*row.values(period), source, f"lines:{source}"] for row in rows]
+            if batch:
+                db.executemany(
+                    f"INSERT INTO billing_lines ({columns}, source, file_sha256) VALUES ({casts}, ?, ?)",
+                    batch,
+                )
+            stored = len(batch)
+            if then is not None:
+                then(db)
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        return stored, int(found[0]) if found else 0
 
     def _stage(self, path: Path, container: str, sha: str) -> tuple[str, int]:
         """Read, check and map ``path`` into ``staged``: its format and row count."""
