@@ -340,6 +340,19 @@ class UnitEconomicsStatus(BaseModel):
     cost_per_million: Decimal | None = Field(default=None, alias="costPerMillion")
 
 
+class BillingStatus(BaseModel):
+    """The budget's reconciliation with cloud billing in the current period (engine.reconcile)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    reconciled_through: str | None = Field(default=None, alias="reconciledThrough")
+    estimated_spend: Decimal = Field(default=Decimal(0), alias="estimatedSpend")
+    billed_spend: Decimal = Field(default=Decimal(0), alias="billedSpend")
+    effective_rate_factor: Decimal | None = Field(default=None, alias="effectiveRateFactor")
+    non_compute_spend: Decimal = Field(default=Decimal(0), alias="nonComputeSpend")
+    anomalies: int = Field(default=0, ge=0)
+
+
 class CostBudgetStatus(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
 
@@ -354,6 +367,7 @@ class CostBudgetStatus(BaseModel):
     gpu_utilization: Decimal | None = Field(default=None, alias="gpuUtilization")  # percent, GPU-weighted
     wasted_spend: Decimal | None = Field(default=None, alias="wastedSpend")  # USD on idle GPUs, this period
     unit_economics: UnitEconomicsStatus | None = Field(default=None, alias="unitEconomics")
+    billing: BillingStatus | None = None
     last_evaluated: str | None = Field(default=None, alias="lastEvaluated")
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
     conditions: list[Condition] = Field(default_factory=list)
@@ -373,6 +387,18 @@ class CostBudgetStatus(BaseModel):
             body["unitEconomics"] = {"unit": units.unit, "count": int(units.count)}
             if units.cost_per_million is not None:
                 body["unitEconomics"]["costPerMillion"] = float(round(units.cost_per_million, 4))
+        if self.billing is not None:
+            billing = self.billing
+            body["billing"] = {
+                "estimatedSpend": float(round(billing.estimated_spend, 2)),
+                "billedSpend": float(round(billing.billed_spend, 2)),
+                "nonComputeSpend": float(round(billing.non_compute_spend, 2)),
+                "anomalies": billing.anomalies,
+            }
+            if billing.reconciled_through is not None:
+                body["billing"]["reconciledThrough"] = billing.reconciled_through
+            if billing.effective_rate_factor is not None:
+                body["billing"]["effectiveRateFactor"] = float(round(billing.effective_rate_factor, 4))
         return body
 
 

@@ -21,6 +21,8 @@ ANNOTATION_RATE = "costwarden.dev/rate"
 ANNOTATION_SPEND_AT = "costwarden.dev/spend-at"
 ANNOTATION_BUDGETS = "costwarden.dev/budgets"
 ANNOTATION_NODE_PRICE = "costwarden.dev/hourly-price"
+# GKE writes the VM's numeric id here; GCP billing's resource.global_name ends in it
+GKE_INSTANCE_ID_ANNOTATION = "container.googleapis.com/instance_id"
 ANNOTATION_GPU_UTIL = "costwarden.dev/gpu-utilization"  # written by the operator, for people
 ANNOTATION_GPU_UTIL_AT = "costwarden.dev/gpu-utilization-at"
 
@@ -115,6 +117,7 @@ class NodeRecord:
     gpus: int = 0
     price_override: Decimal | None = None  # annotation costwarden.dev/hourly-price
     price_override_error: str | None = None  # annotation present but malformed
+    instance_id: str | None = None  # the cloud's own VM id where providerID lacks it (GKE)
 
     @property
     def label_map(self) -> dict[str, str]:
@@ -134,7 +137,9 @@ class NodeRecord:
             if qty:
                 gpus = int(qty)
                 break
-        raw_price = (meta.get("annotations") or {}).get(ANNOTATION_NODE_PRICE)
+        annotations = meta.get("annotations") or {}
+        raw_price = annotations.get(ANNOTATION_NODE_PRICE)
+        instance_id = annotations.get(GKE_INSTANCE_ID_ANNOTATION)
         price = parse_decimal(raw_price) if raw_price is not None else None
         error = None
         if raw_price is not None and (price is None or price < 0):
@@ -151,6 +156,7 @@ class NodeRecord:
             gpus=gpus,
             price_override=price,
             price_override_error=error,
+            instance_id=str(instance_id) if instance_id else None,
         )
 
 

@@ -29,6 +29,7 @@ from costwarden.models import Action, CostBudgetSpec, IdleGpuAnomaly
 from costwarden.records import PodRecord, format_time, parse_time
 
 __all__ = [
+    "BILLING",
     "BURN_RATE",
     "IDLE_GPU",
     "AnomalyFinding",
@@ -43,12 +44,13 @@ __all__ = [
 
 BURN_RATE = "burnRate"
 IDLE_GPU = "idleGpu"
+BILLING = "billing"  # a billing window far above its estimate (engine.reconcile)
 _IDLE_PREFIX = f"anomaly/{IDLE_GPU}/"
 
 
 @dataclass(frozen=True, slots=True)
 class AnomalyFinding:
-    kind: str  # BURN_RATE | IDLE_GPU
+    kind: str  # BURN_RATE | IDLE_GPU | BILLING
     action: Action
     record_id: str
     message: str

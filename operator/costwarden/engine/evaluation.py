@@ -24,6 +24,12 @@ Anomalies (``anomalies``): burn rate above ``multiplier * expectedHourlyRate`` o
 returned and recorded as Pending ActionRecords like crossings, each with a Warning event; the
 ledger's ``idleSince`` remembers since when each covered pod's GPUs have been idle.
 
+Billing (``billing``, when the operator has a billing store; rules in ``engine.reconcile``): the
+spend is trued up for the reconciled hours of the period (``status.billing``), windows billed
+far above their estimate become ``anomaly/billing/<resource>/<day>`` Notify records with a Warning
+event, and conditions ``BillingStale`` (no billing newer than the operator's limit) and
+``BillingAnomaly`` say so. The ledger keeps the estimate; only the shown spend is trued up.
+
 Phase, by precedence: Enforced (a Scale/Suspend/Kill of this period is Done: after a kill the
 spend stays over the limit, so Exceeded would otherwise hide that we acted), Exceeded (percent
 >= 100), Warning (a threshold reached, or 80 % when there are none), Ok. Conditions: ``Ready``
@@ -44,7 +50,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from costwarden.engine.anomalies import BURN_RATE, AnomalyFinding, AnomalyScan, find_anomalies
+from costwarden.engine.anomalies import BILLING, BURN_RATE, AnomalyFinding, AnomalyScan, find_anomalies
 from costwarden.engine.budget_ledger import settle_at
 from costwarden.engine.conditions import BUDGET_EXCEEDED, READY, set_condition
 from costwarden.engine.forecast import exhausts_at
@@ -62,6 +68,13 @@ from costwarden.engine.gpu import (
 from costwarden.engine.ledger import CoveredPod
 from costwarden.engine.money import MONEY_CONTEXT, plain, usd
 from costwarden.engine.periods import period_bounds
+from costwarden.engine.reconcile import (
+    BudgetTruth,
+    ConditionState,
+    billing_conditions,
+    billing_findings,
+    true_up,
+)
 from costwarden.engine.thresholds import (
     DESTRUCTIVE_ACTIONS,
     LIFETIME_KEY,
@@ -74,6 +87,7 @@ from costwarden.models import (
     ActionRecord,
     ActionResult,
     BudgetLedger,
+    Condition,
     CostBudgetSpec,
     CostBudgetStatus,
     Phase,
@@ -166,9 +180,12 @@ def _crossing_event(
     )
 
 
+_ANOMALY_REASONS = {BURN_RATE: "BurnRateAnomaly", BILLING: "BillingAnomaly"}
+
+
 def _anomaly_event(budget: BudgetInput, finding: AnomalyFinding) -> EventIntent:
     return EventIntent(
-        reason="BurnRateAnomaly" if finding.kind == BURN_RATE else "IdleGpu",
+        reason=_ANOMALY_REASONS.get(finding.kind, "IdleGpu"),
         message=(
             f"CostBudget {budget.namespace}/{budget.name}: {finding.message}; action {finding.action.value}"
         ),
@@ -176,12 +193,13 @@ def _anomaly_event(budget: BudgetInput, finding: AnomalyFinding) -> EventIntent:
     )
 
 
-def evaluate_budget(
+def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and three optional feeds
     budget: BudgetInput,
     pods: Sequence[CoveredPod],
     now: datetime,
     idle_hourly: Decimal | None = None,
     telemetry: Telemetry = NO_TELEMETRY,
+    billing: BudgetTruth | None = None,
 ) -> BudgetDecision:
     """The budget's new status, its new threshold crossings and the events to emit (see module doc)."""
     spec, status = budget.spec, budget.status
@@ -195,6 +213,8 @@ def evaluate_budget(
     now_text = format_time(now)
     settlement = settle_at(status.ledger, (period_start, stored_key), pods, now, now_text)
     spend, rate = settlement.spend, settlement.hourly_rate
+    trued = true_up(billing.billing, period_start) if billing is not None else None
+    spend = max(Decimal(0), spend + trued.adjustment) if trued is not None else spend
     with localcontext(MONEY_CONTEXT):
         percent_used = spend / spec.limit * _HUNDRED
 
@@ -224,6 +244,7 @@ def evaluate_budget(
             fired={record.id for record in actions},
             telemetry=telemetry,
         )
+    scan = _with_billing_findings(scan, billing, period_start, {r.id for r in actions})
     for finding in scan.findings:
         actions.append(
             ActionRecord(
@@ -275,6 +296,10 @@ def evaluate_budget(
             now_text=now_text,
             generation=budget.generation,
         )
+    billing_status = None
+    if billing is not None and trued is not None:
+        billing_status, states = billing_conditions(billing, trued, actions, period_start, now)
+        conditions = _with_conditions(conditions, states, now_text, budget.generation)
     exhausts = exhausts_at(spend, spec.limit, rate, now, period_end)
     new_status = status.model_copy(
         update={
@@ -289,6 +314,7 @@ def evaluate_budget(
             "gpu_utilization": usage.utilization,
             "wasted_spend": ledger.wasted_spend,
             "unit_economics": _unit_economics(spec, spend, ledger.unit_count),
+            "billing": billing_status,
             "last_evaluated": now_text,
             "observed_generation": budget.generation,
             "conditions": conditions,
@@ -304,6 +330,31 @@ def evaluate_budget(
     return BudgetDecision(
         status=new_status, crossings=tuple(crossings), events=tuple(events), anomalies=scan.findings
     )
+
+
+def _with_billing_findings(
+    scan: AnomalyScan, billing: BudgetTruth | None, period_start: datetime | None, fired: set[str]
+) -> AnomalyScan:
+    if billing is None:
+        return scan
+    found = billing_findings(billing, period_start, fired)
+    return AnomalyScan(findings=(*scan.findings, *found), idle_since=scan.idle_since)
+
+
+def _with_conditions(
+    conditions: list[Condition], states: Sequence[ConditionState], now_text: str, generation: int | None
+) -> list[Condition]:
+    for kind, state, reason, message in states:
+        conditions = set_condition(
+            conditions,
+            kind,
+            status=state,
+            reason=reason,
+            message=message,
+            now_text=now_text,
+            generation=generation,
+        )
+    return conditions
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,6 +111,8 @@ async def accrual_pass(
     pending: list[Pending] = []
     live: set[str] = set()
     prices = book.price_nodes(nodes, runtime.prices)
+    if runtime.billing is not None:
+        runtime.billing.buffer.note_nodes(prices, nodes, now)
     on_nodes: list[tuple[str, PodRate]] = []
     rated: list[tuple[PodRecord, PodRate]] = []
     policy = runtime.limits.policy

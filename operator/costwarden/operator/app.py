@@ -56,6 +56,7 @@ def build_runtime(
             f"cannot load Kubernetes credentials ({settings.kubeconfig or 'in-cluster'}): {exc}"
         ) from exc
     kube = KubeClient(configuration, dry_run=settings.dry_run)
+    sources = billing_sources(settings)  # before anything starts: a bad URI is a configuration error
     runtime = Runtime(
         settings=settings,
         kube=kube,
@@ -65,6 +66,14 @@ def build_runtime(
         clock=clock,
         gpu_sources=gpu_sources,
     )
+    if settings.billing_store is not None:
+        from costwarden.operator.billingfeed import BillingFeed  # DuckDB: only with a store
+
+        runtime.billing = BillingFeed(settings, sources, runtime.metrics, clock)
+    if settings.price_feeds:
+        from costwarden.pricefeeds.refresher import PriceFeeds  # cloud SDKs: only with feeds
+
+        runtime.price_feeds = PriceFeeds.from_names(settings.price_feeds, settings.price_feed_interval)
     if settings.lease_name:
         runtime.leader = LeaderElector(
             kube,
@@ -74,6 +83,27 @@ def build_runtime(
             on_transition=runtime.leadership_changed,
         )
     return runtime
+
+
+def billing_sources(settings: OperatorSettings) -> list[Any]:
+    """The ``--billing-source`` URIs as sources (no cloud is called here); ConfigurationError
+    naming the URI when one is malformed, or when there is no store to sync them into."""
+    if settings.billing_sources and settings.billing_store is None:
+        raise ConfigurationError(
+            "--billing-source needs --billing-store FILE (the DuckDB store to sync into)"
+        )
+    if not settings.billing_sources:
+        return []
+    from costwarden.billing.sources import source_from_uri
+
+    temp_dir = Path(settings.billing_store).parent if settings.billing_store is not None else None
+    sources = []
+    for uri in settings.billing_sources:
+        try:
+            sources.append(source_from_uri(uri, temp_dir=temp_dir))
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+    return sources
 
 
 def lease_settings(settings: OperatorSettings) -> LeaseSettings:

@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
 
+from costwarden.engine.anomalies import BILLING
 from costwarden.engine.enforcement import ActionPlan, plan_pending
 from costwarden.engine.evaluation import (
     BudgetDecision,
@@ -45,6 +46,9 @@ from costwarden.operator.resume import RESUME_ANNOTATION, resume
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.throttle import status_due
 from costwarden.records import NodeRecord, PodRecord, format_time
+
+if TYPE_CHECKING:
+    from costwarden.operator.billingfeed import BillingFeed
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +153,17 @@ def evaluate(
         node = nodes.get(pod.node_name) if pod.node_name else None
         price = runtime.pods.price_of(node, runtime.prices) if node is not None else None
         covered.append(CoveredPod(pod, runtime.pods.figure(pod, price, now)))
+    billing = runtime.billing
     decision = evaluate_budget(
         BudgetInput(budget.namespace, budget.name, budget.generation, spec, state.status),
         covered,
         now,
         _idle_of(runtime, covered),
         runtime.gpu.snapshot,
+        billing.truth(budget.namespace, budget.name, spec) if billing is not None else None,
     )
+    if billing is not None:
+        _note_billing(runtime, billing, budget, (covered, state.status, decision), (nodes, now))
     state.covered = frozenset(c.pod.uid for c in covered)
     counts["pods"] += len(covered)
     status, to_act = _plan(runtime, state, decision, covered, pods, now, counts)
@@ -174,6 +182,23 @@ def evaluate(
     _queue_work(runtime, state, to_act, covered, now, counts)
     _queue_resume(runtime, budget, state, counts)
     return counts
+
+
+def _note_billing(
+    runtime: Runtime,
+    billing: BillingFeed,
+    budget: BudgetObject,
+    evaluated: tuple[Sequence[CoveredPod], CostBudgetStatus, BudgetDecision],
+    at: tuple[Mapping[str, NodeRecord], datetime],
+) -> None:
+    """What the budget's pods accrued, for reconciliation; its new billing anomalies, as a metric."""
+    covered, before, decision = evaluated
+    nodes, now = at
+    ledgers = (before.ledger, decision.status.ledger)
+    billing.buffer.note_budget(f"{budget.namespace}/{budget.name}", covered, ledgers, nodes, now)
+    found = sum(1 for finding in decision.anomalies if finding.kind == BILLING)
+    if found:
+        runtime.metrics.billing_anomalies.labels(budget.namespace, budget.name).inc(found)
 
 
 def _plan(  # noqa: PLR0917

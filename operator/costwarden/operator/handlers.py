@@ -15,8 +15,10 @@ from typing import Any
 
 import kopf
 
+from costwarden.engine.reconcile import BillingSnapshot, factor_lookup
 from costwarden.operator.admission import register_admission
 from costwarden.operator.kube import bearer_token
+from costwarden.operator.livefeed import refresh_prices
 from costwarden.operator.loops import ClusterView, accrue_all, evaluate_all, run_every
 from costwarden.operator.runtime import Runtime, runtime_of
 from costwarden.operator.settings import OperatorSettings
@@ -89,7 +91,22 @@ def _register_passes(registry: kopf.OperatorRegistry, view_factory: Any) -> None
                     if pod.uid in snapshot.readings
                 )
 
+        async def prices() -> None:
+            if view.synced():
+                await refresh_prices(runtime, dict(view.nodes()))
+
+        def reconciled(snapshot: BillingSnapshot) -> None:
+            runtime.factors = factor_lookup(snapshot.factors) if snapshot.factors else None
+            runtime.reprice()
+
+        extra = []
+        if runtime.billing is not None:
+            extra.append(asyncio.create_task(runtime.billing.run(runtime.acting, reconciled), name="billing"))
+        if runtime.price_feeds is not None:
+            interval = runtime.settings.price_feed_interval
+            extra.append(asyncio.create_task(run_every(runtime, interval, "prices", prices), name="prices"))
         memo["passes"] = [
+            *extra,
             asyncio.create_task(runtime.leader.run(), name="leader-election"),
             asyncio.create_task(work.writer.run(), name="status-writer"),
             asyncio.create_task(
@@ -112,6 +129,8 @@ def _register_passes(registry: kopf.OperatorRegistry, view_factory: Any) -> None
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await runtime.work.close()
+        if runtime.billing is not None:
+            await runtime.billing.shutdown()
         await runtime.leader.stop()
         view = memo.get("view")
         if view is not None and hasattr(view, "stop"):

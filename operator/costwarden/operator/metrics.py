@@ -120,6 +120,38 @@ class Metrics:
         self.queued = Gauge(
             "costwarden_work_queued", "Jobs waiting in a background queue", ["queue"], registry=self.registry
         )
+        self.billing_syncs = Counter(
+            "costwarden_billing_syncs",
+            "Syncs of a billing source, by result (ok, partial: a delivery failed, error: unreadable)",
+            ["source", "result"],
+            registry=self.registry,
+        )
+        self.billing_anomalies = Counter(
+            "costwarden_billing_anomalies",
+            "Billing windows billed more than the anomaly factor times their estimate, by budget",
+            ["namespace", "budget"],
+            registry=self.registry,
+        )
+        self.billing_newest = Gauge(
+            "costwarden_billing_newest_line_timestamp_seconds",
+            "End of the newest billing line in the store (Unix time)",
+            registry=self.registry,
+        )
+        self.effective_rate_factor = Gauge(
+            "costwarden_effective_rate_factor",
+            "Billed / list-price estimate learned from reconciled node-hours",
+            ["cloud", "instance_type", "capacity_type"],
+            registry=self.registry,
+        )
+        self.price_feed_up = Gauge(
+            "costwarden_price_feed_up",
+            "1 when the live price feed's last refresh succeeded",
+            ["feed"],
+            registry=self.registry,
+        )
+        self.price_feed_prices = Gauge(
+            "costwarden_price_feed_prices", "Live prices held from the feed", ["feed"], registry=self.registry
+        )
         self.registry.register(_SnapshotCollector(self))
 
     def publish_pods(

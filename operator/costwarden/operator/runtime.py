@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from costwarden.engine.enforcement import EnforcementPolicy
 from costwarden.notify.delivery import Notifier
@@ -25,10 +26,14 @@ from costwarden.operator.spendbook import SpendBook
 from costwarden.operator.statuswriter import PatchOf, StatusWriter
 from costwarden.operator.throttle import TokenBucket, WritePolicy
 from costwarden.operator.workqueue import KeyedWorkQueue
-from costwarden.pricing import PriceBook
+from costwarden.pricing import LiveFeed, PriceBook, RateFactors
 from costwarden.records import PodRecord
 from costwarden.telemetry.factory import counter_source, sources_from_settings
 from costwarden.telemetry.samples import GpuUsageSource
+
+if TYPE_CHECKING:  # loaded only when configured: `costwarden run` without them loads no DuckDB or cloud SDK
+    from costwarden.operator.billingfeed import BillingFeed
+    from costwarden.pricefeeds.refresher import PriceFeeds
 
 ACTION_CONCURRENCY = 32
 NOTIFY_CONCURRENCY = 8
@@ -97,6 +102,10 @@ class Runtime:
     evaluated: bool = False  # every budget evaluated once this term: budgets annotations are known
     gpu_sources: tuple[GpuUsageSource, ...] = ()  # sources beyond the flags' (the demo's simulated DCGM)
     gpu: GpuFeed = field(init=False)
+    billing: BillingFeed | None = None  # with --billing-store
+    price_feeds: PriceFeeds | None = None  # with --price-feed
+    live: LiveFeed | None = None  # the live prices of the last refresh
+    factors: RateFactors | None = None  # the effective-rate factors of the last reconciliation
 
     def __post_init__(self) -> None:
         self.limits = Limits.from_settings(self.settings, self.monotonic())
@@ -151,6 +160,10 @@ class Runtime:
     def acting(self) -> bool:
         return self.leader.acting()
 
+    def reprice(self) -> None:
+        """A new price book with the current live prices and factors (the next pass re-prices nodes)."""
+        self.prices = self.prices.with_feeds(self.live, self.factors)
+
     def forget_budget(self, key: BudgetKey) -> None:
         self.budgets.forget(key)
         if hasattr(self, "work"):
@@ -160,6 +173,8 @@ class Runtime:
         """A new term starts from what is stored: budget statuses and pod annotations."""
         self.budgets.clear()
         self.pods.clear()
+        if self.billing is not None:
+            self.billing.buffer.clear()
         self.evaluated = False
         self.metrics.leader.set(1 if leading else 0)
 

@@ -41,19 +41,21 @@ class SpendBook:
         self.node_prices: Mapping[str, NodePrice] = {}  # by node name, as last priced
         self.idle_costs: Mapping[str, Decimal] = {}  # by node name: node cost no pod uses, USD/h
         self._priced_nodes: Mapping[str, NodeRecord] | None = None  # what node_prices was made of
+        self._priced_by: PriceBook | None = None  # and with which book
 
     def price_nodes(self, nodes: Mapping[str, NodeRecord], prices: PriceBook) -> Mapping[str, NodePrice]:
         """Price every node (``node_prices``); nothing is priced again while ``nodes`` is the same
-        snapshot as last time (the cluster index hands out one per change of any node)."""
-        if nodes is not self._priced_nodes:
+        snapshot as last time (the cluster index hands out one per change of any node) and the book is
+        the same (a new one comes with new live prices or effective-rate factors)."""
+        if nodes is not self._priced_nodes or prices is not self._priced_by:
             self.node_prices = {name: prices.price(node) for name, node in nodes.items()}
-            self._priced_nodes = nodes
+            self._priced_nodes, self._priced_by = nodes, prices
         return self.node_prices
 
     def price_of(self, node: NodeRecord, prices: PriceBook) -> NodePrice:
         """``prices.price(node)``, from ``node_prices`` when the node is the record priced there."""
         priced = self._priced_nodes
-        if priced is not None and priced.get(node.name) is node:
+        if priced is not None and prices is self._priced_by and priced.get(node.name) is node:
             return self.node_prices[node.name]
         return prices.price(node)
 
@@ -135,7 +137,7 @@ class SpendBook:
         self._rated_price.clear()
         self._written.clear()
         self.wasted.clear()
-        self.node_prices, self.idle_costs, self._priced_nodes = {}, {}, None
+        self.node_prices, self.idle_costs, self._priced_nodes, self._priced_by = {}, {}, None, None
 
     def __len__(self) -> int:
         return len(self._accruals)

@@ -69,6 +69,7 @@ class NodePrice:
     facts: NodeFacts
     vcpus: Decimal = _ZERO  # the capacity the split used
     memory_gib: Decimal = _ZERO
+    factor: Decimal = Decimal(1)  # the effective-rate factor applied (hourly / factor: the list price)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,10 @@ class PriceBook:
             cached = self._cache[node] = self._resolve(node)
         return cached
 
+    def facts(self, node: NodeRecord) -> NodeFacts:
+        """What the node is (cloud, region, instance and capacity type), as pricing reads it."""
+        return classify_node(node, self._catalog)
+
     def price_all(self, nodes: Iterable[NodeRecord]) -> dict[str, NodePrice]:
         return {node.name: self.price(node) for node in nodes}
 
@@ -119,10 +124,11 @@ class PriceBook:
         priced = self._total(node, facts, row)
         if priced is not None:
             hourly, source, listed = priced
-            if listed:
-                hourly, source = self._factored(facts, hourly, source)
+            factor = self._factor(facts) if listed else None
+            if factor is not None:
+                hourly, source = hourly * factor.factor, f"{source} x {factor.factor} ({factor.source})"
             per_gpu, per_vcpu, per_gib = _split(hourly, capacity, rates)
-            return _price(hourly, (per_gpu, per_vcpu, per_gib), source + note, facts, capacity)
+            return _price(hourly, (per_gpu, per_vcpu, per_gib), source + note, facts, capacity, factor)
         gpu_rate, source = _ZERO, self._defaults_source()
         listed = True
         if capacity.gpus:
@@ -131,25 +137,18 @@ class PriceBook:
                 source = f"{gpu_source}; cpu/ram at {source}"
                 listed = False
         parts = (gpu_rate, rates[1], rates[2])
-        if listed:
-            factor = self._factor(facts)
-            if factor is not None:
-                parts = (parts[0] * factor.factor, parts[1] * factor.factor, parts[2] * factor.factor)
-                source = f"{source} x {factor.factor} ({factor.source})"
+        factor = self._factor(facts) if listed else None
+        if factor is not None:
+            parts = (parts[0] * factor.factor, parts[1] * factor.factor, parts[2] * factor.factor)
+            source = f"{source} x {factor.factor} ({factor.source})"
         hourly = parts[0] * capacity.gpus + parts[1] * capacity.vcpus + parts[2] * capacity.gib
-        return _price(hourly, parts, source + note, facts, capacity)
+        return _price(hourly, parts, source + note, facts, capacity, factor)
 
     def _factor(self, facts: NodeFacts) -> RateFactor | None:
         factor = self._factors(facts) if self._factors is not None else None
         if factor is None or factor.factor <= 0 or factor.factor == 1:
             return None
         return factor
-
-    def _factored(self, facts: NodeFacts, hourly: Decimal, source: str) -> tuple[Decimal, str]:
-        factor = self._factor(facts)
-        if factor is None:
-            return hourly, source
-        return hourly * factor.factor, f"{source} x {factor.factor} ({factor.source})"
 
     @property
     def _defaults(self) -> PriceDefaults:
@@ -242,12 +241,13 @@ def _instance_candidates(facts: NodeFacts) -> list[InstanceKey]:
     return candidates
 
 
-def _price(
+def _price(  # noqa: PLR0917 -- the figures, their provenance and what they were made of
     hourly: Decimal,
     parts: tuple[Decimal, Decimal, Decimal],
     source: str,
     facts: NodeFacts,
     capacity: _Capacity,
+    factor: RateFactor | None = None,
 ) -> NodePrice:
     return NodePrice(
         hourly=hourly,
@@ -258,4 +258,5 @@ def _price(
         facts=facts,
         vcpus=capacity.vcpus,
         memory_gib=capacity.gib,
+        factor=factor.factor if factor is not None else Decimal(1),
     )

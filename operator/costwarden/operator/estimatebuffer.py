@@ -1,0 +1,162 @@
+"""The operator's estimates per billed resource and hour, gathered by the passes until the
+billing feed writes them to the store (only the event loop touches a buffer).
+
+Two kinds (costwarden.billing.estimates has the tables):
+
+* node-hours, from the accrual pass: each node's price over the time since it was last seen,
+  as charged and at list price (``NodePrice.factor`` undone), spread over the UTC hours;
+* budget-hours, from each evaluation: what the budget's covered pods accrued since their last
+  ledger figure, on the resource their node is.
+
+A node seen for the first time is only noted, not charged: the operator does not know what it
+did before. After a restart the store's marks say until when each node was recorded, and the
+hours in between are charged (the node was running then, as it is now).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from costwarden.billing.estimates import BudgetHour, NodeHour
+from costwarden.billing.resources import node_keys
+from costwarden.engine.ledger import CoveredPod
+from costwarden.engine.money import MONEY_CONTEXT, cost_between
+from costwarden.engine.reconcile import split_hours
+from costwarden.models import BudgetLedger
+from costwarden.pricing import NodePrice
+from costwarden.records import NodeRecord, parse_time
+
+_HOUR = timedelta(hours=1)
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Drained:
+    nodes: list[NodeHour]
+    budgets: list[BudgetHour]
+    aliases: dict[str, str]
+    marks: dict[str, datetime]
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes or self.budgets or self.aliases or self.marks)
+
+
+@dataclass
+class _NodeHourSum:
+    cloud: str
+    instance_type: str
+    capacity_type: str
+    estimated: Decimal = _ZERO
+    listed: Decimal = _ZERO
+    seconds: float = 0.0
+
+
+@dataclass
+class EstimateBuffer:
+    seen: dict[str, datetime] = field(default_factory=dict)  # node name -> recorded until
+    _nodes: dict[tuple[str, datetime], _NodeHourSum] = field(default_factory=dict)
+    _budgets: dict[tuple[str, str, datetime], Decimal] = field(default_factory=dict)
+    _aliases: dict[str, str] = field(default_factory=dict)
+    _keys: dict[NodeRecord, tuple[str, ...]] = field(default_factory=dict)
+
+    def resume_from(self, marks: Mapping[str, datetime]) -> None:
+        """Continue each node from its stored mark (unless this buffer saw it later)."""
+        for node, until in marks.items():
+            if node not in self.seen or self.seen[node] < until:
+                self.seen[node] = until
+
+    def keys(self, node: NodeRecord) -> tuple[str, ...]:
+        found = self._keys.get(node)
+        if found is None:
+            if len(self._keys) > 65536:
+                self._keys.clear()
+            found = self._keys[node] = node_keys(node)
+        return found
+
+    def note_nodes(
+        self, prices: Mapping[str, NodePrice], nodes: Mapping[str, NodeRecord], now: datetime
+    ) -> None:
+        """Charge every priced node from when it was last seen until ``now``."""
+        for name in [n for n in self.seen if n not in nodes]:
+            del self.seen[name]
+        for name, node in nodes.items():
+            price = prices.get(name)
+            keys = self.keys(node)
+            if price is None or not keys:
+                continue
+            start = self.seen.get(name)
+            self.seen[name] = now if start is None or now > start else start
+            if start is None or now <= start:
+                continue
+            for alias in keys[1:]:
+                self._aliases[alias] = keys[0]
+            self._charge(keys[0], price, start, now)
+
+    def _charge(self, resource: str, price: NodePrice, start: datetime, end: datetime) -> None:
+        facts = price.facts
+        list_rate = MONEY_CONTEXT.divide(price.hourly, price.factor) if price.factor != 1 else price.hourly
+        hour = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        while hour < end:
+            lower, upper = max(hour, start), min(hour + _HOUR, end)
+            key = (resource, hour)
+            total = self._nodes.get(key)
+            if total is None:
+                total = self._nodes[key] = _NodeHourSum(
+                    facts.cloud, facts.instance_type or "", facts.capacity_type
+                )
+            total.estimated += cost_between(price.hourly, lower, upper)
+            total.listed += cost_between(list_rate, lower, upper)
+            total.seconds += (upper - lower).total_seconds()
+            hour += _HOUR
+
+    def note_budget(
+        self,
+        budget: str,
+        covered: Sequence[CoveredPod],
+        ledgers: tuple[BudgetLedger, BudgetLedger],
+        nodes: Mapping[str, NodeRecord],
+        now: datetime,
+    ) -> None:
+        """What the covered pods accrued since the previous ledger (``ledgers``: before, after)."""
+        before, after = ledgers[0].pods, ledgers[1].pods
+        for item in covered:
+            pod = item.pod
+            node = nodes.get(pod.node_name) if pod.node_name else None
+            keys = self.keys(node) if node is not None else ()
+            entry = after.get(pod.uid)
+            if not keys or entry is None:
+                continue
+            previous = before.get(pod.uid)
+            if previous is not None:
+                spent, since = entry.spend - previous.spend, parse_time(previous.at)
+            else:
+                spent, since = entry.spend - entry.baseline, pod.started or pod.created
+            if spent <= 0:
+                continue
+            until = parse_time(entry.at) or now
+            for hour, amount in split_hours(since or until, until, spent):
+                key = (budget, keys[0], hour)
+                self._budgets[key] = self._budgets.get(key, _ZERO) + amount
+
+    def drain(self) -> Drained:
+        """Everything gathered since the last drain (the marks: every node seen, until when)."""
+        nodes = [
+            NodeHour(
+                resource, hour, s.cloud, s.instance_type, s.capacity_type, s.estimated, s.listed, s.seconds
+            )
+            for (resource, hour), s in self._nodes.items()
+        ]
+        budgets = [BudgetHour(b, r, h, amount) for (b, r, h), amount in self._budgets.items()]
+        drained = Drained(nodes, budgets, dict(self._aliases), dict(self.seen))
+        self._nodes, self._budgets, self._aliases = {}, {}, {}
+        return drained
+
+    def clear(self) -> None:
+        """A new leadership term: what this replica gathered before is another term's."""
+        self.seen.clear()
+        self._nodes.clear()
+        self._budgets.clear()
+        self._aliases.clear()

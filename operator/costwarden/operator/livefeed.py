@@ -1,0 +1,29 @@
+"""The live price pass: ask the price feeds for what the cluster's nodes need, swap the price book.
+
+Each refresh classifies the nodes (cloud, region, instance and capacity type), lets the feeds
+fetch in their worker threads (``PriceFeeds.refresh`` never raises: a failed feed keeps its last
+good prices until they are too old, then the catalog prices those nodes again), and gives the
+runtime a new book; the next accrual pass prices every node with it.
+"""
+
+from __future__ import annotations
+
+from costwarden.operator.runtime import Runtime
+from costwarden.records import NodeRecord
+
+
+async def refresh_prices(runtime: Runtime, nodes: dict[str, NodeRecord] | object) -> int:
+    """One refresh; the number of live prices held afterwards."""
+    feeds = runtime.price_feeds
+    if feeds is None or not isinstance(nodes, dict):
+        return 0
+    facts = [runtime.prices.facts(node) for node in nodes.values()]
+    live = await feeds.refresh(facts, runtime.clock())
+    runtime.live = live.lookup
+    runtime.reprice()
+    held = 0
+    for status in feeds.statuses():
+        runtime.metrics.price_feed_up.labels(status.name).set(1 if status.state == "ok" else 0)
+        runtime.metrics.price_feed_prices.labels(status.name).set(status.prices)
+        held += status.prices
+    return held
