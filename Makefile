@@ -64,3 +64,7 @@ chart-docs: install crd-copies  ## sync the CRD copies and regenerate the chart'
 lock: install  ## recompile requirements.lock (the image's dependencies) from pyproject.toml's runtime list
 	$(PY) -m pip install -q 'uv>=0.5'
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes -o requirements.lock
+
+.PHONY: catalog
+catalog: install  ## regenerate pricing/catalog.csv from the live price feeds (needs network and cloud credentials)
+	$(PY) tools/make_catalog.py operator/costwarden/pricing/catalog.csv
