@@ -188,5 +188,8 @@ def _decimal(value: object) -> Decimal | None:
     if isinstance(value, Decimal):
         return value
     if isinstance(value, int | str):
-        return Decimal(value)
+        try:
+            return Decimal(value)
+        except ArithmeticError as exc:
+            raise ValueError(f"money {value!r} is no number") from exc
     raise TypeError(f"money of type {type(value).__name__}, expected a decimal")
