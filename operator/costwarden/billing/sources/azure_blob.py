@@ -63,7 +63,7 @@ class BlobObjects:
             # The blob as listed: a blob rewritten since (a new run) fails this delivery, and the
             # next sync lists it again.
             stream = self.container.download_blob(
-                info.key, etag=info.etag, match_condition=MatchConditions.IfNotModified
+                info.key, etag=f'"{info.etag}"', match_condition=MatchConditions.IfNotModified
             )
             for chunk in stream.chunks():
                 written += len(chunk)
