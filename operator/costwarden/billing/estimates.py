@@ -209,18 +209,18 @@ class EstimateStore:
             SELECT b.resource, b.s, b.e, b.billed, sum(n.estimated) AS est, sum(n.listed) AS listed,
                    sum(n.seconds) AS seen, any_value(n.cloud) AS cloud, any_value(n.instance_type) AS itype,
                    any_value(n.capacity_type) AS ctype,
-                   sum(n.seconds) >= {FULL_COVERAGE} * epoch(b.e - b.s) AS full
+                   sum(n.seconds) >= {FULL_COVERAGE} * epoch(b.e - b.s) AS complete
             FROM billed b JOIN node_hours n ON n.resource = b.resource AND n.hour >= b.s AND n.hour < b.e
             GROUP BY b.resource, b.s, b.e, b.billed"""
         )
         anomalous = f"(est > 0 AND billed * 1000000 > est * CAST(round({factor} * 1000000) AS HUGEINT))"
         db.execute(
             f"""CREATE OR REPLACE TEMP TABLE used AS SELECT *, {anomalous} AS anomalous FROM windows
-            WHERE est > 0 AND (full OR NOT {anomalous})"""
+            WHERE est > 0 AND (complete OR NOT {anomalous})"""
         )
         factors = db.execute(
             "SELECT cloud, itype, ctype, sum(billed), sum(listed), sum(seen) / 3600, max(e) FROM used "
-            "WHERE full AND NOT anomalous GROUP BY ALL"
+            "WHERE complete AND NOT anomalous GROUP BY ALL"
         ).fetchall()
         budget_days = db.execute(
             """SELECT bh.budget, CAST(date_trunc('day', bh.hour) AS DATE) AS day, sum(bh.estimated),
@@ -232,7 +232,7 @@ class EstimateStore:
         anomalies = db.execute(
             """SELECT DISTINCT bh.budget, u.resource, u.s, u.e, u.est, u.billed FROM used u
                JOIN budget_hours bh ON bh.resource = u.resource AND bh.hour >= u.s AND bh.hour < u.e
-               WHERE u.anomalous AND u.full AND u.s >= ?""",
+               WHERE u.anomalous AND u.complete AND u.s >= ?""",
             [query.now - query.anomaly_lookback],
         ).fetchall()
         clusters = db.execute(

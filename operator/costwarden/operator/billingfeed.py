@@ -4,7 +4,7 @@ Only the leader holds the store open: DuckDB lets one process write a file, and 
 nothing to write. Every store call runs on one worker thread (a DuckDB connection is used by one
 thread at a time, and a sync or a reconciliation must not hold the event loop). The loop:
 
-* every ``FLUSH_INTERVAL`` seconds: open the store if it is not (loading each node's mark, so the
+* every ``billing_flush_interval`` seconds (a minute): open the store if it is not (loading each node's mark, so the
   hours the operator was down are charged), then write what the passes gathered;
 * every ``billing_interval`` seconds (and once soon after the store opens): sync each billing
   source, then reconcile; the result is one immutable ``BillingSnapshot`` (evaluations read it,
@@ -49,7 +49,6 @@ from costwarden.records import SKYPILOT_CLUSTER_LABEL
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-FLUSH_INTERVAL = 60.0  # seconds between writes of the gathered estimates
 LOOKBACK = timedelta(days=93)  # billing windows reconciled: three months (restatements included)
 ANOMALY_LOOKBACK = timedelta(days=7)
 MIN_FACTOR_HOURS = Decimal(24)  # reconciled node-hours before a factor is learned
@@ -93,13 +92,13 @@ class BillingFeed:
                 try:
                     snapshot = await self.step(self._clock())
                 except Exception:
-                    log.exception("billing feed step failed; retrying in %.0f s", FLUSH_INTERVAL)
+                    log.exception("billing feed step failed; retrying next turn")
                     snapshot = None
                 if snapshot is not None and acting():
                     on_snapshot(snapshot)
             elif self.is_open:
                 await self.close()
-            await asyncio.sleep(FLUSH_INTERVAL if acting() else 1.0)
+            await asyncio.sleep(self._settings.billing_flush_interval if acting() else 1.0)
 
     async def step(self, now: datetime) -> BillingSnapshot | None:
         """One turn: open, flush, and when due sync and reconcile (the new snapshot, else None)."""

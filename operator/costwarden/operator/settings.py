@@ -42,6 +42,7 @@ class OperatorSettings:
     billing_store: Path | None = None  # the DuckDB store; None: no reconciliation
     billing_sources: tuple[str, ...] = ()  # s3://, bq://, azure://, file:// URIs synced into the store
     billing_interval: float = 3600.0  # seconds between syncs of the billing sources and reconciliations
+    billing_flush_interval: float = 60.0  # seconds between writes of the estimates to the store
     billing_stale_after: float = 72 * 3600.0  # no billing newer than this: condition BillingStale
     billing_anomaly_factor: Decimal = Decimal(2)  # billed/estimated per resource-hour above this: anomaly
     price_feeds: tuple[str, ...] = ()  # aws, gcp, azure: live list and spot prices
