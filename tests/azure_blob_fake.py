@@ -67,7 +67,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _error(self, status: int, code: str) -> None:
-        body = f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code><Message>{code}</Message></Error>'
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f"<Error><Code>{code}</Code><Message>{code}</Message></Error>"
+        )
         self._send(status, body.encode(), {"x-ms-error-code": code, "Content-Type": "application/xml"})
 
     def do_GET(self) -> None:

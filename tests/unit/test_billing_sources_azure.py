@@ -25,7 +25,10 @@ URI = f"azure://{ACCOUNT}/exports/costs"
 
 
 def lines(start: datetime, scale: int = 1) -> list[FocusLine]:
-    vm = "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/mc_gpu/providers/microsoft.compute/virtualmachinescalesets/aks-gpu/virtualmachines/3"
+    vm = (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/mc_gpu/providers/"
+        "microsoft.compute/virtualmachinescalesets/aks-gpu/virtualmachines/3"
+    )
     return [
         FocusLine(
             "Usage",

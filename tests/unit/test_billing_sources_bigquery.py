@@ -216,7 +216,8 @@ def test_the_aggregation_is_pushed_down_and_the_totals_land_exactly(
         "202610": (1, *expected(lines, "202610")),
     }
     head = store.connection.execute(
-        "SELECT ChargePeriodStart, ChargePeriodEnd, BilledCost, EffectiveCost, Tags, ProviderName, ChargeCategory "
+        "SELECT ChargePeriodStart, ChargePeriodEnd, BilledCost, EffectiveCost, Tags, ProviderName, "
+        "ChargeCategory "
         "FROM billing_lines WHERE ResourceId LIKE '%llama-2ea4-head' AND BillingPeriodStart >= '2026-11-01' "
         "ORDER BY ChargePeriodStart LIMIT 1"
     ).fetchone()

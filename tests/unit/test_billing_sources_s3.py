@@ -254,7 +254,10 @@ def test_without_manifests_billing_period_partitions_are_listed(bucket: Bucket, 
 
 
 def test_legacy_cur_manifest_report_keys(bucket: Bucket, store: BillingStore) -> None:
-    header = "identity/LineItemId,lineItem/UsageStartDate,lineItem/UnblendedCost,lineItem/LineItemType,bill/PayerAccountId\n"
+    header = (
+        "identity/LineItemId,lineItem/UsageStartDate,lineItem/UnblendedCost,lineItem/LineItemType,"
+        "bill/PayerAccountId\n"
+    )
     part = (
         header
         + "a,2026-11-03T04:00:00Z,1.25,Usage,111122223333\nb,2026-11-03T05:00:00Z,0.5,Tax,111122223333\n"
