@@ -69,7 +69,7 @@ def build_runtime(
     if settings.billing_store is not None:
         from costwarden.operator.billingfeed import BillingFeed  # DuckDB: only with a store
 
-        runtime.billing = BillingFeed(settings, sources, runtime.metrics, clock)
+        runtime.billing = BillingFeed(settings, sources, runtime.metrics, clock, runtime.monotonic)
     if settings.price_feeds:
         from costwarden.pricefeeds.refresher import PriceFeeds  # cloud SDKs: only with feeds
 

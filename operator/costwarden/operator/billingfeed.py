@@ -4,8 +4,8 @@ Only the leader holds the store open: DuckDB lets one process write a file, and 
 nothing to write. Every store call runs on one worker thread (a DuckDB connection is used by one
 thread at a time, and a sync or a reconciliation must not hold the event loop). The loop:
 
-* every ``billing_flush_interval`` seconds (a minute): open the store if it is not (loading each node's mark, so the
-  hours the operator was down are charged), then write what the passes gathered;
+* every ``billing_flush_interval`` seconds (a minute): open the store if it is not (loading each
+  node's mark, so the hours the operator was down are charged), then write what was gathered;
 * every ``billing_interval`` seconds (and once soon after the store opens): sync each billing
   source, then reconcile; the result is one immutable ``BillingSnapshot`` (evaluations read it,
   and the price book takes its effective-rate factors).
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
@@ -62,6 +63,7 @@ class BillingFeed:
         sources: Sequence[BillingSource],
         metrics: Metrics,
         clock: Callable[[], datetime],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if settings.billing_store is None:
             raise ValueError("the billing feed needs --billing-store")
@@ -74,7 +76,8 @@ class BillingFeed:
         self._store: BillingStore | None = None
         self._estimates: EstimateStore | None = None
         self._pending: list[Drained] = []
-        self._next_reconcile: datetime | None = None
+        self._next_reconcile: float | None = None  # monotonic seconds
+        self._monotonic = monotonic
         self.buffer = EstimateBuffer()
         self.snapshot: BillingSnapshot | None = None
 
@@ -105,9 +108,10 @@ class BillingFeed:
         if not await self._open():
             return None
         await self.flush()
-        if self._next_reconcile is not None and now < self._next_reconcile:
+        started = self._monotonic()
+        if self._next_reconcile is not None and started < self._next_reconcile:
             return None
-        self._next_reconcile = now + timedelta(seconds=self._settings.billing_interval)
+        self._next_reconcile = started + self._settings.billing_interval
         await self.sync_all()
         return await self.reconcile(now)
 
