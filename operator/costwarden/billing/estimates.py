@@ -51,6 +51,14 @@ _CLUSTER_TAG = (
     f"COALESCE(NULLIF(regexp_extract(Tags, '{_TAG_IN_OBJECT}', 1), ''), "
     f"NULLIF(regexp_extract(Tags, '{_TAG_IN_LIST}', 1), ''))"
 )
+# The whole UTC hours a billing window [s, e) holds: windows are joined to estimates on (resource,
+# hour) equality, linear in rows, not on a time range (which compares every hour of a node with
+# every window of it: quadratic in the look-back; bench/RESULTS.md).
+_HOURS_OF = (
+    "unnest(range(date_trunc('hour', s) + CASE WHEN date_trunc('hour', s) < s THEN INTERVAL 1 HOUR "
+    "ELSE INTERVAL 0 HOUR END, e, INTERVAL 1 HOUR))"
+)
+_BATCH = 500  # rows per INSERT … VALUES statement
 # Billed resources that are VMs (compute), whether or not they are nodes of this cluster.
 _IS_VM = (
     "(starts_with(key, 'aws:') OR contains(key, '/virtualmachines') OR "
@@ -106,6 +114,21 @@ class ReconcileRows:
     newest: datetime | None
 
 
+def _insert(
+    db: duckdb.DuckDBPyConnection, table: str, rows: Sequence[tuple[object, ...]], tail: str = ""
+) -> None:
+    """``rows`` into ``table``, ``_BATCH`` rows per statement (``executemany`` runs one statement a
+    row: seconds for a thousand upserts)."""
+    if not rows:
+        return
+    width = len(rows[0])
+    one = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(rows), _BATCH):
+        batch = rows[start : start + _BATCH]
+        values = ", ".join([one] * len(batch))
+        db.execute(f"INSERT INTO {table} VALUES {values} {tail}", [v for row in batch for v in row])
+
+
 class EstimateStore:
     """The estimate tables of one open billing store (one thread at a time, like the store)."""
 
@@ -147,7 +170,7 @@ class EstimateStore:
         try:
             if node_rows:
                 db.execute("CREATE OR REPLACE TEMP TABLE new_node_hours AS SELECT * FROM node_hours LIMIT 0")
-                db.executemany("INSERT INTO new_node_hours VALUES (?, ?, ?, ?, ?, ?, ?, ?)", node_rows)
+                _insert(db, "new_node_hours", node_rows)
                 db.execute(
                     "INSERT INTO node_hours SELECT resource, hour, any_value(cloud), "
                     "any_value(instance_type), any_value(capacity_type), sum(estimated), sum(listed), "
@@ -162,23 +185,25 @@ class EstimateStore:
                 db.execute(
                     "CREATE OR REPLACE TEMP TABLE new_budget_hours AS SELECT * FROM budget_hours LIMIT 0"
                 )
-                db.executemany("INSERT INTO new_budget_hours VALUES (?, ?, ?, ?)", budget_rows)
+                _insert(db, "new_budget_hours", budget_rows)
                 db.execute(
                     "INSERT INTO budget_hours SELECT budget, resource, hour, sum(estimated) "
                     "FROM new_budget_hours GROUP BY ALL ON CONFLICT (budget, resource, hour) DO UPDATE SET "
                     "estimated = budget_hours.estimated + EXCLUDED.estimated"
                 )
             if aliases:
-                db.executemany(
-                    "INSERT INTO resource_aliases VALUES (?, ?) ON CONFLICT (alias) DO UPDATE SET "
-                    "resource = EXCLUDED.resource",
+                _insert(
+                    db,
+                    "resource_aliases",
                     list(aliases.items()),
+                    "ON CONFLICT (alias) DO UPDATE SET resource = EXCLUDED.resource",
                 )
             if marks:
-                db.executemany(
-                    "INSERT INTO estimate_marks VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET until = "
-                    "greatest(estimate_marks.until, EXCLUDED.until)",
+                _insert(
+                    db,
+                    "estimate_marks",
                     list(marks.items()),
+                    "ON CONFLICT (node) DO UPDATE SET until = greatest(estimate_marks.until, EXCLUDED.until)",
                 )
             db.commit()
         except BaseException:
@@ -210,7 +235,8 @@ class EstimateStore:
                    sum(n.seconds) AS seen, any_value(n.cloud) AS cloud, any_value(n.instance_type) AS itype,
                    any_value(n.capacity_type) AS ctype,
                    sum(n.seconds) >= {FULL_COVERAGE} * epoch(b.e - b.s) AS complete
-            FROM billed b JOIN node_hours n ON n.resource = b.resource AND n.hour >= b.s AND n.hour < b.e
+            FROM (SELECT *, {_HOURS_OF} AS hour FROM billed) b
+            JOIN node_hours n ON n.resource = b.resource AND n.hour = b.hour
             GROUP BY b.resource, b.s, b.e, b.billed"""
         )
         anomalous = f"(est > 0 AND billed * 1000000 > est * CAST(round({factor} * 1000000) AS HUGEINT))"
@@ -223,16 +249,16 @@ class EstimateStore:
             "WHERE complete AND NOT anomalous GROUP BY ALL"
         ).fetchall()
         budget_days = db.execute(
-            """SELECT bh.budget, CAST(date_trunc('day', bh.hour) AS DATE) AS day, sum(bh.estimated),
+            f"""SELECT bh.budget, CAST(date_trunc('day', bh.hour) AS DATE) AS day, sum(bh.estimated),
                       sum((2 * bh.estimated * u.billed + u.est) // (2 * u.est)), max(u.e)
-               FROM budget_hours bh JOIN used u
-                 ON bh.resource = u.resource AND bh.hour >= u.s AND bh.hour < u.e
+               FROM budget_hours bh JOIN (SELECT *, {_HOURS_OF} AS hour FROM used) u
+                 ON bh.resource = u.resource AND bh.hour = u.hour
                GROUP BY ALL"""
         ).fetchall()
         anomalies = db.execute(
-            """SELECT DISTINCT bh.budget, u.resource, u.s, u.e, u.est, u.billed FROM used u
-               JOIN budget_hours bh ON bh.resource = u.resource AND bh.hour >= u.s AND bh.hour < u.e
-               WHERE u.anomalous AND u.complete AND u.s >= ?""",
+            f"""SELECT DISTINCT bh.budget, u.resource, u.s, u.e, u.est, u.billed
+               FROM (SELECT *, {_HOURS_OF} AS hour FROM used WHERE anomalous AND complete AND s >= ?) u
+               JOIN budget_hours bh ON bh.resource = u.resource AND bh.hour = u.hour""",
             [query.now - query.anomaly_lookback],
         ).fetchall()
         clusters = db.execute(
