@@ -16,8 +16,7 @@ store ``ingest`` filled, in a temporary folder both share). The data: ``billing_
   ``node_hours`` (on-demand at 0.7 of list, spot at list) and ``budget_hours`` (200 budgets of 5
   nodes each, 90 % of the node each), filled with ``INSERT … SELECT`` from ``range()`` (the
   ``record`` path is timed on its own, one flush of 1,000 nodes). Timed: ``EstimateStore.reconcile``
-  and ``snapshot_from``; also a variant of the reconciling SQL with equality joins on the hour
-  (``reconcile_hour_join``, same results checked), to size the fix proposed in RESULTS.md.
+  and ``snapshot_from``, and each of its statements.
 * **accuracy**: 100 GPU nodes over November: priced by the operator's ``PriceBook`` (bundled
   catalog, plus a spot row at the month's first spot price), charged hour by hour through its
   ``EstimateBuffer``, recorded each day with ``EstimateStore.record``; each day a CUR delivery
@@ -55,9 +54,6 @@ import billing_data as data  # noqa: E402
 import numpy as np  # noqa: E402
 
 from costwarden.billing.estimates import (  # noqa: E402
-    _CLUSTER_TAG,
-    _IS_VM,
-    FULL_COVERAGE,
     BudgetHour,
     EstimateStore,
     NodeHour,
@@ -65,7 +61,6 @@ from costwarden.billing.estimates import (  # noqa: E402
     ReconcileRows,
     dollars,
 )
-from costwarden.billing.resources import billing_key_sql  # noqa: E402
 from costwarden.billing.store import BillingStore  # noqa: E402
 from costwarden.engine.reconcile import BudgetBilling, factor_lookup, true_up  # noqa: E402
 from costwarden.operator.billingfeed import ANOMALY_LOOKBACK, LOOKBACK, snapshot_from  # noqa: E402
@@ -301,7 +296,6 @@ def reconcile(workdir: Path) -> dict[str, Any]:
     flush_nodes, flush_budgets = one_flush(nodes, after)  # after the month: reconciled with nothing
     marks = {f"node-{i}": after for i in range(len(nodes))}
     _, flushed = timed(estimates.record, flush_nodes, flush_budgets, {}, marks)
-    _, flushed_arrow = timed(record_arrow, store.connection, flush_nodes, flush_budgets, marks)
 
     settings = OperatorSettings()
     now = after + timedelta(hours=6)
@@ -315,16 +309,6 @@ def reconcile(workdir: Path) -> dict[str, Any]:
         snapshots.append(snap_seconds)
     assert rows is not None
     rss = rss_mb()
-    proto_runs = []
-    proto: ReconcileRows | None = None
-    for _ in range(RUNS):
-        proto, seconds = timed(reconcile_hour_join, store.connection, query)
-        proto_runs.append(seconds)
-    assert proto is not None
-    same = all(
-        sorted(getattr(rows, f), key=repr) == sorted(getattr(proto, f), key=repr)
-        for f in ("factors", "budget_days", "anomalies", "clusters")
-    )
     statements = statement_times(store, query)
     store.close()
     return {
@@ -332,7 +316,6 @@ def reconcile(workdir: Path) -> dict[str, Any]:
         "fill_sql_s": round(filled, 2),
         "record_one_flush_s": round(flushed, 3),
         "record_one_flush_rows": len(flush_nodes) + len(flush_budgets) + len(marks),
-        "record_one_flush_arrow_variant_s": round(flushed_arrow, 3),
         "reconcile_median_s": median(runs),
         "reconcile_runs_s": [round(s, 3) for s in runs],
         "snapshot_from_median_s": median(snapshots),
@@ -345,77 +328,7 @@ def reconcile(workdir: Path) -> dict[str, Any]:
         },
         "rss_mb_after_reconcile": rss,
         "statements_s": statements,
-        "hour_join_variant": {
-            "median_s": median(proto_runs),
-            "runs_s": [round(s, 3) for s in proto_runs],
-            "same_rows": same,
-        },
     }
-
-
-def record_arrow(
-    db: Any, nodes: Sequence[NodeHour], budgets: Sequence[BudgetHour], marks: dict[str, datetime]
-) -> None:
-    """``EstimateStore.record``'s writes with the rows handed to DuckDB as Arrow tables
-    (``INSERT … SELECT`` from a registered table) instead of ``executemany``: a prototype of the
-    proposed fix, for measuring it. Same upserts, same transaction."""
-    import pyarrow as pa
-
-    from costwarden.billing.estimates import nanos
-
-    ts = pa.timestamp("us", tz="UTC")
-    big = pa.decimal128(38, 0)
-    node_table = pa.table(
-        {
-            "resource": [n.resource for n in nodes],
-            "hour": pa.array([n.hour for n in nodes], ts),
-            "cloud": [n.cloud for n in nodes],
-            "instance_type": [n.instance_type for n in nodes],
-            "capacity_type": [n.capacity_type for n in nodes],
-            "estimated": pa.array([Decimal(nanos(n.estimated)) for n in nodes], big),
-            "listed": pa.array([Decimal(nanos(n.listed)) for n in nodes], big),
-            "seconds": pa.array([n.seconds for n in nodes], pa.float64()),
-        }
-    )
-    budget_table = pa.table(
-        {
-            "budget": [b.budget for b in budgets],
-            "resource": [b.resource for b in budgets],
-            "hour": pa.array([b.hour for b in budgets], ts),
-            "estimated": pa.array([Decimal(nanos(b.estimated)) for b in budgets], big),
-        }
-    )
-    mark_table = pa.table({"node": list(marks), "until": pa.array(list(marks.values()), ts)})
-    db.begin()
-    try:
-        db.register("arrow_nodes", node_table)
-        db.register("arrow_budgets", budget_table)
-        db.register("arrow_marks", mark_table)
-        db.execute(
-            "INSERT INTO node_hours SELECT resource, hour, any_value(cloud), any_value(instance_type), "
-            "any_value(capacity_type), CAST(sum(estimated) AS HUGEINT), CAST(sum(listed) AS HUGEINT), "
-            "sum(seconds) FROM arrow_nodes GROUP BY resource, hour "
-            "ON CONFLICT (resource, hour) DO UPDATE SET "
-            "estimated = node_hours.estimated + EXCLUDED.estimated, "
-            "listed = node_hours.listed + EXCLUDED.listed, "
-            "seconds = node_hours.seconds + EXCLUDED.seconds, cloud = EXCLUDED.cloud, "
-            "instance_type = EXCLUDED.instance_type, capacity_type = EXCLUDED.capacity_type"
-        )
-        db.execute(
-            "INSERT INTO budget_hours SELECT budget, resource, hour, CAST(sum(estimated) AS HUGEINT) "
-            "FROM arrow_budgets GROUP BY ALL ON CONFLICT (budget, resource, hour) DO UPDATE SET "
-            "estimated = budget_hours.estimated + EXCLUDED.estimated"
-        )
-        db.execute(
-            "INSERT INTO estimate_marks SELECT node, max(until) FROM arrow_marks GROUP BY node "
-            "ON CONFLICT (node) DO UPDATE SET until = greatest(estimate_marks.until, EXCLUDED.until)"
-        )
-        for name in ("arrow_nodes", "arrow_budgets", "arrow_marks"):
-            db.unregister(name)
-        db.commit()
-    except BaseException:
-        db.rollback()
-        raise
 
 
 class _TimedConnection:
@@ -445,15 +358,15 @@ class _Fetched:
 
 
 def statement_times(store: BillingStore, query: ReconcileQuery) -> dict[str, float]:
-    """One ``reconcile`` with each statement timed (the slow ones: the range joins)."""
+    """One ``reconcile`` with each statement timed."""
     timed_db = _TimedConnection(store.connection)
     EstimateStore(timed_db).reconcile(query)  # type: ignore[arg-type]
     names = {
         "CREATE OR REPLACE TEMP TABLE billed": "billed",
-        "CREATE OR REPLACE TEMP TABLE windows": "windows (range join node_hours)",
+        "CREATE OR REPLACE TEMP TABLE windows": "windows",
         "CREATE OR REPLACE TEMP TABLE used": "used",
         "SELECT cloud, itype": "factors",
-        "SELECT bh.budget, CAST": "budget_days (range join budget_hours)",
+        "SELECT bh.budget, CAST": "budget_days",
         "SELECT DISTINCT bh.budget": "anomalies",
         "SELECT cluster, day": "clusters",
     }
@@ -463,92 +376,6 @@ def statement_times(store: BillingStore, query: ReconcileQuery) -> dict[str, flo
             if sql.startswith(prefix):
                 out[name] = round(seconds, 3)
     return out
-
-
-# The window's hours: every whole UTC hour in [s, e) (node_hours and budget_hours hold hour starts).
-_HOURS_OF = (
-    "unnest(range(date_trunc('hour', s) + CASE WHEN date_trunc('hour', s) < s THEN INTERVAL 1 HOUR "
-    "ELSE INTERVAL 0 HOUR END, e, INTERVAL 1 HOUR))"
-)
-
-
-def reconcile_hour_join(db: Any, query: ReconcileQuery) -> ReconcileRows:
-    """``EstimateStore.reconcile`` (at 01c1167) with its three range joins made equality joins on
-    (resource, hour): each billing window is expanded into its hours first. Everything else is
-    the same SQL. A prototype of the proposed fix, for measuring it; not the operator's code."""
-    since = query.now - query.lookback
-    factor = str(query.anomaly_factor)
-    db.execute(
-        f"""CREATE OR REPLACE TEMP TABLE billed AS
-        SELECT COALESCE(a.resource, k.key) AS resource, k.s, k.e, sum(k.billed) AS billed
-        FROM (SELECT {billing_key_sql("ResourceId")} AS key, ChargePeriodStart AS s,
-                     COALESCE(ChargePeriodEnd, ChargePeriodStart + INTERVAL 1 HOUR) AS e,
-                     CAST(round(EffectiveCost, 9) * 1000000000 AS HUGEINT) AS billed
-              FROM billing_lines WHERE ChargeCategory = 'Usage' AND ChargePeriodStart >= ?) k
-        LEFT JOIN resource_aliases a ON a.alias = k.key
-        WHERE k.key IS NOT NULL AND k.e > k.s
-          AND COALESCE(a.resource, k.key) IN (SELECT DISTINCT resource FROM node_hours WHERE hour >= ?)
-        GROUP BY ALL""",
-        [since, since],
-    )
-    db.execute(
-        f"""CREATE OR REPLACE TEMP TABLE windows AS
-        SELECT b.resource, b.s, b.e, b.billed, sum(n.estimated) AS est, sum(n.listed) AS listed,
-               sum(n.seconds) AS seen, any_value(n.cloud) AS cloud, any_value(n.instance_type) AS itype,
-               any_value(n.capacity_type) AS ctype,
-               sum(n.seconds) >= {FULL_COVERAGE} * epoch(b.e - b.s) AS complete
-        FROM (SELECT *, {_HOURS_OF} AS hour FROM billed) b
-        JOIN node_hours n ON n.resource = b.resource AND n.hour = b.hour
-        GROUP BY b.resource, b.s, b.e, b.billed"""
-    )
-    anomalous = f"(est > 0 AND billed * 1000000 > est * CAST(round({factor} * 1000000) AS HUGEINT))"
-    db.execute(
-        f"""CREATE OR REPLACE TEMP TABLE used AS SELECT *, {anomalous} AS anomalous FROM windows
-        WHERE est > 0 AND (complete OR NOT {anomalous})"""
-    )
-    factors = db.execute(
-        "SELECT cloud, itype, ctype, sum(billed), sum(listed), sum(seen) / 3600, max(e) FROM used "
-        "WHERE complete AND NOT anomalous GROUP BY ALL"
-    ).fetchall()
-    budget_days = db.execute(
-        f"""SELECT bh.budget, CAST(date_trunc('day', bh.hour) AS DATE) AS day, sum(bh.estimated),
-                  sum((2 * bh.estimated * u.billed + u.est) // (2 * u.est)), max(u.e)
-           FROM budget_hours bh JOIN (SELECT *, {_HOURS_OF} AS hour FROM used) u
-             ON bh.resource = u.resource AND bh.hour = u.hour
-           GROUP BY ALL"""
-    ).fetchall()
-    anomalies = db.execute(
-        f"""SELECT DISTINCT bh.budget, u.resource, u.s, u.e, u.est, u.billed
-           FROM (SELECT *, {_HOURS_OF} AS hour FROM used WHERE anomalous AND complete AND s >= ?) u
-           JOIN budget_hours bh ON bh.resource = u.resource AND bh.hour = u.hour""",
-        [query.now - query.anomaly_lookback],
-    ).fetchall()
-    clusters = db.execute(
-        f"""SELECT cluster, day, sum(cost) FROM (
-              SELECT {_CLUSTER_TAG} AS cluster, CAST(date_trunc('day', ChargePeriodStart) AS DATE) AS day,
-                     CAST(round(EffectiveCost, 9) * 1000000000 AS HUGEINT) AS cost,
-                     {billing_key_sql("ResourceId")} AS key, ResourceId
-              FROM billing_lines
-              WHERE ChargePeriodStart >= ? AND contains(lower(Tags), 'skypilot'))
-            WHERE cluster IS NOT NULL AND (key IS NULL OR NOT {_IS_VM})
-            GROUP BY ALL""",
-        [since],
-    ).fetchall()
-    newest = db.execute(
-        "SELECT max(COALESCE(ChargePeriodEnd, ChargePeriodStart)) FROM billing_lines"
-    ).fetchone()
-    for table in ("billed", "windows", "used"):
-        db.execute(f"DROP TABLE IF EXISTS temp.{table}")
-    return ReconcileRows(
-        factors=[
-            (str(c), str(t), str(k), dollars(b), dollars(lst), Decimal(str(h)), e)
-            for c, t, k, b, lst, h, e in factors
-        ],
-        budget_days=[(str(b), d, dollars(est), dollars(billed), e) for b, d, est, billed, e in budget_days],
-        anomalies=[(str(b), str(r), s, e, dollars(est), dollars(bl)) for b, r, s, e, est, bl in anomalies],
-        clusters=[(str(c), d, dollars(cost)) for c, d, cost in clusters],
-        newest=newest[0] if newest else None,
-    )
 
 
 def lookback(workdir: Path) -> dict[str, Any]:
@@ -570,12 +397,10 @@ def lookback(workdir: Path) -> dict[str, Any]:
             fill_estimates(store, nodes, days * 24, start)
             query = ReconcileQuery(end, LOOKBACK, settings.billing_anomaly_factor, ANOMALY_LOOKBACK)
             _, seconds = timed(estimates.reconcile, query)
-            _, variant = timed(reconcile_hour_join, store.connection, query)
             out[f"{days}_days"] = {
                 "node_hours": len(nodes) * days * 24,
                 "reconcile_s": round(seconds, 2),
                 "statements_s": statement_times(store, query),
-                "hour_join_variant_s": round(variant, 2),
             }
     return out
 
