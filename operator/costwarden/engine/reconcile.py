@@ -139,7 +139,7 @@ def split_hours(start: datetime, end: datetime, amount: Decimal) -> list[tuple[d
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first = start.replace(minute=0, second=0, microsecond=0)
     total = micros_between(start, end)
-    if total <= 0:
+    if total <= 0 or end <= first + _HOUR:  # empty, or within one hour (most passes): no division
         return [(first, amount)]
     parts: list[tuple[datetime, Decimal]] = []
     given, hour = _ZERO, first

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import kopf
 from prometheus_client import start_http_server
@@ -25,6 +25,9 @@ from costwarden.operator.settings import OperatorSettings
 from costwarden.operator.watches import start_watches
 from costwarden.pricing import PriceBook, load_bundled_catalog, load_overrides_text
 from costwarden.telemetry.samples import GpuUsageSource
+
+if TYPE_CHECKING:
+    from costwarden.billing.sources import BillingSource
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ def build_runtime(
     return runtime
 
 
-def billing_sources(settings: OperatorSettings) -> list[Any]:
+def billing_sources(settings: OperatorSettings) -> list[BillingSource]:
     """The ``--billing-source`` URIs as sources (no cloud is called here); ConfigurationError
     naming the URI when one is malformed, or when there is no store to sync them into."""
     if settings.billing_sources and settings.billing_store is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from costwarden.billing.estimates import EstimateStore, ReconcileQuery, ReconcileRows
 from costwarden.billing.sources import BillingSource, BillingSourceError
-from costwarden.billing.store import BillingImportError, BillingStore
+from costwarden.billing.store import BillingStore
 from costwarden.engine.reconcile import (
     BillingSnapshot,
     BudgetBilling,
@@ -120,7 +120,7 @@ class BillingFeed:
             return True
         try:
             store, estimates, marks = await self._call(_open_store, self._path)
-        except (BillingImportError, OSError, Exception) as exc:  # a lock held by the old leader, a bad file
+        except Exception as exc:  # a lock the old leader still holds, a file that is no store
             log.warning("billing store %s cannot be opened yet: %s", self._path, exc)
             return False
         self._store, self._estimates = store, estimates
@@ -232,7 +232,7 @@ def _open_store(path: Path) -> tuple[BillingStore, EstimateStore, dict[str, date
         raise
 
 
-def covered_clusters(spec: CostBudgetSpec, tags: Sequence[str] | Any) -> list[str]:
+def covered_clusters(spec: CostBudgetSpec, tags: Iterable[str]) -> list[str]:
     """The SkyPilot cluster tag values (names on cloud) a budget covers."""
     typed = spec.skypilot_cluster
     labelled = spec.selector.match_labels.get(SKYPILOT_CLUSTER_LABEL)

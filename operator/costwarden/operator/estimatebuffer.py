@@ -31,6 +31,7 @@ from costwarden.records import NodeRecord, parse_time
 
 _HOUR = timedelta(hours=1)
 _ZERO = Decimal(0)
+_UNSEEN = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +121,14 @@ class EstimateBuffer:
         nodes: Mapping[str, NodeRecord],
         now: datetime,
     ) -> None:
-        """What the covered pods accrued since the previous ledger (``ledgers``: before, after)."""
+        """What the covered pods accrued since the previous ledger (``ledgers``: before, after).
+
+        Runs in every evaluation: the figures of one pass share their time, so each time text is
+        parsed once, and an increment within one hour (nearly all of them) is added as it is."""
         before, after = ledgers[0].pods, ledgers[1].pods
+        parsed: dict[str, datetime | None] = {}
+        hours: dict[datetime, datetime] = {}  # a figure's time -> the start of its UTC hour
+        totals = self._budgets
         for item in covered:
             pod = item.pod
             node = nodes.get(pod.node_name) if pod.node_name else None
@@ -131,15 +138,22 @@ class EstimateBuffer:
                 continue
             previous = before.get(pod.uid)
             if previous is not None:
-                spent, since = entry.spend - previous.spend, parse_time(previous.at)
+                spent, since = entry.spend - previous.spend, _parsed(parsed, previous.at)
             else:
                 spent, since = entry.spend - entry.baseline, pod.started or pod.created
             if spent <= 0:
                 continue
-            until = parse_time(entry.at) or now
+            until = _parsed(parsed, entry.at) or now
+            hour = hours.get(until)
+            if hour is None:
+                hour = hours[until] = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+            if since is not None and hour <= since <= until:
+                key = (budget, keys[0], hour)
+                totals[key] = totals.get(key, _ZERO) + spent
+                continue
             for hour, amount in split_hours(since or until, until, spent):
                 key = (budget, keys[0], hour)
-                self._budgets[key] = self._budgets.get(key, _ZERO) + amount
+                totals[key] = totals.get(key, _ZERO) + amount
 
     def drain(self) -> Drained:
         """Everything gathered since the last drain (the marks: every node seen, until when)."""
@@ -160,3 +174,10 @@ class EstimateBuffer:
         self._nodes.clear()
         self._budgets.clear()
         self._aliases.clear()
+
+
+def _parsed(memo: dict[str, datetime | None], text: str) -> datetime | None:
+    found = memo.get(text, _UNSEEN)
+    if found is _UNSEEN:
+        found = memo[text] = parse_time(text)
+    return found  # type: ignore[return-value]

@@ -93,7 +93,7 @@ def _register_passes(registry: kopf.OperatorRegistry, view_factory: Any) -> None
 
         async def prices() -> None:
             if view.synced():
-                await refresh_prices(runtime, dict(view.nodes()))
+                await refresh_prices(runtime, view.nodes())
 
         def reconciled(snapshot: BillingSnapshot) -> None:
             runtime.factors = factor_lookup(snapshot.factors) if snapshot.factors else None

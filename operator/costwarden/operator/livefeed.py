@@ -8,14 +8,16 @@ runtime a new book; the next accrual pass prices every node with it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from costwarden.operator.runtime import Runtime
 from costwarden.records import NodeRecord
 
 
-async def refresh_prices(runtime: Runtime, nodes: dict[str, NodeRecord] | object) -> int:
+async def refresh_prices(runtime: Runtime, nodes: Mapping[str, NodeRecord]) -> int:
     """One refresh; the number of live prices held afterwards."""
     feeds = runtime.price_feeds
-    if feeds is None or not isinstance(nodes, dict):
+    if feeds is None:
         return 0
     facts = [runtime.prices.facts(node) for node in nodes.values()]
     live = await feeds.refresh(facts, runtime.clock())
