@@ -340,6 +340,19 @@ class UnitEconomicsStatus(BaseModel):
     cost_per_million: Decimal | None = Field(default=None, alias="costPerMillion")
 
 
+class NodePriceStatus(BaseModel):
+    """A covered node's price and its provenance, for people reading the status."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    name: str
+    hourly_rate: Decimal = Field(alias="hourlyRate")
+    source: str
+
+
+MAX_NODE_PRICES = 20  # nodes listed in status.nodePrices
+
+
 class BillingStatus(BaseModel):
     """The budget's reconciliation with cloud billing in the current period (engine.reconcile)."""
 
@@ -367,6 +380,7 @@ class CostBudgetStatus(BaseModel):
     gpu_utilization: Decimal | None = Field(default=None, alias="gpuUtilization")  # percent, GPU-weighted
     wasted_spend: Decimal | None = Field(default=None, alias="wastedSpend")  # USD on idle GPUs, this period
     unit_economics: UnitEconomicsStatus | None = Field(default=None, alias="unitEconomics")
+    node_prices: tuple[NodePriceStatus, ...] | None = Field(default=None, alias="nodePrices")
     billing: BillingStatus | None = None
     last_evaluated: str | None = Field(default=None, alias="lastEvaluated")
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
@@ -387,6 +401,11 @@ class CostBudgetStatus(BaseModel):
             body["unitEconomics"] = {"unit": units.unit, "count": int(units.count)}
             if units.cost_per_million is not None:
                 body["unitEconomics"]["costPerMillion"] = float(round(units.cost_per_million, 4))
+        if self.node_prices is not None:
+            body["nodePrices"] = [
+                {"name": p.name, "hourlyRate": float(round(p.hourly_rate, 4)), "source": p.source}
+                for p in self.node_prices
+            ]
         if self.billing is not None:
             billing = self.billing
             body["billing"] = {

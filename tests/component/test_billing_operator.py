@@ -82,6 +82,10 @@ def test_spend_is_trued_up_when_billing_lands(cluster, clock, start_operator, tm
     assert conditions["BillingStale"]["status"] == "False"
     assert conditions["BillingAnomaly"]["status"] == "False"
     assert status["percentUsed"] == 1.4
+    # the price each covered node got, and where it came from
+    [price] = status["nodePrices"]
+    assert price["name"] == "ip-10-0-1-10.ec2.internal" and price["hourlyRate"] == 55.04
+    assert price["source"].startswith("catalog: aws p5.48xlarge us-east-1 on-demand (karpenter-provider-aws")
 
     port = operator.settings.metrics_port
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

@@ -29,6 +29,7 @@ spend is trued up for the reconciled hours of the period (``status.billing``), w
 far above their estimate become ``anomaly/billing/<resource>/<day>`` Notify records with a Warning
 event, and conditions ``BillingStale`` (no billing newer than the operator's limit) and
 ``BillingAnomaly`` say so. The ledger keeps the estimate; only the shown spend is trued up.
+``nodePrices`` (what the covered nodes cost and where each price came from) is shown as given.
 
 Phase, by precedence: Enforced (a Scale/Suspend/Kill of this period is Done: after a kill the
 spend stays over the limit, so Exceeded would otherwise hide that we acted), Exceeded (percent
@@ -90,6 +91,7 @@ from costwarden.models import (
     Condition,
     CostBudgetSpec,
     CostBudgetStatus,
+    NodePriceStatus,
     Phase,
     UnitEconomicsStatus,
 )
@@ -200,6 +202,7 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
     idle_hourly: Decimal | None = None,
     telemetry: Telemetry = NO_TELEMETRY,
     billing: BudgetTruth | None = None,
+    node_prices: tuple[NodePriceStatus, ...] | None = None,
 ) -> BudgetDecision:
     """The budget's new status, its new threshold crossings and the events to emit (see module doc)."""
     spec, status = budget.spec, budget.status
@@ -315,6 +318,7 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
             "wasted_spend": ledger.wasted_spend,
             "unit_economics": _unit_economics(spec, spend, ledger.unit_count),
             "billing": billing_status,
+            "node_prices": node_prices,
             "last_evaluated": now_text,
             "observed_generation": budget.generation,
             "conditions": conditions,

@@ -161,6 +161,7 @@ def evaluate(
         _idle_of(runtime, covered),
         runtime.gpu.snapshot,
         billing.truth(budget.namespace, budget.name, spec) if billing is not None else None,
+        runtime.pods.price_notes(c.pod.node_name for c in covered if c.pod.node_name),
     )
     if billing is not None:
         _note_billing(runtime, billing, budget, (covered, state.status, decision), (nodes, now))

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from costwarden.engine.ledger import PodAccrual, accrue, spend_mark
 from costwarden.engine.rates import PodRate, pod_rate
+from costwarden.models import MAX_NODE_PRICES, NodePriceStatus
 from costwarden.pricing import NodePrice, PriceBook
 from costwarden.records import NodeRecord, PodRecord, PodSpendMark
 
@@ -42,6 +43,7 @@ class SpendBook:
         self.idle_costs: Mapping[str, Decimal] = {}  # by node name: node cost no pod uses, USD/h
         self._priced_nodes: Mapping[str, NodeRecord] | None = None  # what node_prices was made of
         self._priced_by: PriceBook | None = None  # and with which book
+        self._notes: dict[str, NodePriceStatus] = {}  # status.nodePrices entries, as last priced
 
     def price_nodes(self, nodes: Mapping[str, NodeRecord], prices: PriceBook) -> Mapping[str, NodePrice]:
         """Price every node (``node_prices``); nothing is priced again while ``nodes`` is the same
@@ -49,8 +51,25 @@ class SpendBook:
         the same (a new one comes with new live prices or effective-rate factors)."""
         if nodes is not self._priced_nodes or prices is not self._priced_by:
             self.node_prices = {name: prices.price(node) for name, node in nodes.items()}
+            self._notes = {name: note for name, note in self._notes.items() if name in nodes}
             self._priced_nodes, self._priced_by = nodes, prices
         return self.node_prices
+
+    def price_notes(self, names: Iterable[str]) -> tuple[NodePriceStatus, ...]:
+        """``status.nodePrices`` for these nodes: the first ``MAX_NODE_PRICES`` by name that are
+        priced, each entry made once per price (budgets on one node share it)."""
+        notes: list[NodePriceStatus] = []
+        for name in sorted(set(names))[:MAX_NODE_PRICES]:
+            price = self.node_prices.get(name)
+            if price is None:
+                continue
+            note = self._notes.get(name)
+            if note is None or note.hourly_rate != price.hourly or note.source != price.source:
+                note = self._notes[name] = NodePriceStatus(
+                    name=name, hourly_rate=price.hourly, source=price.source
+                )
+            notes.append(note)
+        return tuple(notes)
 
     def price_of(self, node: NodeRecord, prices: PriceBook) -> NodePrice:
         """``prices.price(node)``, from ``node_prices`` when the node is the record priced there."""
@@ -138,6 +157,7 @@ class SpendBook:
         self._written.clear()
         self.wasted.clear()
         self.node_prices, self.idle_costs, self._priced_nodes, self._priced_by = {}, {}, None, None
+        self._notes = {}
 
     def __len__(self) -> int:
         return len(self._accruals)
