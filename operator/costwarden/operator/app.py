@@ -76,7 +76,10 @@ def build_runtime(
     if settings.price_feeds:
         from costwarden.pricefeeds.refresher import PriceFeeds  # cloud SDKs: only with feeds
 
-        runtime.price_feeds = PriceFeeds.from_names(settings.price_feeds, settings.price_feed_interval)
+        clients = {"azure_base_url": settings.azure_prices_url} if settings.azure_prices_url else {}
+        runtime.price_feeds = PriceFeeds.from_names(
+            settings.price_feeds, settings.price_feed_interval, **clients
+        )
     if settings.lease_name:
         runtime.leader = LeaderElector(
             kube,

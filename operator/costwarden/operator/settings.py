@@ -47,6 +47,7 @@ class OperatorSettings:
     billing_anomaly_factor: Decimal = Decimal(2)  # billed/estimated per resource-hour above this: anomaly
     price_feeds: tuple[str, ...] = ()  # aws, gcp, azure: live list and spot prices
     price_feed_interval: float = 3600.0  # seconds between refreshes of the live price feeds
+    azure_prices_url: str | None = None  # the Retail Prices API; None: the public one (tests, proxies)
     # After the first full passes, move the heap (the cluster's records, compiled specs, ledgers)
     # out of the collector's reach with gc.freeze(): full collections then walk only what passes
     # allocate. costwarden run sets it; in-process operators (tests, the demo) leave it off.
