@@ -1,15 +1,17 @@
 """``costwarden top``: a kubectl-like live view of budgets and the most expensive pods.
 
 Everything shown is read from the cluster: budget figures from each CostBudget's status, pod
-figures from the spend annotations the operator writes on pods. The rows are built by pure
-functions (``budget_rows``, ``group_pods``, ``latest_actions``) so they are tested without a
-cluster; reading and drawing sit at the bottom of this module.
+figures from the spend annotations the operator writes on pods, node prices from the budgets'
+``status.nodePrices``. The rows are built by pure functions (``budget_rows``, ``group_pods``,
+``node_prices``, ``latest_actions``) so they are tested without a cluster; reading and drawing
+sit at the bottom of this module.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ GROUP_BY: tuple[str, ...] = get_args(GroupBy)
 NONE = "<none>"
 _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
+_PLACES4 = Decimal("0.0001")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,18 @@ class GroupRow:
     rate: Decimal
     budgets: tuple[str, ...]
     gpu_utilization: Decimal | None = None  # GPU-weighted, from the operator's annotations
+
+
+@dataclass(frozen=True, slots=True)
+class NodePriceRow:
+    """A node's price as the operator published it (``status.nodePrices``), once per node."""
+
+    name: str
+    rate: Decimal  # USD/hour for the whole node
+    kind: str  # where the price came from: live, catalog, overrides, annotation or defaults
+    factor: Decimal | None  # the effective-rate factor learned from billing, when one applies
+    source: str  # the operator's full text
+    budgets: tuple[str, ...]  # "namespace/name" of the budgets whose pods run on the node
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +176,54 @@ def _weighted_utilization(pods: Iterable[PodRecord]) -> Decimal | None:
     return sum((value * count for value, count in seen), _ZERO) / gpus
 
 
+_KIND = re.compile(r"[a-z]+")  # the source's first word: "live: ...", "overrides:FILE key ..."
+_FACTOR = re.compile(r" x (\d+(?:\.\d+)?) \(billing: ")  # pricing's "<source> x <factor> (billing: ...)"
+
+
+def price_kind(source: str) -> tuple[str, Decimal | None]:
+    """Where a price came from (the first word of its source) and its effective-rate factor."""
+    kind = _KIND.match(source)
+    factor = _FACTOR.search(source)
+    return (kind.group(0) if kind else "-"), (Decimal(factor.group(1)) if factor else None)
+
+
+def node_prices(bodies: Iterable[Mapping[str, Any]], limit: int | None = None) -> list[NodePriceRow]:
+    """The nodes of the budgets' ``status.nodePrices``, each once, the costliest first.
+
+    A node several budgets list is one row naming them all; where their entries differ (a budget
+    evaluated before a price refresh), the most recently evaluated budget's entry is shown.
+    """
+    chosen: dict[str, tuple[str, Mapping[str, Any]]] = {}  # node -> (lastEvaluated, entry)
+    seen_by: dict[str, set[str]] = {}
+    for body in bodies:
+        meta = body.get("metadata") or {}
+        status = body.get("status") or {}
+        evaluated = str(status.get("lastEvaluated") or "")
+        for entry in status.get("nodePrices") or []:
+            name = str(entry.get("name") or "") if isinstance(entry, Mapping) else ""
+            if not name:
+                continue
+            seen_by.setdefault(name, set()).add(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+            if name not in chosen or evaluated > chosen[name][0]:
+                chosen[name] = (evaluated, entry)
+    rows = []
+    for name, (_, entry) in chosen.items():
+        source = str(entry.get("source") or "")
+        kind, factor = price_kind(source)
+        rows.append(
+            NodePriceRow(
+                name=name,
+                rate=_money(entry.get("hourlyRate")),
+                kind=kind,
+                factor=factor,
+                source=source,
+                budgets=tuple(sorted(seen_by[name])),
+            )
+        )
+    rows.sort(key=lambda r: (-r.rate, r.name))
+    return rows[:limit] if limit is not None else rows
+
+
 def latest_actions(bodies: Iterable[Mapping[str, Any]], limit: int | None = 8) -> list[ActionRow]:
     """The budgets' recorded actions (``status.actions``), newest first."""
     rows = []
@@ -201,6 +264,12 @@ _PHASE_STYLE = {
     "Enforced": "magenta",
     "Invalid": "red",
 }
+
+
+def node_rate(value: Decimal) -> str:
+    """USD/h to at most 4 places (as the status gives it), at least 2: ``55.04/h``, ``0.0871/h``."""
+    whole, _, places = f"{value.quantize(_PLACES4):,}".partition(".")
+    return f"{whole}.{places.rstrip('0').ljust(2, '0')}/h"
 
 
 def percent_or_dash(value: Decimal | None) -> str:
@@ -283,11 +352,28 @@ def actions_table(rows: Iterable[ActionRow], title: str = "Latest actions") -> T
     return table
 
 
+def node_prices_table(rows: Iterable[NodePriceRow], title: str = "Node prices") -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("NODE", no_wrap=True)
+    table.add_column("RATE", justify="right", no_wrap=True)
+    table.add_column("FROM", no_wrap=True)
+    table.add_column("FACTOR", justify="right", no_wrap=True)
+    table.add_column("BUDGETS", no_wrap=True, overflow="ellipsis", max_width=48)
+    table.add_column("SOURCE", no_wrap=True, overflow="ellipsis", max_width=72)
+    for row in rows:
+        factor = "-" if row.factor is None else f"x{row.factor}"
+        table.add_row(row.name, node_rate(row.rate), row.kind, factor, ",".join(row.budgets), row.source)
+    return table
+
+
 def render(snapshot: Snapshot, by: GroupBy, limit: int = 10) -> Group:
     parts: list[Table] = [
         budgets_table(budget_rows(snapshot.budgets)),
         groups_table(group_pods(snapshot.pods, by, limit), by),
     ]
+    nodes = node_prices(snapshot.budgets, limit)
+    if nodes:
+        parts.append(node_prices_table(nodes))
     actions = latest_actions(snapshot.budgets, limit=5)
     if actions:
         parts.append(actions_table(actions))
@@ -339,7 +425,7 @@ def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     )
     top.add_argument("--namespace", "-n", help="only this namespace (default: all)")
     top.add_argument("--by", choices=GROUP_BY, default="cluster", help="group pods by (default: cluster)")
-    top.add_argument("--limit", type=int, default=15, help="rows of pods/groups to show")
+    top.add_argument("--limit", type=int, default=15, help="rows of pods/groups (and of nodes) to show")
     top.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
     top.add_argument("--once", action="store_true", help="print one view and exit")
 

@@ -126,6 +126,19 @@ def test_chart_of_a_hand_made_history_is_a_png(tmp_path):
     assert png_size(path)[0] > 500
 
 
+P5_PRICE = {
+    "name": scenario.P5_NODE,
+    "hourlyRate": 38.594,
+    "source": "catalog: aws p5.48xlarge us-east-1 on-demand (karpenter-provider-aws, 2026-07-20) x 0.7012 "
+    "(billing: 312 reconciled aws p5.48xlarge on-demand node-hours through 2026-11-26T10:00:00Z)",
+}
+A3_PRICE = {
+    "name": scenario.A3_NODE,
+    "hourlyRate": 88.4904,
+    "source": "live: gcp cloud billing catalog us-central1 (fetched 2026-11-26T09:00Z)",
+}
+
+
 def seed_top_cluster(sim: ThreadedSimCluster) -> None:
     """The demo's scenario, with figures written by hand where the operator would write them."""
     sim.create(load_crd())
@@ -146,6 +159,7 @@ def seed_top_cluster(sim: ThreadedSimCluster) -> None:
         }
         sim.patch("v1", "pods", name, {"metadata": {"annotations": notes}}, namespace=namespace)
     status = {"spend": 54.58, "hourlyRate": 27.28, "percentUsed": 21.8, "phase": "Ok", "pods": 2}
+    status["nodePrices"] = [P5_PRICE, A3_PRICE]
     sim.patch(
         BUDGET_API,
         "costbudgets",
@@ -155,6 +169,7 @@ def seed_top_cluster(sim: ThreadedSimCluster) -> None:
         subresource="status",
     )
     status = {"spend": 130.5, "hourlyRate": 35.1, "percentUsed": 81.6, "phase": "Warning", "pods": 1}
+    status["nodePrices"] = [P5_PRICE]  # the node both budgets' pods run on: one row in top
     sim.patch(
         BUDGET_API,
         "costbudgets",
@@ -214,6 +229,14 @@ def test_top_once_shows_budgets_and_groups_from_the_cluster():
         assert "lr-sweep-trial-2" not in text  # not annotated: not priced yet
         assert row_of(text, "<none>")[2:7] == ["1", "8", "-", "70.20", "35.10/h"]
         assert row_of(text, "finetune-llama")[5] == "0.40"
+        # the budgets' status.nodePrices: each node once, the costliest first, with its source
+        nodes = text.split("Node prices")[1]
+        assert nodes.count(scenario.P5_NODE) == 1
+        assert row_of(nodes, scenario.A3_NODE)[1:5] == ["88.4904/h", "live", "-", "research/lr-sweep"]
+        p5 = row_of(nodes, scenario.P5_NODE)
+        assert p5[1:5] == ["38.594/h", "catalog", "x0.7012", "research/lr-sweep,serving/llm-serving"]
+        assert p5[5].startswith("catalog: aws p5.48xlarge us-east-1 on-demand")
+        assert nodes.index(scenario.A3_NODE) < nodes.index(scenario.P5_NODE)
 
         by_user = run_top(sim.kubeconfig, "--by", "user")
         assert row_of(by_user, "alice")[2:6] == ["2", "4", "-", "54.58"]
@@ -222,6 +245,8 @@ def test_top_once_shows_budgets_and_groups_from_the_cluster():
         only_serving = run_top(sim.kubeconfig, "-n", "serving", "--by", "namespace")
         assert row_of(only_serving, "serving")[1:4] == ["llm-serving", "130.50", "160.00"]
         assert "lr-sweep" not in only_serving
+        assert row_of(only_serving.split("Node prices")[1], scenario.P5_NODE)[4] == "serving/llm-serving"
+        assert scenario.A3_NODE not in only_serving
         groups = only_serving.split("Most expensive, by namespace")[1]
         assert row_of(groups, "serving")[1:5] == ["1", "8", "-", "70.20"]
 

@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from costwarden.records import PodRecord
+from costwarden.models import CostBudgetStatus
+from costwarden.operator.spendbook import SpendBook
+from costwarden.pricing import LiveQuote, NodeFacts, PriceBook, RateFactor, load_bundled_catalog
+from costwarden.records import NodeRecord, PodRecord
 from costwarden.top import (
     NONE,
     Snapshot,
@@ -17,8 +20,12 @@ from costwarden.top import (
     budget_rows,
     group_pods,
     latest_actions,
+    node_prices,
+    node_rate,
+    price_kind,
     render,
 )
+from tests import shapes
 
 
 def pod(
@@ -257,3 +264,122 @@ def test_gpu_utilisation_and_waste_are_shown_gpu_weighted():
         render(Snapshot(budgets=(budget("sweep", wastedSpend=12.25),), pods=tuple(sweep)), "cluster")
     )
     assert "25%" in out.getvalue() and "12.25" in out.getvalue()
+
+
+# ---- node prices (status.nodePrices, as the operator publishes them)
+
+P5, T4 = "ip-10-0-1-10.ec2.internal", "aks-gpuspot-31415926-vmss000000"
+BILLED = "billing: 312 reconciled aws p5.48xlarge on-demand node-hours through 2026-11-26T10:00:00Z"
+
+
+def published(book: PriceBook, *bodies: dict[str, Any]) -> list[dict[str, Any]]:
+    """``status.nodePrices`` for these nodes, made as the operator makes it (spend book, status)."""
+    nodes = {body["metadata"]["name"]: NodeRecord.from_body(body) for body in bodies}
+    spend = SpendBook()
+    spend.price_nodes(nodes, book)
+    return list(CostBudgetStatus(node_prices=spend.price_notes(nodes)).to_k8s()["nodePrices"])
+
+
+def live_azure(facts: NodeFacts) -> LiveQuote | None:
+    if facts.cloud != "azure":
+        return None
+    return LiveQuote(Decimal("0.0871"), "azure retail prices eastus (fetched 2026-12-01T05:00Z)")
+
+
+def billed(facts: NodeFacts) -> RateFactor | None:
+    return RateFactor(Decimal("0.7012"), BILLED) if facts.cloud == "aws" else None
+
+
+BOOK = PriceBook(load_bundled_catalog(), live=live_azure, factors=billed)
+P5_BILLED = round(BOOK.price(NodeRecord.from_body(shapes.eks_p5_node(P5))).hourly, 4)  # 55.04 x 0.7012
+
+
+def test_node_prices_list_each_node_once_across_budgets_with_where_its_price_came_from():
+    p5, t4 = shapes.eks_p5_node(P5), shapes.aks_t4_spot_node(T4)
+    pinned = shapes.eks_p5_node("ip-10-0-1-11.ec2.internal")
+    pinned["metadata"]["annotations"] = {"costwarden.dev/hourly-price": "30"}
+    bodies = [
+        budget("sweep", lastEvaluated="2026-11-26T10:00:05Z", nodePrices=published(BOOK, p5, t4)),
+        budget(
+            "serving", "prod", lastEvaluated="2026-11-26T10:00:03Z", nodePrices=published(BOOK, p5, pinned)
+        ),
+        budget("new"),  # not evaluated yet: no nodePrices
+    ]
+    rows = node_prices(bodies)
+    assert [(r.name, r.rate, r.kind, r.factor) for r in rows] == [
+        (P5, P5_BILLED, "catalog", Decimal("0.7012")),
+        ("ip-10-0-1-11.ec2.internal", Decimal(30), "annotation", None),
+        (T4, Decimal("0.0871"), "live", None),
+    ]
+    assert rows[0].budgets == ("prod/serving", "research/sweep")  # seen by both, listed once
+    assert rows[2].budgets == ("research/sweep",)
+    assert rows[0].source.startswith("catalog: aws p5.48xlarge us-east-1 on-demand")
+    assert rows[0].source.endswith(f"x 0.7012 ({BILLED})")
+    assert rows[2].source == "live: azure retail prices eastus (fetched 2026-12-01T05:00Z)"
+    assert [r.name for r in node_prices(bodies, limit=1)] == [P5]
+
+
+def test_a_node_priced_differently_by_two_budgets_shows_the_latest_evaluation():
+    p5 = shapes.eks_p5_node(P5)
+    with_factor, listed = published(BOOK, p5), published(PriceBook(load_bundled_catalog()), p5)
+
+    def both(a_at: str, b_at: str) -> list[dict[str, Any]]:
+        return [
+            budget("a", lastEvaluated=a_at, nodePrices=with_factor),
+            budget("b", lastEvaluated=b_at, nodePrices=listed),
+        ]
+
+    [row] = node_prices(both("2026-11-26T10:00:09Z", "2026-11-26T10:00:05Z"))
+    assert (row.rate, row.factor, row.budgets) == (P5_BILLED, Decimal("0.7012"), ("research/a", "research/b"))
+    [row] = node_prices(both("2026-11-26T10:00:01Z", "2026-11-26T10:00:05Z"))
+    assert (row.rate, row.factor) == (Decimal(str(listed[0]["hourlyRate"])), None)
+
+
+@pytest.mark.parametrize(
+    ("source", "kind", "factor"),
+    [
+        ("live: aws pricing get_products us-east-1 (fetched 2026-12-01T05:00Z)", "live", None),
+        (
+            f"catalog: gcp a3-highgpu-8g us-central1 spot (x, 2026-07-20) x 1.0500 ({BILLED})",
+            "catalog",
+            "1.0500",
+        ),
+        ("overrides:prices.yaml key p5.48xlarge", "overrides", None),
+        ("overrides:prices.yaml gpuModels H100; cpu/ram at defaults: opencost", "overrides", None),
+        ("annotation costwarden.dev/hourly-price", "annotation", None),
+        (f"defaults: opencost x 0.9 ({BILLED})", "defaults", "0.9"),
+        ("", "-", None),
+    ],
+)
+def test_price_kind_reads_the_sources_first_word_and_the_factor(source, kind, factor):
+    assert price_kind(source) == (kind, None if factor is None else Decimal(factor))
+
+
+def test_render_draws_node_prices_once_with_rate_source_and_factor():
+    bodies = (
+        budget("sweep", nodePrices=published(BOOK, shapes.eks_p5_node(P5), shapes.aks_t4_spot_node(T4))),
+        budget("other", nodePrices=published(BOOK, shapes.eks_p5_node(P5))),
+    )
+    out = io.StringIO()
+    Console(file=out, width=260).print(render(Snapshot(budgets=bodies, pods=()), "cluster"))
+    text = out.getvalue()
+    assert "Node prices" in text
+    lines = [line for line in text.splitlines() if P5 in line]
+    assert len(lines) == 1  # one row, though two budgets list it
+    assert node_rate(P5_BILLED) in lines[0] and "catalog" in lines[0] and "x0.7012" in lines[0]
+    assert "research/other,research/sweep" in lines[0]
+    [t4] = [line for line in text.splitlines() if T4 in line]
+    assert "0.0871/h" in t4 and " live " in t4 and "live: azure retail prices eastus" in t4
+    bare = io.StringIO()
+    Console(file=bare, width=260).print(render(Snapshot(budgets=(budget("x"),), pods=()), "cluster"))
+    assert "Node prices" not in bare.getvalue()
+
+
+def test_node_rate_keeps_up_to_four_places():
+    assert [node_rate(Decimal(v)) for v in ("55.04", "0.0871", "40", "1234.5", "0")] == [
+        "55.04/h",
+        "0.0871/h",
+        "40.00/h",
+        "1,234.50/h",
+        "0.00/h",
+    ]
