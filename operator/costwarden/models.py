@@ -286,6 +286,8 @@ class BudgetLedger(BaseModel):
 
     period_start: str | None = Field(default=None, alias="periodStart")
     closed_spend: Decimal = Field(default=Decimal(0), alias="closedSpend")
+    # the part of closed_spend that cloud VMs spent (their entries are keyed vm:<cloud>:<id>)
+    closed_vm_spend: Decimal = Field(default=Decimal(0), alias="closedVmSpend")
     wasted_spend: Decimal = Field(default=Decimal(0), alias="wastedSpend")  # exact, this period
     unit_count: Decimal = Field(default=Decimal(0), alias="unitCount")  # units of work this period
     counters: dict[str, Decimal] = Field(default_factory=dict)  # unit counter's last value by pod uid
@@ -376,6 +378,8 @@ class CostBudgetStatus(BaseModel):
     exhausts_at: str | None = Field(default=None, alias="exhaustsAt")
     pods: int | None = None
     gpus: int | None = None
+    vms: int | None = None  # covered cloud VMs not terminated (--cloud); None when not watching clouds
+    vm_spend: Decimal | None = Field(default=None, alias="vmSpend")  # USD of those VMs this period
     idle_node_hourly_cost: Decimal | None = Field(default=None, alias="idleNodeHourlyCost")
     gpu_utilization: Decimal | None = Field(default=None, alias="gpuUtilization")  # percent, GPU-weighted
     wasted_spend: Decimal | None = Field(default=None, alias="wastedSpend")  # USD on idle GPUs, this period
@@ -428,6 +432,7 @@ _DISPLAY_ATTRS = {
     "idleNodeHourlyCost": "idle_node_hourly_cost",
     "gpuUtilization": "gpu_utilization",
     "wastedSpend": "wasted_spend",
+    "vmSpend": "vm_spend",
 }
 _DISPLAY_PLACES = {
     "spend": 2,
@@ -436,6 +441,7 @@ _DISPLAY_PLACES = {
     "idleNodeHourlyCost": 4,
     "gpuUtilization": 1,
     "wastedSpend": 2,
+    "vmSpend": 2,
 }
 
 

@@ -22,15 +22,33 @@ All figures are exact decimals (see ``money``); with constant rates these estima
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
+from typing import Protocol
 
 from costwarden.engine.ledger import CoveredPod, PodAccrual
 from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between, share_before
+from costwarden.engine.vms import VM_KEY_PREFIX, CoveredVM
 from costwarden.models import BudgetLedger, PodLedgerEntry
-from costwarden.records import PodRecord, format_time, parse_time
+from costwarden.records import format_time, parse_time
+
+
+class Lifetime(Protocol):
+    """What the ledger reads of a pod or a VM: when it started and whether (and when) it ended."""
+
+    @property
+    def started(self) -> datetime | None: ...
+
+    @property
+    def created(self) -> datetime | None: ...
+
+    @property
+    def finished(self) -> datetime | None: ...
+
+    @property
+    def is_terminal(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +57,12 @@ class Settlement:
     spend: Decimal  # USD in the current period
     hourly_rate: Decimal  # USD/hour of the covered pods now
     live_pods: int  # covered pods that have not ended
-    live_gpus: int
+    live_gpus: int  # of the live pods and VMs
+    live_vms: int = 0  # covered cloud VMs that are not terminated
+    vm_spend: Decimal = ZERO  # USD in the current period of the covered VMs (open and closed)
 
 
-def _first_baseline(pod: PodRecord, accrual: PodAccrual, period_start: datetime | None) -> Decimal:
+def _first_baseline(pod: Lifetime, accrual: PodAccrual, period_start: datetime | None) -> Decimal:
     if period_start is None:
         return ZERO
     start = pod.started or pod.created
@@ -57,7 +77,7 @@ def _first_baseline(pod: PodRecord, accrual: PodAccrual, period_start: datetime 
 
 
 def _rolled_baseline(
-    pod: PodRecord, accrual: PodAccrual, entry: PodLedgerEntry, figure: Decimal, period_start: datetime | None
+    pod: Lifetime, accrual: PodAccrual, entry: PodLedgerEntry, figure: Decimal, period_start: datetime | None
 ) -> Decimal:
     if period_start is None:
         return ZERO
@@ -77,6 +97,46 @@ def _is_fresh(ledger: BudgetLedger) -> bool:
     return ledger.period_start is None and not ledger.pods and ledger.closed_spend == 0
 
 
+@dataclass(slots=True)
+class _VMPart:
+    spend: Decimal = ZERO
+    rate: Decimal = ZERO
+    live: int = 0
+    gpus: int = 0
+
+
+def _settle_vms(
+    vms: Sequence[CoveredVM],
+    known: Mapping[str, PodLedgerEntry],
+    entries: dict[str, PodLedgerEntry],
+    period: tuple[datetime | None, bool],
+) -> _VMPart:
+    """The VMs' entries added to ``entries``; their spend in the period, rate, count and GPUs."""
+    period_start, rolled = period
+    part = _VMPart()
+    for covered in vms:
+        vm, accrual = covered.vm, covered.accrual
+        uid = vm.key
+        if uid in entries:
+            continue
+        previous = known.get(uid)
+        if previous is None:
+            figure, baseline = accrual.spend, _first_baseline(vm, accrual, period_start)
+        else:
+            figure = max(previous.spend, accrual.spend)
+            baseline = (
+                _rolled_baseline(vm, accrual, previous, figure, period_start) if rolled else previous.baseline
+            )
+        if figure > baseline:
+            part.spend += figure - baseline
+        part.rate += accrual.rate
+        if not vm.is_terminal:
+            part.live += 1
+            part.gpus += covered.gpus
+        entries[uid] = PodLedgerEntry(spend=figure, at=format_time(accrual.at), baseline=baseline)
+    return part
+
+
 def settle(
     ledger: BudgetLedger, period_start: datetime | None, pods: Sequence[CoveredPod], now: datetime
 ) -> Settlement:
@@ -85,15 +145,20 @@ def settle(
     return settle_at(ledger, (period_start, key), pods, now, format_time(now))
 
 
-def settle_at(
+def settle_at(  # noqa: PLR0917 -- the ledger, the period, what it covers and the clock
     ledger: BudgetLedger,
     period: tuple[datetime | None, str | None],
     pods: Sequence[CoveredPod],
     now: datetime,
     now_text: str,
+    vms: Sequence[CoveredVM] = (),
 ) -> Settlement:
     """``settle`` with the period start and ``now`` already rendered (``format_time``), as the
-    caller has them: ``period`` is ``(start, format_time(start))``, ``(None, None)`` for Lifetime."""
+    caller has them: ``period`` is ``(start, format_time(start))``, ``(None, None)`` for Lifetime.
+
+    Covered cloud VMs (``vms``) are settled exactly as pods, keyed ``vm:<cloud>:<id>`` in the
+    same table; their part of the spend is also returned on its own (``vm_spend``), and the
+    closed part of it kept in ``closedVmSpend``."""
     period_start, key = period
     rolled = ledger.period_start != key and not _is_fresh(ledger)
     # The model's own validator: the constructor's validation without its per-call overhead
@@ -139,11 +204,27 @@ def settle_at(
                 shared = make_entry({"spend": figure, "at": at, "baseline": baseline})
                 item.ledger_entries[baseline] = shared
             entries[uid] = shared
+        vm_part = _settle_vms(vms, known, entries, (period_start, rolled))
+        vm_open = vm_part.spend
+        rate += vm_part.rate
+        live_vms = vm_part.live
+        live_gpus += vm_part.gpus
         closed = ZERO if rolled else ledger.closed_spend
+        closed_vms = ZERO if rolled else ledger.closed_vm_spend
         if not rolled:
             for uid, entry in known.items():
                 if uid not in entries and entry.spend > entry.baseline:
                     closed += entry.spend - entry.baseline
-        spend = closed + open_spend
-    updated = BudgetLedger(period_start=key, closed_spend=closed, pods=entries)
-    return Settlement(ledger=updated, spend=spend, hourly_rate=rate, live_pods=live_pods, live_gpus=live_gpus)
+                    if uid.startswith(VM_KEY_PREFIX):
+                        closed_vms += entry.spend - entry.baseline
+        spend = closed + open_spend + vm_open
+    updated = BudgetLedger(period_start=key, closed_spend=closed, closed_vm_spend=closed_vms, pods=entries)
+    return Settlement(
+        ledger=updated,
+        spend=spend,
+        hourly_rate=rate,
+        live_pods=live_pods,
+        live_gpus=live_gpus,
+        live_vms=live_vms,
+        vm_spend=closed_vms + vm_open,
+    )

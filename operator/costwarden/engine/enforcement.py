@@ -12,6 +12,11 @@ acts. The rules (docs/enforcement.md):
   Suspend the owning Job, or the JobSet named by the pod label
   ``jobset.sigs.k8s.io/jobset-name``. Pods with any other owner are left alone
   (``ActionPlan.left_alone``): the operator never escalates to a kill on its own.
+- Cloud VMs of the budget's SkyPilot cluster (``engine.vms``, with ``--cloud``) are targets
+  too: Kill terminates them, workers first and heads last, as ``sky down`` does; Suspend stops
+  them (disks kept), as ``sky stop`` does; Scale leaves them alone (``left_alone``). A VM
+  target names the VM (``VM/<cloud>:<id>``); the shell re-reads it and acts only if it still
+  carries the cluster's tag and its cloud's last poll was complete and fresh.
 - Nothing outside the budget's namespace is ever a target, and nothing destructive happens in a
   protected namespace or with ``--enforcement=off``. ``dry_run`` (the budget's ``dryRun`` or
   ``--enforcement=dry-run``) means "record what would have been done".
@@ -28,6 +33,7 @@ from typing import Final
 from costwarden.engine.anomalies import idle_pod_uid
 from costwarden.engine.evaluation import BudgetDecision
 from costwarden.engine.thresholds import DESTRUCTIVE_ACTIONS
+from costwarden.engine.vms import PENDING, RUNNING, VMRecord, kill_order
 from costwarden.models import Action, ActionRecord, ActionResult, CostBudgetSpec
 from costwarden.records import SKYPILOT_CLUSTER_LABEL, PodRecord
 
@@ -41,6 +47,8 @@ __all__ = [
     "plan_actions",
     "plan_pending",
     "plan_record",
+    "vm_key",
+    "vm_target",
 ]
 
 JOBSET_NAME_LABEL: Final = "jobset.sigs.k8s.io/jobset-name"
@@ -54,7 +62,7 @@ _SCALABLE_OWNERS: Final = frozenset({"ReplicaSet", "StatefulSet"})
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    kind: str  # Pod | ReplicaSet | StatefulSet | Job | JobSet
+    kind: str  # Pod | ReplicaSet | StatefulSet | Job | JobSet | VM (name: <cloud>:<vm id>)
     namespace: str
     name: str
 
@@ -145,6 +153,25 @@ def _owner_targets(pods: Sequence[PodRecord], action: Action) -> tuple[list[Targ
     return order, sorted(left_alone, key=lambda t: t.name)
 
 
+def vm_target(namespace: str, vm: VMRecord) -> Target:
+    return Target(kind="VM", namespace=namespace, name=f"{vm.cloud}:{vm.vm_id}")
+
+
+def vm_key(target: Target) -> str:
+    """The ledger key (``VMRecord.key``) of a VM target."""
+    return f"vm:{target.name}"
+
+
+def _vm_targets(namespace: str, vms: Sequence[VMRecord], action: Action) -> tuple[list[Target], list[Target]]:
+    """VMs to act on and VMs left alone (Scale has no meaning for a VM)."""
+    if action is Action.KILL:
+        return [vm_target(namespace, vm) for vm in kill_order(v for v in vms if not v.is_terminal)], []
+    live = [vm for vm in kill_order(vms) if vm.state in (RUNNING, PENDING)]
+    if action is Action.SUSPEND:
+        return [vm_target(namespace, vm) for vm in live], []
+    return [], [vm_target(namespace, vm) for vm in live]
+
+
 def _nothing_to_do(action: Action, idle_pod: str | None) -> str:
     """Why a destructive plan has no target; ``idle_pod`` names the pod of an idle-GPU finding."""
     if idle_pod is None:
@@ -166,11 +193,14 @@ def plan_record(
     record: ActionRecord,
     pods: tuple[Sequence[PodRecord], Sequence[PodRecord]],
     policy: EnforcementPolicy,
+    *,
+    vms: Sequence[VMRecord] = (),
 ) -> ActionPlan:
     """The plan for one action record (new, or Pending after a restart).
 
     ``pods`` is ``(covered, namespace_pods)``: the pods the budget covers now and every pod of
     its namespace (for SkyPilot cluster expansion); pods of other namespaces are ignored.
+    ``vms`` are the cloud VMs the budget covers (its SkyPilot cluster's).
     """
     covered, namespace_pods = pods
     dry_run = spec.enforcement.dry_run or policy.mode == "dry-run"
@@ -204,6 +234,9 @@ def plan_record(
         targets = _kill_targets(running, _running(namespace_pods, budget_namespace))
     else:
         targets, left_alone = _owner_targets(running, record.action)
+    if idle_uid is None:
+        vm_targets, vms_alone = _vm_targets(budget_namespace, vms, record.action)
+        targets, left_alone = [*targets, *vm_targets], [*left_alone, *vms_alone]
     targets = [target for target in targets if target.namespace == budget_namespace]
     skipped = None if targets else _nothing_to_do(record.action, idle_pod)
     return replace(plan, targets=tuple(targets), skipped=skipped, left_alone=tuple(left_alone))
@@ -216,6 +249,8 @@ def plan_actions(  # noqa: PLR0917 -- the signature the enforcement shell codes 
     covered: Sequence[PodRecord],
     namespace_pods: Sequence[PodRecord],
     policy: EnforcementPolicy,
+    *,
+    vms: Sequence[VMRecord] = (),
 ) -> list[ActionPlan]:
     """One plan per new crossing and new anomaly of ``decision``, in that order."""
     records = {record.id: record for record in decision.status.actions}
@@ -228,7 +263,7 @@ def plan_actions(  # noqa: PLR0917 -- the signature the enforcement shell codes 
         record = records.get(record_id) or ActionRecord(
             id=record_id, time="", trigger=record_id, action=action
         )
-        plans.append(plan_record(budget_namespace, spec, record, (covered, namespace_pods), policy))
+        plans.append(plan_record(budget_namespace, spec, record, (covered, namespace_pods), policy, vms=vms))
     return plans
 
 
@@ -238,11 +273,13 @@ def plan_pending(
     actions: Sequence[ActionRecord],
     pods: tuple[Sequence[PodRecord], Sequence[PodRecord]],
     policy: EnforcementPolicy,
+    *,
+    vms: Sequence[VMRecord] = (),
 ) -> list[ActionPlan]:
     """Plans for every record still Pending in ``status.actions`` (decided, perhaps not carried
-    out before a restart), oldest first; ``pods`` as for ``plan_record``."""
+    out before a restart), oldest first; ``pods`` and ``vms`` as for ``plan_record``."""
     return [
-        plan_record(budget_namespace, spec, record, pods, policy)
+        plan_record(budget_namespace, spec, record, pods, policy, vms=vms)
         for record in actions
         if record.result == ActionResult.PENDING
     ]

@@ -83,6 +83,7 @@ from costwarden.engine.thresholds import (
     enforced,
     new_crossings,
 )
+from costwarden.engine.vms import CoveredVM
 from costwarden.models import (
     Action,
     ActionRecord,
@@ -203,8 +204,12 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
     telemetry: Telemetry = NO_TELEMETRY,
     billing: BudgetTruth | None = None,
     node_prices: tuple[NodePriceStatus, ...] | None = None,
+    vms: Sequence[CoveredVM] | None = None,
 ) -> BudgetDecision:
-    """The budget's new status, its new threshold crossings and the events to emit (see module doc)."""
+    """The budget's new status, its new threshold crossings and the events to emit (see module doc).
+
+    ``vms`` are the covered cloud VMs when the operator watches clouds (``--cloud``), else None
+    (and ``status.vms`` / ``vmSpend`` stay unset)."""
     spec, status = budget.spec, budget.status
     if spec is None:
         raise ValueError(
@@ -214,7 +219,7 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
     stored_key = format_time(period_start) if period_start is not None else None
     key = stored_key or LIFETIME_KEY
     now_text = format_time(now)
-    settlement = settle_at(status.ledger, (period_start, stored_key), pods, now, now_text)
+    settlement = settle_at(status.ledger, (period_start, stored_key), pods, now, now_text, vms or ())
     spend, rate = settlement.spend, settlement.hourly_rate
     trued = true_up(billing.billing, period_start) if billing is not None else None
     spend = max(Decimal(0), spend + trued.adjustment) if trued is not None else spend
@@ -313,6 +318,8 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
             "exhausts_at": format_time(exhausts) if exhausts is not None else None,
             "pods": settlement.live_pods,
             "gpus": settlement.live_gpus,
+            "vms": settlement.live_vms if vms is not None else None,
+            "vm_spend": settlement.vm_spend if vms is not None else None,
             "idle_node_hourly_cost": idle_hourly,
             "gpu_utilization": usage.utilization,
             "wasted_spend": ledger.wasted_spend,

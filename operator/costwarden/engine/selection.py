@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from costwarden.models import CostBudgetSpec, LabelSelector, LabelSelectorRequirement
 from costwarden.records import SKYPILOT_CLUSTER_LABEL, PodRecord
 
-_K8S_NAME_LIMIT = 42
+K8S_NAME_LIMIT = 42
 _NAME_HASH_LENGTH = 2
 _USER_HASH_LENGTHS = (4, 8)
 _HEX = frozenset("0123456789abcdef")
@@ -62,30 +62,32 @@ def _base36(number: int) -> str:
     return digits or "0"
 
 
-def _cloud_name_heads(typed_name: str) -> dict[int, str]:
+def _cloud_name_heads(typed_name: str, limit: int) -> dict[int, str]:
     """What precedes ``-<user hash>`` in the cloud name, per user-hash length."""
     prefix = name_on_cloud_prefix(typed_name)
     heads: dict[int, str] = {}
     name_hash = ""
     for length in _USER_HASH_LENGTHS:
-        if len(prefix) <= _K8S_NAME_LIMIT - length - 1:
+        if len(prefix) <= limit - length - 1:
             heads[length] = prefix
             continue
         if not name_hash:
             digest = hashlib.md5(typed_name.encode(), usedforsecurity=False).hexdigest()
             name_hash = _base36(int(digest, 16))[:_NAME_HASH_LENGTH]
-        cut = prefix[: _K8S_NAME_LIMIT - _NAME_HASH_LENGTH - 2 - length].rstrip("-")
+        cut = prefix[: limit - _NAME_HASH_LENGTH - 2 - length].rstrip("-")
         heads[length] = f"{cut}-{name_hash}"
     return heads
 
 
-def cloud_name_test(typed_name: str) -> Callable[[str], bool]:
+def cloud_name_test(typed_name: str, limit: int = K8S_NAME_LIMIT) -> Callable[[str], bool]:
     """A predicate: is a ``skypilot-cluster-name`` label value the cloud name of cluster ``typed_name``?
 
-    The label may also be the typed name itself or its rendering without a hash.
+    The label may also be the typed name itself or its rendering without a hash. ``limit`` is
+    the cloud's longest name on cloud (``_MAX_CLUSTER_NAME_LEN_LIMIT`` of SkyPilot's cloud class):
+    42 on Kubernetes, other values for cloud VMs (``engine.vms.NAME_LIMITS``).
     """
     exact = {typed_name, name_on_cloud_prefix(typed_name)}
-    heads = _cloud_name_heads(typed_name)
+    heads = _cloud_name_heads(typed_name, limit)
 
     def matches(label_value: str) -> bool:
         if label_value in exact:

@@ -10,9 +10,17 @@ files they come from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Final
+
+from costwarden.engine.ledger import PodAccrual
+from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between
+from costwarden.engine.selection import cloud_name_test
+from costwarden.models import CostBudgetSpec, PodLedgerEntry
+from costwarden.records import NodeRecord
 
 TAG_SKYPILOT_CLUSTER: Final = "skypilot-cluster-name"
 TAG_RAY_CLUSTER: Final = "ray-cluster-name"
@@ -29,6 +37,15 @@ STOPPED: Final = "stopped"  # compute not billed (disks are: they reach budgets 
 TERMINATED: Final = "terminated"  # terminating, terminated or deleted
 STATES: Final = frozenset({PENDING, RUNNING, STOPPING, STOPPED, TERMINATED})
 CLOUDS: Final = ("aws", "gcp", "azure")
+VM_KEY_PREFIX: Final = "vm:"  # a VM's key in a budget's ledger; pod uids never start so
+# The longest cluster name on cloud per cloud: ``_MAX_CLUSTER_NAME_LEN_LIMIT`` in SkyPilot's
+# sky/clouds/{aws,gcp,azure}.py (docs/cloud-vms.md); a longer typed name is cut and hashed.
+NAME_LIMITS: Final = {"aws": 248, "gcp": 35, "azure": 42}
+# The node labels pricing reads (pricing.classify) for a VM's shape and capacity type.
+_INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+_REGION_LABEL = "topology.kubernetes.io/region"
+_ZONE_LABEL = "topology.kubernetes.io/zone"
+_CAPACITY_LABEL = "karpenter.sh/capacity-type"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +73,7 @@ class VMRecord:
     @property
     def key(self) -> str:
         """Its key in a budget's ledger (``status.ledger.pods``), never a pod uid."""
-        return f"vm:{self.cloud}:{self.vm_id}"
+        return f"{VM_KEY_PREFIX}{self.cloud}:{self.vm_id}"
 
     @property
     def tag_map(self) -> dict[str, str]:
@@ -84,3 +101,99 @@ class VMRecord:
     @property
     def user(self) -> str | None:
         return self.tag_map.get(TAG_SKYPILOT_USER)
+
+    # The ledger's view of a VM's life (budget_ledger reads pods and VMs alike).
+    @property
+    def uid(self) -> str:
+        return self.key
+
+    @property
+    def started(self) -> datetime | None:
+        return self.launched
+
+    @property
+    def created(self) -> datetime | None:
+        return self.launched
+
+    @property
+    def finished(self) -> datetime | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class CoveredVM:
+    """A VM a budget covers, with its accrual of this pass and its GPUs (from its price facts).
+
+    One object per VM per pass, shared by every budget covering it (as ``CoveredPod``)."""
+
+    vm: VMRecord
+    accrual: PodAccrual
+    gpus: int = 0
+    ledger_entries: dict[Decimal, PodLedgerEntry] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VMMark:
+    """The largest figure any budget's ledger holds for a VM: where its accrual resumes after a
+    restart (VM spend lives in the covering budgets' ledgers; docs/cloud-vms.md)."""
+
+    spend: Decimal
+    at: datetime
+
+
+def vm_node(vm: VMRecord) -> NodeRecord:
+    """The VM as the node record pricing resolves (the same resolution as Kubernetes nodes):
+    its instance type, region, zone and capacity type as the labels a node would carry, and its
+    provider id (which also names it in billing)."""
+    labels = [(_INSTANCE_TYPE_LABEL, vm.instance_type), (_REGION_LABEL, vm.region)]
+    if vm.zone:
+        labels.append((_ZONE_LABEL, vm.zone))
+    labels.append((_CAPACITY_LABEL, vm.capacity_type))
+    return NodeRecord(name=vm.key, labels=tuple(sorted(labels)), provider_id=vm.provider_id)
+
+
+def covered_vms(spec: CostBudgetSpec, vms: Iterable[VMRecord]) -> list[VMRecord]:
+    """The VMs of the SkyPilot cluster the budget's ``skypilotCluster`` names, wherever they
+    run; a budget without one covers no VM (VMs are in no namespace)."""
+    typed_name = spec.skypilot_cluster
+    if not typed_name:
+        return []
+    tests = {cloud: cloud_name_test(typed_name, limit) for cloud, limit in NAME_LIMITS.items()}
+    chosen = []
+    for vm in vms:
+        cluster, test = vm.cluster, tests.get(vm.cloud)
+        if cluster is not None and test is not None and test(cluster):
+            chosen.append(vm)
+    return chosen
+
+
+def accrue_vm(
+    vm: VMRecord, rate: Decimal, now: datetime, previous: PodAccrual | None, mark: VMMark | None
+) -> PodAccrual:
+    """The VM's spend at ``now``: compute is charged while it runs, at ``rate`` USD/hour.
+
+    - ``previous`` (the in-memory figure): its spend plus its rate over ``previous.at -> now``
+      (a VM that stopped since is charged up to now: at most one poll interval too much).
+    - else ``mark`` (after a restart): the mark's spend, plus ``rate`` since the mark if the VM
+      runs now (it is assumed to have run while the operator was down; billing trues it up).
+    - else a running VM seen for the first time accrued ``rate`` since it was launched.
+
+    Stopped, stopping, pending and terminated VMs accrue nothing from now on (rate 0).
+    """
+    next_rate = rate if vm.state == RUNNING and rate > ZERO else ZERO
+    if previous is not None:
+        spend = MONEY_CONTEXT.add(previous.spend, cost_between(previous.rate, previous.at, now))
+        return PodAccrual(spend, next_rate, now if now > previous.at else previous.at)
+    if mark is not None:
+        spend = MONEY_CONTEXT.add(mark.spend, cost_between(next_rate, mark.at, now))
+        return PodAccrual(spend, next_rate, max(now, mark.at))
+    if vm.launched is not None and next_rate > ZERO:
+        return PodAccrual(cost_between(next_rate, vm.launched, now), next_rate, now)
+    return PodAccrual(ZERO, next_rate, now)
+
+
+def kill_order(vms: Iterable[VMRecord]) -> list[VMRecord]:
+    """Workers before heads (as ``sky down`` tears a cluster down), then by cloud and id."""
+    return sorted(vms, key=lambda vm: (vm.is_head, vm.cloud, vm.vm_id))

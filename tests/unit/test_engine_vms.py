@@ -1,0 +1,237 @@
+"""Cloud VMs in the pure engine: which budget covers a VM, its accrual, its place in the ledger
+and the status, and the targets a Kill or a Suspend gives it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from costwarden.engine.anomalies import idle_gpu_id
+from costwarden.engine.budget_ledger import settle, settle_at
+from costwarden.engine.enforcement import EnforcementPolicy, plan_record, vm_key
+from costwarden.engine.evaluation import BudgetInput, evaluate_budget
+from costwarden.engine.ledger import PodAccrual
+from costwarden.engine.vms import (
+    RUNNING,
+    STOPPED,
+    TERMINATED,
+    CoveredVM,
+    VMMark,
+    VMRecord,
+    accrue_vm,
+    covered_vms,
+    kill_order,
+    vm_node,
+)
+from costwarden.models import Action, ActionRecord, BudgetLedger, CostBudgetSpec, CostBudgetStatus
+from costwarden.pricing.classify import classify_node
+from costwarden.records import format_time
+
+NOV_1 = datetime(2026, 11, 1, tzinfo=UTC)
+NOV_3 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+NS = "research"
+
+
+def spec(**raw: Any) -> CostBudgetSpec:
+    return CostBudgetSpec.model_validate({"limit": 500, "period": "Monthly", **raw})
+
+
+def vm(
+    vm_id: str, cluster: str | None = "llama-sweep-2ea4", *, head: bool = False, **changes: Any
+) -> VMRecord:
+    tags = []
+    if cluster is not None:
+        tags = [
+            ("skypilot-cluster-name", cluster),
+            ("ray-cluster-name", cluster),
+            ("skypilot-head-node", "1" if head else "0"),
+            ("ray-node-type", "head" if head else "worker"),
+        ]
+    base = VMRecord(
+        cloud="aws",
+        scope="aws:us-east-1",
+        vm_id=vm_id,
+        name=vm_id,
+        region="us-east-1",
+        zone="us-east-1a",
+        instance_type="g5.xlarge",
+        capacity_type="on-demand",
+        state=RUNNING,
+        launched=NOV_3 - timedelta(hours=2),
+        tags=tuple(tags),
+        provider_id=f"aws:///us-east-1a/{vm_id}",
+    )
+    return replace(base, **changes)
+
+
+def test_a_budget_covers_the_vms_of_the_cluster_it_names_and_nothing_else() -> None:
+    ours = [vm("i-head", head=True), vm("i-w1"), vm("i-w2", cloud="gcp")]
+    decoy = vm("i-decoy", cluster="llama-sweep2-2ea4")
+    untagged = vm("i-untagged", cluster=None)
+    chosen = covered_vms(spec(skypilotCluster="llama-sweep"), [*ours, decoy, untagged])
+    assert [v.vm_id for v in chosen] == ["i-head", "i-w1", "i-w2"]
+    assert covered_vms(spec(), [*ours, decoy]) == []  # no skypilotCluster: no VM (they are in no namespace)
+
+
+def skypilot_name_on_cloud(typed: str, limit: int, user_hash: str = "2ea4") -> str:
+    """sky/utils/common_utils.make_cluster_name_on_cloud, as SkyPilot 0.14 writes it."""
+    name = typed.replace(".", "-").replace("_", "-").lower()
+    if len(name) <= limit - len(user_hash) - 1:
+        return f"{name}-{user_hash}"
+    cut = name[: limit - 2 - 1 - len(user_hash) - 1].rstrip("-")
+    number, digits = int(hashlib.md5(typed.encode()).hexdigest(), 16), ""
+    while number:
+        number, rest = divmod(number, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[rest] + digits
+    return f"{cut}-{digits[:2]}-{user_hash}"
+
+
+def test_a_long_cluster_name_is_matched_with_each_clouds_own_length_limit() -> None:
+    typed = "a-very-long-cluster-name-for-a-sweep"  # 36 characters: cut and hashed on GCP (35)
+    on_gcp = vm("p/z/n", cluster=skypilot_name_on_cloud(typed, 35), cloud="gcp")
+    assert len(on_gcp.cluster or "") <= 35
+    forged = vm("p/z/m", cluster=(on_gcp.cluster or "")[:-7] + "-zz-2ea4", cloud="gcp")
+    on_aws = vm("i-1", cluster=skypilot_name_on_cloud(typed, 248))
+    chosen = covered_vms(spec(skypilotCluster=typed), [on_gcp, on_aws, forged])
+    assert chosen == [on_gcp, on_aws]  # AWS allows 248 characters: the name is not cut there
+
+
+def test_a_running_vm_seen_first_accrues_since_launch_and_a_stopped_one_does_not() -> None:
+    rate = Decimal("1.006")
+    running = accrue_vm(vm("i-1"), rate, NOV_3, None, None)
+    assert running.spend == Decimal("2.012") and running.rate == rate
+    stopped = accrue_vm(vm("i-2", state=STOPPED), rate, NOV_3, None, None)
+    assert stopped.spend == 0 and stopped.rate == 0
+
+
+def test_accrual_continues_from_the_previous_figure_then_from_a_mark_after_a_restart() -> None:
+    rate = Decimal("2")
+    previous = PodAccrual(Decimal("10"), rate, NOV_3)
+    later = accrue_vm(vm("i-1", state=STOPPED), rate, NOV_3 + timedelta(minutes=30), previous, None)
+    assert later.spend == Decimal("11") and later.rate == 0  # charged up to now, then nothing
+    mark = VMMark(Decimal("10"), NOV_3)
+    resumed = accrue_vm(vm("i-1"), rate, NOV_3 + timedelta(hours=1), None, mark)
+    assert resumed.spend == Decimal("12")  # ran while the operator was down
+    idle = accrue_vm(vm("i-1", state=STOPPED), rate, NOV_3 + timedelta(hours=1), None, mark)
+    assert idle.spend == Decimal("10")
+
+
+def test_the_ledger_counts_vms_beside_pods_and_closes_a_vanished_one_with_its_last_figure() -> None:
+    head, worker = vm("i-head", head=True), vm("i-w1")
+    covered = [
+        CoveredVM(head, PodAccrual(Decimal("4"), Decimal("2"), NOV_3), gpus=1),
+        CoveredVM(worker, PodAccrual(Decimal("6"), Decimal("3"), NOV_3), gpus=4),
+    ]
+    first = settle_with(BudgetLedger(), covered, NOV_3)
+    assert first.spend == Decimal("10") and first.vm_spend == Decimal("10")
+    assert (first.live_vms, first.live_gpus, first.hourly_rate) == (2, 5, Decimal("5"))
+    assert set(first.ledger.pods) == {head.key, worker.key}
+    # the worker is gone from the cloud's answer: closed with its last figure, still VM spend
+    second = settle_with(first.ledger, covered[:1], NOV_3 + timedelta(minutes=1))
+    assert second.spend == Decimal("10") and second.vm_spend == Decimal("10")
+    assert second.ledger.closed_vm_spend == Decimal("6") == second.ledger.closed_spend
+    assert second.live_vms == 1
+
+
+def test_a_terminated_vm_is_not_live_but_its_spend_stays() -> None:
+    gone = vm("i-1", state=TERMINATED)
+    result = settle_with(
+        BudgetLedger(), [CoveredVM(gone, PodAccrual(Decimal("3"), Decimal(0), NOV_3))], NOV_3
+    )
+    assert result.live_vms == 0 and result.spend == Decimal("3")
+
+
+def settle_with(ledger: BudgetLedger, vms: list[CoveredVM], now: datetime) -> Any:
+    return settle_at(ledger, (NOV_1, format_time(NOV_1)), [], now, format_time(now), vms)
+
+
+def test_the_status_shows_vms_and_their_spend_only_when_clouds_are_watched() -> None:
+    budget = BudgetInput(NS, "sweep", 1, spec(skypilotCluster="llama-sweep"), CostBudgetStatus())
+    covered = [CoveredVM(vm("i-1"), PodAccrual(Decimal("7.5"), Decimal("1.5"), NOV_3), gpus=1)]
+    watched = evaluate_budget(budget, [], NOV_3, vms=covered).status
+    assert (watched.vms, watched.vm_spend, watched.spend, watched.gpus) == (
+        1,
+        Decimal("7.5"),
+        Decimal("7.5"),
+        1,
+    )
+    body = watched.to_k8s()
+    assert body["vms"] == 1 and body["vmSpend"] == 7.5
+    unwatched = evaluate_budget(budget, [], NOV_3).status
+    assert unwatched.vms is None and "vmSpend" not in unwatched.to_k8s()
+
+
+def test_settle_without_vms_is_unchanged() -> None:
+    assert settle(BudgetLedger(), NOV_1, [], NOV_3).ledger.closed_vm_spend == 0
+
+
+def record(action: Action, record_id: str = "threshold/100/2026-11-01T00:00:00Z") -> ActionRecord:
+    return ActionRecord(
+        id=record_id, time="2026-11-03T10:00:00Z", trigger="spend reached 100%", action=action
+    )
+
+
+CLUSTER = [
+    vm("i-head", head=True),
+    vm("i-w2"),
+    vm("i-w1"),
+    vm("i-gone", state=TERMINATED),
+    vm("i-off", state=STOPPED),
+]
+
+
+def test_kill_terminates_the_clusters_vms_workers_first_and_the_head_last() -> None:
+    plan = plan_record(
+        NS,
+        spec(skypilotCluster="llama-sweep"),
+        record(Action.KILL),
+        ([], []),
+        EnforcementPolicy(),
+        vms=CLUSTER,
+    )
+    assert [str(t) for t in plan.targets] == ["VM/aws:i-off", "VM/aws:i-w1", "VM/aws:i-w2", "VM/aws:i-head"]
+    assert plan.skipped is None
+    assert vm_key(plan.targets[-1]) == vm("i-head").key
+    assert [v.vm_id for v in kill_order(CLUSTER)][-1] == "i-head"
+
+
+def test_suspend_stops_running_vms_and_scale_leaves_them_alone() -> None:
+    budget = spec(skypilotCluster="llama-sweep")
+    suspend = plan_record(NS, budget, record(Action.SUSPEND), ([], []), EnforcementPolicy(), vms=CLUSTER)
+    assert [t.name for t in suspend.targets] == ["aws:i-w1", "aws:i-w2", "aws:i-head"]
+    scale = plan_record(NS, budget, record(Action.SCALE), ([], []), EnforcementPolicy(), vms=CLUSTER)
+    assert scale.targets == () and scale.skipped is not None
+    assert {t.name for t in scale.left_alone} == {"aws:i-w1", "aws:i-w2", "aws:i-head"}
+
+
+def test_vm_actions_honour_the_switches() -> None:
+    budget = spec(skypilotCluster="llama-sweep")
+    off = plan_record(NS, budget, record(Action.KILL), ([], []), EnforcementPolicy(mode="off"), vms=CLUSTER)
+    assert off.targets == () and off.skipped == "enforcement is off (--enforcement=off)"
+    dry = plan_record(
+        NS, budget, record(Action.KILL), ([], []), EnforcementPolicy(mode="dry-run"), vms=CLUSTER
+    )
+    assert dry.dry_run and len(dry.targets) == 4
+    protected = EnforcementPolicy(protected_namespaces=frozenset({NS}))
+    assert plan_record(NS, budget, record(Action.KILL), ([], []), protected, vms=CLUSTER).targets == ()
+
+
+def test_an_idle_gpu_finding_never_takes_the_clusters_vms() -> None:
+    idle = record(Action.KILL, idle_gpu_id("uid-1"))
+    plan = plan_record(
+        NS, spec(skypilotCluster="llama-sweep"), idle, ([], []), EnforcementPolicy(), vms=CLUSTER
+    )
+    assert all(t.kind != "VM" for t in plan.targets)
+
+
+def test_a_vm_is_priced_as_the_node_it_would_be() -> None:
+    facts = classify_node(vm_node(vm("i-1", capacity_type="spot")))
+    assert (facts.cloud, facts.instance_type, facts.region, facts.capacity_type) == (
+        "aws",
+        "g5.xlarge",
+        "us-east-1",
+        "spot",
+    )
