@@ -160,18 +160,24 @@ def test_malformed_annotation_falls_through_and_is_reported(catalog: Catalog) ->
     assert "annotation costwarden.dev/hourly-price='lots' is not a USD amount, ignored" in price.source
 
 
-def test_spot_node_without_spot_row_uses_on_demand_and_says_so(catalog: Catalog) -> None:
-    price = PriceBook(catalog).price(
-        eks_node(
-            "g6.12xlarge",
-            capacity_type="SPOT",
-            capacity={"cpu": "48", "memory": "192Gi", "nvidia.com/gpu": "4"},
-        )
+def test_spot_node_uses_the_spot_row_and_without_one_the_on_demand_price(catalog: Catalog) -> None:
+    node = eks_node(
+        "g6.12xlarge",
+        capacity_type="SPOT",
+        capacity={"cpu": "48", "memory": "192Gi", "nvidia.com/gpu": "4"},
     )
-    assert price.hourly == Decimal("4.6016")
-    assert "no spot price listed; on-demand price used" in price.source
+    spot_row = catalog.lookup("aws", "g6.12xlarge", "us-east-1", "spot")
+    assert spot_row is not None and spot_row.capacity_type == "spot"
+    price = PriceBook(catalog).price(node)
+    assert price.hourly == spot_row.hourly_usd
+    assert price.source.startswith("catalog: aws g6.12xlarge us-east-1 spot (SkyPilot catalog")
+    on_demand_only = Catalog(row for row in catalog.rows if row.capacity_type != "spot")
+    fallback = PriceBook(on_demand_only).price(node)
+    assert fallback.hourly == Decimal("4.6016")
+    assert "no spot price listed; on-demand price used" in fallback.source
     # the split uses spot CPU/RAM rates for a spot node
-    assert price.per_vcpu == Decimal("0.006655") and price.per_gib == Decimal("0.000892")
+    for priced in (price, fallback):
+        assert priced.per_vcpu == Decimal("0.006655") and priced.per_gib == Decimal("0.000892")
 
 
 def test_gke_spot_a3_uses_the_spot_row(catalog: Catalog) -> None:

@@ -46,7 +46,7 @@ P5_NODE = "ip-10-0-1-10.ec2.internal"
 SPOT_T4_NODE = "ip-10-0-2-20.ec2.internal"
 ONDEMAND_T4_NODE = "ip-10-0-2-30.ec2.internal"
 A3_NODE = "gke-ml-a3-ondemand-5d2e9f01-h7kp"
-# The bundled catalog has on-demand rows for g4dn.xlarge only; spot prices move hourly, so the
+# Spot prices move hourly (the bundled catalog's g4dn.xlarge spot row is a dated snapshot), so the
 # demo pins an illustrative spot price (about 40 % of on-demand) with the node price annotation.
 SPOT_T4_PRICE = "0.2104"
 
