@@ -104,6 +104,16 @@ def _feeds(text: str) -> tuple[str, ...]:
     return names
 
 
+def _cloud(text: str) -> str:
+    from costwarden.clouds.factory import parse_cloud_spec  # no SDK: adapters load when used
+
+    try:
+        parse_cloud_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
+
+
 def _factor(text: str) -> Decimal:
     try:
         value = Decimal(text)
@@ -266,6 +276,29 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=3600.0,
         help="seconds between refreshes of the live price feeds",
     )
+    clouds = run.add_argument_group("cloud VMs of SkyPilot clusters")
+    clouds.add_argument(
+        "--cloud",
+        type=_cloud,
+        action="append",
+        default=[],
+        dest="clouds",
+        help="find SkyPilot VMs (repeatable): aws:REGION[,REGION...], gcp:PROJECT, azure:SUBSCRIPTION; "
+        "credentials from each SDK's default chain",
+    )
+    clouds.add_argument(
+        "--cloud-interval",
+        type=_positive(float),
+        default=60.0,
+        help="seconds between polls of each cloud scope",
+    )
+    clouds.add_argument(
+        "--cloud-stale-after",
+        type=_positive(float),
+        default=None,
+        help="seconds without a complete poll after which no VM is stopped or terminated "
+        "(default: 3 x --cloud-interval)",
+    )
     run.add_argument(
         "--max-destructive-per-minute",
         type=_positive(int),
@@ -320,6 +353,9 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         billing_anomaly_factor=args.billing_anomaly_factor,
         price_feeds=tuple(args.price_feeds),
         price_feed_interval=args.price_feed_interval,
+        clouds=tuple(args.clouds),
+        cloud_interval=args.cloud_interval,
+        cloud_stale_after=args.cloud_stale_after or 0.0,
         webhook_port=args.webhook_port,
         webhook_addr=args.webhook_addr,
         webhook_host=args.webhook_host,

@@ -18,6 +18,7 @@ from costwarden.engine.vms import (
     RUNNING,
     STOPPED,
     TERMINATED,
+    CloudView,
     CoveredVM,
     VMMark,
     VMRecord,
@@ -151,7 +152,7 @@ def settle_with(ledger: BudgetLedger, vms: list[CoveredVM], now: datetime) -> An
 def test_the_status_shows_vms_and_their_spend_only_when_clouds_are_watched() -> None:
     budget = BudgetInput(NS, "sweep", 1, spec(skypilotCluster="llama-sweep"), CostBudgetStatus())
     covered = [CoveredVM(vm("i-1"), PodAccrual(Decimal("7.5"), Decimal("1.5"), NOV_3), gpus=1)]
-    watched = evaluate_budget(budget, [], NOV_3, vms=covered).status
+    watched = evaluate_budget(budget, [], NOV_3, clouds=CloudView(tuple(covered))).status
     assert (watched.vms, watched.vm_spend, watched.spend, watched.gpus) == (
         1,
         Decimal("7.5"),
@@ -235,3 +236,16 @@ def test_a_vm_is_priced_as_the_node_it_would_be() -> None:
         "us-east-1",
         "spot",
     )
+
+
+def test_a_failing_cloud_scope_shows_as_a_condition_on_budgets_naming_a_cluster() -> None:
+    named = BudgetInput(NS, "sweep", 1, spec(skypilotCluster="llama-sweep"), CostBudgetStatus())
+    problem = "aws:us-east-1 DescribeInstances: RequestLimitExceeded (3 failed polls in a row)"
+    status = evaluate_budget(named, [], NOV_3, clouds=CloudView((), (problem,))).status
+    condition = next(c for c in status.conditions if c.type == "CloudUnavailable")
+    assert condition.status == "True" and problem in condition.message
+    healthy = evaluate_budget(named, [], NOV_3, clouds=CloudView()).status
+    assert next(c for c in healthy.conditions if c.type == "CloudUnavailable").status == "False"
+    plain_budget = BudgetInput(NS, "team", 1, spec(), CostBudgetStatus())
+    other = evaluate_budget(plain_budget, [], NOV_3, clouds=CloudView((), (problem,))).status
+    assert all(c.type != "CloudUnavailable" for c in other.conditions)

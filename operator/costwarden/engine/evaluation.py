@@ -83,7 +83,7 @@ from costwarden.engine.thresholds import (
     enforced,
     new_crossings,
 )
-from costwarden.engine.vms import CoveredVM
+from costwarden.engine.vms import CLOUD_UNAVAILABLE, CloudView, cloud_condition
 from costwarden.models import (
     Action,
     ActionRecord,
@@ -204,12 +204,12 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
     telemetry: Telemetry = NO_TELEMETRY,
     billing: BudgetTruth | None = None,
     node_prices: tuple[NodePriceStatus, ...] | None = None,
-    vms: Sequence[CoveredVM] | None = None,
+    clouds: CloudView | None = None,
 ) -> BudgetDecision:
     """The budget's new status, its new threshold crossings and the events to emit (see module doc).
 
-    ``vms`` are the covered cloud VMs when the operator watches clouds (``--cloud``), else None
-    (and ``status.vms`` / ``vmSpend`` stay unset)."""
+    ``clouds`` holds the covered cloud VMs when the operator watches clouds (``--cloud``), else
+    None (and ``status.vms`` / ``vmSpend`` stay unset)."""
     spec, status = budget.spec, budget.status
     if spec is None:
         raise ValueError(
@@ -219,7 +219,9 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
     stored_key = format_time(period_start) if period_start is not None else None
     key = stored_key or LIFETIME_KEY
     now_text = format_time(now)
-    settlement = settle_at(status.ledger, (period_start, stored_key), pods, now, now_text, vms or ())
+    settlement = settle_at(
+        status.ledger, (period_start, stored_key), pods, now, now_text, clouds.vms if clouds else ()
+    )
     spend, rate = settlement.spend, settlement.hourly_rate
     trued = true_up(billing.billing, period_start) if billing is not None else None
     spend = max(Decimal(0), spend + trued.adjustment) if trued is not None else spend
@@ -293,17 +295,11 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
     counter = spec.unit_economics.counter if spec.unit_economics is not None else None
     needs = (spec.anomalies.idle_gpu is not None or counter is not None, counter)
     telemetry_state = telemetry_condition(needs, (c.pod for c in pods), telemetry, now)
-    if telemetry_state is not None:
-        state, reason, message = telemetry_state
-        conditions = set_condition(
-            conditions,
-            TELEMETRY_UNAVAILABLE,
-            status=state,
-            reason=reason,
-            message=message,
-            now_text=now_text,
-            generation=budget.generation,
-        )
+    conditions = _with_state(
+        conditions, TELEMETRY_UNAVAILABLE, telemetry_state, (now_text, budget.generation)
+    )
+    cloud_state = cloud_condition(spec, clouds) if clouds is not None else None
+    conditions = _with_state(conditions, CLOUD_UNAVAILABLE, cloud_state, (now_text, budget.generation))
     billing_status = None
     if billing is not None and trued is not None:
         billing_status, states = billing_conditions(billing, trued, actions, period_start, now)
@@ -318,8 +314,8 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
             "exhausts_at": format_time(exhausts) if exhausts is not None else None,
             "pods": settlement.live_pods,
             "gpus": settlement.live_gpus,
-            "vms": settlement.live_vms if vms is not None else None,
-            "vm_spend": settlement.vm_spend if vms is not None else None,
+            "vms": settlement.live_vms if clouds is not None else None,
+            "vm_spend": settlement.vm_spend if clouds is not None else None,
             "idle_node_hourly_cost": idle_hourly,
             "gpu_utilization": usage.utilization,
             "wasted_spend": ledger.wasted_spend,
@@ -340,6 +336,28 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
         events.append(phase_event)
     return BudgetDecision(
         status=new_status, crossings=tuple(crossings), events=tuple(events), anomalies=scan.findings
+    )
+
+
+def _with_state(
+    conditions: list[Condition],
+    kind: str,
+    state: tuple[str, str, str] | None,
+    at: tuple[str, int | None],
+) -> list[Condition]:
+    """``conditions`` with ``kind`` set to ``state`` (status, reason, message); unchanged for None."""
+    if state is None:
+        return conditions
+    status, reason, message = state
+    now_text, generation = at
+    return set_condition(
+        conditions,
+        kind,
+        status=status,
+        reason=reason,
+        message=message,
+        now_text=now_text,
+        generation=generation,
     )
 
 

@@ -135,6 +135,29 @@ class CoveredVM:
 
 
 @dataclass(frozen=True, slots=True)
+class CloudView:
+    """What a budget's evaluation knows of its cloud VMs (with ``--cloud``): the covered VMs and
+    one line per ``--cloud`` scope that is failing or stale."""
+
+    vms: tuple[CoveredVM, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+CLOUD_UNAVAILABLE: Final = "CloudUnavailable"
+
+
+def cloud_condition(spec: CostBudgetSpec, view: CloudView) -> tuple[str, str, str] | None:
+    """``(status, reason, message)`` of the CloudUnavailable condition, for budgets that name a
+    SkyPilot cluster (the others cover no VM); None for the rest."""
+    if not spec.skypilot_cluster:
+        return None
+    if view.problems:
+        message = "; ".join(view.problems)
+        return ("True", "CloudUnreadable", f"spend of VMs continues from their last known state: {message}")
+    return ("False", "CloudRead", "every --cloud scope answered completely")
+
+
+@dataclass(frozen=True, slots=True)
 class VMMark:
     """The largest figure any budget's ledger holds for a VM: where its accrual resumes after a
     restart (VM spend lives in the covering budgets' ledgers; docs/cloud-vms.md)."""

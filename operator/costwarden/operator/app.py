@@ -28,6 +28,7 @@ from costwarden.telemetry.samples import GpuUsageSource
 
 if TYPE_CHECKING:
     from costwarden.billing.sources import BillingSource
+    from costwarden.operator.vmfeed import VMFeed
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def build_runtime(
         runtime.price_feeds = PriceFeeds.from_names(
             settings.price_feeds, settings.price_feed_interval, **clients
         )
+    runtime.vms = vm_feed(settings)
     if settings.lease_name:
         runtime.leader = LeaderElector(
             kube,
@@ -89,6 +91,21 @@ def build_runtime(
             on_transition=runtime.leadership_changed,
         )
     return runtime
+
+
+def vm_feed(settings: OperatorSettings) -> VMFeed | None:
+    """The ``--cloud`` scopes (no cloud is called here); ConfigurationError for a bad value."""
+    if not settings.clouds:
+        return None
+    from costwarden.clouds.factory import inventories_from_specs, parse_cloud_spec  # SDKs: only with --cloud
+    from costwarden.operator.vmfeed import VMFeed, VMFeedSettings
+
+    try:
+        specs = [parse_cloud_spec(text) for text in settings.clouds]
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    feed_settings = VMFeedSettings(interval=settings.cloud_interval, stale_after=settings.cloud_stale_after)
+    return VMFeed(inventories_from_specs(specs), feed_settings)
 
 
 def billing_sources(settings: OperatorSettings) -> list[BillingSource]:

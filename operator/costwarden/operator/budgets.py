@@ -29,6 +29,7 @@ from costwarden.engine.evaluation import (
 )
 from costwarden.engine.outcomes import ActionOutcome, first_outcomes, fold, pending_notifications, resumable
 from costwarden.engine.thresholds import DESTRUCTIVE_ACTIONS
+from costwarden.engine.vms import CloudView, VMRecord, covered_vms
 from costwarden.models import (
     GROUP,
     KIND,
@@ -45,6 +46,7 @@ from costwarden.operator.kube import ObjectRef
 from costwarden.operator.resume import RESUME_ANNOTATION, resume
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.throttle import status_due
+from costwarden.operator.vmactions import waiting_on_clouds
 from costwarden.records import NodeRecord, PodRecord, format_time
 
 if TYPE_CHECKING:
@@ -154,6 +156,7 @@ def evaluate(
         price = runtime.pods.price_of(node, runtime.prices) if node is not None else None
         covered.append(CoveredPod(pod, runtime.pods.figure(pod, price, now)))
     billing = runtime.billing
+    clouds = _cloud_view(runtime, spec, state.status, now)
     decision = evaluate_budget(
         BudgetInput(budget.namespace, budget.name, budget.generation, spec, state.status),
         covered,
@@ -162,12 +165,14 @@ def evaluate(
         runtime.gpu.snapshot,
         billing.truth(budget.namespace, budget.name, spec) if billing is not None else None,
         runtime.pods.price_notes(c.pod.node_name for c in covered if c.pod.node_name),
+        clouds,
     )
     if billing is not None:
         _note_billing(runtime, billing, budget, (covered, state.status, decision), (nodes, now))
     state.covered = frozenset(c.pod.uid for c in covered)
     counts["pods"] += len(covered)
-    status, to_act = _plan(runtime, state, decision, covered, pods, now, counts)
+    vms = [c.vm for c in clouds.vms] if clouds is not None else []
+    status, to_act = _plan(runtime, state, decision, (covered, vms), pods, now, counts)
     state.replace_status(status)
     new = state.status
     state.figures = BudgetFigures(
@@ -202,11 +207,23 @@ def _note_billing(
         runtime.metrics.billing_anomalies.labels(budget.namespace, budget.name).inc(found)
 
 
+def _cloud_view(
+    runtime: Runtime, spec: CostBudgetSpec, status: CostBudgetStatus, now: datetime
+) -> CloudView | None:
+    """The budget's covered VMs and the failing --cloud scopes; None without --cloud."""
+    feed = runtime.vms
+    if feed is None:
+        return None
+    chosen = covered_vms(spec, feed.records()) if spec.skypilot_cluster else []
+    vms = tuple(feed.covered(vm, runtime.prices, now, status.ledger) for vm in chosen)
+    return CloudView(vms, feed.problems(runtime.monotonic()) if spec.skypilot_cluster else ())
+
+
 def _plan(  # noqa: PLR0917
     runtime: Runtime,
     state: BudgetState,
     decision: BudgetDecision,
-    covered: Sequence[CoveredPod],
+    covers: tuple[Sequence[CoveredPod], Sequence[VMRecord]],
     pods: PodSource,
     now: datetime,
     counts: Counter[str],
@@ -219,11 +236,22 @@ def _plan(  # noqa: PLR0917
     if not pending:
         return status, []
     namespace_pods = pods.pods_in(state.namespace)  # a Kill takes a SkyPilot cluster's other pods too
+    covered, vms = covers
     plans = plan_pending(
-        state.namespace, spec, pending, ([c.pod for c in covered], namespace_pods), runtime.limits.enforcement
+        state.namespace,
+        spec,
+        pending,
+        ([c.pod for c in covered], namespace_pods),
+        runtime.limits.enforcement,
+        vms=vms,
     )
     ready, capped = [], []
     for plan in plans:
+        waiting = waiting_on_clouds(runtime, plan)
+        if waiting is not None:
+            capped.append(ActionOutcome(plan.record_id, ActionResult.PENDING, waiting))
+            counts["cloud_deferred"] += 1
+            continue
         real = plan.action in DESTRUCTIVE_ACTIONS and not plan.skipped and not plan.dry_run
         if real and not runtime.limits.destructive.take(runtime.monotonic()):
             capped.append(ActionOutcome(plan.record_id, ActionResult.PENDING, CAP_MESSAGE))

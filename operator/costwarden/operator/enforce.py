@@ -31,6 +31,7 @@ from costwarden.notify.message import Notification, PodSpend
 from costwarden.operator.budgetstate import BudgetState
 from costwarden.operator.kube import KubeError, ObjectRef
 from costwarden.operator.runtime import Runtime
+from costwarden.operator.vmactions import act_on_vms
 from costwarden.operator.workloads import Outcome as TargetOutcome
 from costwarden.operator.workloads import TargetResult, kill_pods, scale_to_zero, suspend
 from costwarden.records import format_time, parse_time
@@ -81,13 +82,19 @@ async def act(runtime: Runtime, state: BudgetState, plan: ActionPlan, revision: 
 
 
 async def execute(runtime: Runtime, plan: ActionPlan) -> list[TargetResult]:
+    """Pods and workloads first, then the cluster's cloud VMs (``vmactions``)."""
     kube = runtime.kube
+    vms = [t for t in plan.targets if t.kind == "VM"]
     if plan.action is Action.KILL:
         pods = [t for t in plan.targets if t.kind == "Pod"]
         namespace = pods[0].namespace if pods else ""
-        return await kill_pods(kube, namespace, [t.name for t in pods], plan.grace_period_seconds)
-    act_on = scale_to_zero if plan.action is Action.SCALE else suspend
-    return [await act_on(kube, t.namespace, t.kind, t.name) for t in plan.targets]
+        results = await kill_pods(kube, namespace, [t.name for t in pods], plan.grace_period_seconds)
+    else:
+        act_on = scale_to_zero if plan.action is Action.SCALE else suspend
+        results = [await act_on(kube, t.namespace, t.kind, t.name) for t in plan.targets if t.kind != "VM"]
+    if vms:
+        results.extend(await act_on_vms(runtime, plan.action, vms))
+    return results
 
 
 async def _post_pod_events(runtime: Runtime, state: BudgetState, plan: ActionPlan) -> None:

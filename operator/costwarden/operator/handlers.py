@@ -22,6 +22,7 @@ from costwarden.operator.livefeed import refresh_prices
 from costwarden.operator.loops import ClusterView, accrue_all, evaluate_all, run_every
 from costwarden.operator.runtime import Runtime, runtime_of
 from costwarden.operator.settings import OperatorSettings
+from costwarden.operator.vmactions import CLOUD_TICK, poll_clouds
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,19 @@ def _register_login(registry: kopf.OperatorRegistry) -> None:
             certificate_path=configuration.cert_file,
             private_key_path=configuration.key_file,
         )
+
+
+def _cloud_loops(runtime: Runtime) -> list[asyncio.Task[None]]:
+    """The --cloud poll loop, when there is a --cloud."""
+    feed = runtime.vms
+    if feed is None:
+        return []
+
+    async def clouds() -> None:
+        await poll_clouds(runtime, feed)
+
+    tick = min(runtime.settings.cloud_interval, CLOUD_TICK)
+    return [asyncio.create_task(run_every(runtime, tick, "clouds", clouds), name="clouds")]
 
 
 def _register_passes(registry: kopf.OperatorRegistry, view_factory: Any) -> None:
@@ -99,7 +113,7 @@ def _register_passes(registry: kopf.OperatorRegistry, view_factory: Any) -> None
             runtime.factors = factor_lookup(snapshot.factors) if snapshot.factors else None
             runtime.reprice()
 
-        extra = []
+        extra = _cloud_loops(runtime)
         if runtime.billing is not None:
             extra.append(asyncio.create_task(runtime.billing.run(runtime.acting, reconciled), name="billing"))
         if runtime.price_feeds is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from costwarden.engine.vms import vm_node
 from costwarden.operator.runtime import Runtime
 from costwarden.records import NodeRecord
 
@@ -20,6 +21,8 @@ async def refresh_prices(runtime: Runtime, nodes: Mapping[str, NodeRecord]) -> i
     if feeds is None:
         return 0
     facts = [runtime.prices.facts(node) for node in nodes.values()]
+    if runtime.vms is not None:  # the SkyPilot VMs of --cloud are priced by the same feeds
+        facts.extend(runtime.prices.facts(vm_node(vm)) for vm in runtime.vms.records())
     live = await feeds.refresh(facts, runtime.clock())
     runtime.live = live.lookup
     runtime.reprice()

@@ -152,6 +152,24 @@ class Metrics:
         self.price_feed_prices = Gauge(
             "costwarden_price_feed_prices", "Live prices held from the feed", ["feed"], registry=self.registry
         )
+        self.cloud_polls = Counter(
+            "costwarden_cloud_polls",
+            "Polls of a --cloud scope for SkyPilot VMs, by result (complete, failed)",
+            ["scope", "result"],
+            registry=self.registry,
+        )
+        self.cloud_vms = Gauge(
+            "costwarden_cloud_vms",
+            "SkyPilot VMs known in a --cloud scope (from its last complete poll, plus any read since)",
+            ["scope"],
+            registry=self.registry,
+        )
+        self.cloud_up = Gauge(
+            "costwarden_cloud_up",
+            "1 when the --cloud scope's last poll was complete and recent enough to act on",
+            ["scope"],
+            registry=self.registry,
+        )
         self.registry.register(_SnapshotCollector(self))
 
     def publish_pods(

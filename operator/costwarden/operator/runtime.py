@@ -33,6 +33,7 @@ from costwarden.telemetry.samples import GpuUsageSource
 
 if TYPE_CHECKING:  # loaded only when configured: `costwarden run` without them loads no DuckDB or cloud SDK
     from costwarden.operator.billingfeed import BillingFeed
+    from costwarden.operator.vmfeed import VMFeed
     from costwarden.pricefeeds.refresher import PriceFeeds
 
 ACTION_CONCURRENCY = 32
@@ -106,6 +107,7 @@ class Runtime:
     price_feeds: PriceFeeds | None = None  # with --price-feed
     live: LiveFeed | None = None  # the live prices of the last refresh
     factors: RateFactors | None = None  # the effective-rate factors of the last reconciliation
+    vms: VMFeed | None = None  # with --cloud
 
     def __post_init__(self) -> None:
         self.limits = Limits.from_settings(self.settings, self.monotonic())
@@ -175,6 +177,8 @@ class Runtime:
         self.pods.clear()
         if self.billing is not None:
             self.billing.buffer.clear()
+        if self.vms is not None:
+            self.vms.clear()
         self.evaluated = False
         self.metrics.leader.set(1 if leading else 0)
 

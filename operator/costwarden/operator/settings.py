@@ -47,6 +47,10 @@ class OperatorSettings:
     billing_anomaly_factor: Decimal = Decimal(2)  # billed/estimated per resource-hour above this: anomaly
     price_feeds: tuple[str, ...] = ()  # aws, gcp, azure: live list and spot prices
     price_feed_interval: float = 3600.0  # seconds between refreshes of the live price feeds
+    # Cloud VMs of SkyPilot clusters (docs/cloud-vms.md)
+    clouds: tuple[str, ...] = ()  # --cloud values: aws:REGION[,REGION...], gcp:PROJECT, azure:SUBSCRIPTION
+    cloud_interval: float = 60.0  # seconds between polls of each cloud scope
+    cloud_stale_after: float = 0.0  # no complete poll for this long: no VM action; 0: 3 x cloud_interval
     azure_prices_url: str | None = None  # the Retail Prices API; None: the public one (tests, proxies)
     # After the first full passes, move the heap (the cluster's records, compiled specs, ledgers)
     # out of the collector's reach with gc.freeze(): full collections then walk only what passes
