@@ -28,6 +28,7 @@ from costwarden.telemetry.samples import GpuUsageSource
 
 if TYPE_CHECKING:
     from costwarden.billing.sources import BillingSource
+    from costwarden.clouds.base import VMInventory
     from costwarden.operator.vmfeed import VMFeed
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,10 @@ def build_runtime(
     settings: OperatorSettings,
     clock: Callable[[], datetime] = utc_now,
     gpu_sources: tuple[GpuUsageSource, ...] = (),
+    vm_inventories: tuple[VMInventory, ...] = (),
 ) -> Runtime:
+    """The runtime the settings describe; ``gpu_sources`` and ``vm_inventories`` are added to the
+    telemetry sources and ``--cloud`` scopes the settings name (the demo's simulated DCGM and cloud)."""
     overrides = None
     if settings.price_overrides is not None:
         path = Path(settings.price_overrides)
@@ -81,7 +85,7 @@ def build_runtime(
         runtime.price_feeds = PriceFeeds.from_names(
             settings.price_feeds, settings.price_feed_interval, **clients
         )
-    runtime.vms = vm_feed(settings)
+    runtime.vms = vm_feed(settings, vm_inventories)
     if settings.lease_name:
         runtime.leader = LeaderElector(
             kube,
@@ -93,9 +97,10 @@ def build_runtime(
     return runtime
 
 
-def vm_feed(settings: OperatorSettings) -> VMFeed | None:
-    """The ``--cloud`` scopes (no cloud is called here); ConfigurationError for a bad value."""
-    if not settings.clouds:
+def vm_feed(settings: OperatorSettings, extra: tuple[VMInventory, ...] = ()) -> VMFeed | None:
+    """The ``--cloud`` scopes (no cloud is called here) and ``extra``; ConfigurationError for a
+    bad value."""
+    if not settings.clouds and not extra:
         return None
     from costwarden.clouds.factory import inventories_from_specs, parse_cloud_spec  # SDKs: only with --cloud
     from costwarden.operator.vmfeed import VMFeed, VMFeedSettings
@@ -105,7 +110,7 @@ def vm_feed(settings: OperatorSettings) -> VMFeed | None:
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
     feed_settings = VMFeedSettings(interval=settings.cloud_interval, stale_after=settings.cloud_stale_after)
-    return VMFeed(inventories_from_specs(specs), feed_settings)
+    return VMFeed([*inventories_from_specs(specs), *extra], feed_settings)
 
 
 def billing_sources(settings: OperatorSettings) -> list[BillingSource]:
@@ -199,9 +204,10 @@ class OperatorThread:
         settings: OperatorSettings,
         clock: Callable[[], datetime] = utc_now,
         gpu_sources: tuple[GpuUsageSource, ...] = (),
+        vm_inventories: tuple[VMInventory, ...] = (),
     ) -> None:
         self.settings = settings
-        self.runtime = build_runtime(settings, clock, gpu_sources)
+        self.runtime = build_runtime(settings, clock, gpu_sources, vm_inventories)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
