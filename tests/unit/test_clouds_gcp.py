@@ -97,6 +97,7 @@ def test_discover_finds_the_labelled_vms_with_their_facts(fake: FakeGce) -> None
         launched=datetime(2026, 11, 30, 16, 0, 12, 500000, tzinfo=UTC),
         tags=tuple(sorted(_sky(CLUSTER, head=True).items())),
         provider_id=f"gce://{PROJECT}/us-central1-a/{CLUSTER}-head-ab12cd34-compute",
+        accelerators=(("nvidia-tesla-t4", 1),),  # guestAccelerators: priced with the host
     )
     assert head.cluster == CLUSTER and head.is_head and head.user == "alice"
     worker = vms[f"{CLUSTER}-worker-ef56ab78-compute"]

@@ -28,6 +28,7 @@ from costwarden.engine.vms import (
     vm_node,
 )
 from costwarden.models import Action, ActionRecord, BudgetLedger, CostBudgetSpec, CostBudgetStatus
+from costwarden.pricing import PriceBook, load_bundled_catalog
 from costwarden.pricing.classify import classify_node
 from costwarden.records import format_time
 
@@ -249,3 +250,19 @@ def test_a_failing_cloud_scope_shows_as_a_condition_on_budgets_naming_a_cluster(
     plain_budget = BudgetInput(NS, "team", 1, spec(), CostBudgetStatus())
     other = evaluate_budget(plain_budget, [], NOV_3, clouds=CloudView((), (problem,))).status
     assert all(c.type != "CloudUnavailable" for c in other.conditions)
+
+
+def test_a_gce_vm_with_attached_gpus_is_priced_with_them() -> None:
+    bare = vm(
+        "p/us-central1-a/n",
+        cloud="gcp",
+        instance_type="n1-standard-8",
+        region="us-central1",
+        zone="us-central1-a",
+        provider_id="gce://p/us-central1-a/n",
+    )
+    with_t4 = replace(bare, accelerators=(("nvidia-tesla-t4", 1),))
+    book = PriceBook(load_bundled_catalog())
+    host, gpu = book.price(vm_node(bare)), book.price(vm_node(with_t4))
+    assert gpu.facts.gpu_count == 1 and host.facts.gpu_count == 0
+    assert gpu.hourly > host.hourly

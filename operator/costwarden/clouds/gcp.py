@@ -192,6 +192,11 @@ class GcpInventory:
             launched=_timestamp(instance.last_start_timestamp or instance.creation_timestamp),
             tags=tuple(sorted(instance.labels.items())),
             provider_id=f"gce://{self.project}/{zone}/{instance.name}",
+            accelerators=tuple(
+                (_last(card.accelerator_type), int(card.accelerator_count))
+                for card in instance.guest_accelerators
+                if card.accelerator_count
+            ),
         )
 
     # --- acting --------------------------------------------------------------------------------

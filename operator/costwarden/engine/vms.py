@@ -46,6 +46,8 @@ _INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 _REGION_LABEL = "topology.kubernetes.io/region"
 _ZONE_LABEL = "topology.kubernetes.io/zone"
 _CAPACITY_LABEL = "karpenter.sh/capacity-type"
+_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+_ACCELERATOR_COUNT_LABEL = "cloud.google.com/gke-accelerator-count"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,8 @@ class VMRecord:
     launched: datetime | None  # when it last started running (AWS LaunchTime, GCE lastStartTimestamp, ...)
     tags: tuple[tuple[str, str], ...] = ()
     provider_id: str = ""  # as a Kubernetes node on this VM would carry it (pricing and billing keys)
+    # GPUs attached apart from the machine type (GCE N1 ``guestAccelerators``): (type, count)
+    accelerators: tuple[tuple[str, int], ...] = ()
 
     @property
     def key(self) -> str:
@@ -174,7 +178,11 @@ def vm_node(vm: VMRecord) -> NodeRecord:
     if vm.zone:
         labels.append((_ZONE_LABEL, vm.zone))
     labels.append((_CAPACITY_LABEL, vm.capacity_type))
-    return NodeRecord(name=vm.key, labels=tuple(sorted(labels)), provider_id=vm.provider_id)
+    gpus = 0
+    if vm.accelerators:  # priced as GKE labels a node with attached GPUs (catalog: host+GPU rows)
+        accelerator, gpus = vm.accelerators[0]
+        labels += [(_ACCELERATOR_LABEL, accelerator), (_ACCELERATOR_COUNT_LABEL, str(gpus))]
+    return NodeRecord(name=vm.key, labels=tuple(sorted(labels)), provider_id=vm.provider_id, gpus=gpus)
 
 
 def covered_vms(spec: CostBudgetSpec, vms: Iterable[VMRecord]) -> list[VMRecord]:
