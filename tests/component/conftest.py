@@ -65,8 +65,11 @@ def start_operator(
             "metrics_host": "127.0.0.1",
             "annotation_interval": 60.0,
         }
+        inventories = overrides.pop("vm_inventories", ())  # a simulated cloud, beside --cloud
         options.update(overrides)
-        operator = OperatorThread(OperatorSettings(**options), clock=clock).start()
+        operator = OperatorThread(
+            OperatorSettings(**options), clock=clock, vm_inventories=inventories
+        ).start()
         running.append(operator)
         return operator
 

@@ -12,16 +12,25 @@ from typing import Any
 
 import boto3
 import pytest
+from azure.mgmt.compute import ComputeManagementClient
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import compute_v1
 from moto import mock_aws
 
 from costwarden.clouds.aws import AwsInventory
+from costwarden.clouds.azure import AzureInventory
+from costwarden.clouds.gcp import GcpInventory
 from costwarden.engine.vms import vm_node
 from costwarden.pricing import PriceBook, load_bundled_catalog
 from costwarden.sim.testing import ThreadedSimCluster
 from tests import shapes
+from tests.arm_fake import FakeArm, StaticToken
+from tests.arm_fake import serve as serve_arm
 from tests.cloud_fleet import CLUSTER, DECOY, Fleet, skypilot_tags
 from tests.component.test_live_prices import metric
 from tests.component.test_operator_spend import NS, budget, status_of
+from tests.gce_fake import FakeGce
+from tests.gce_fake import serve as serve_gce
 
 REGION = "us-east-1"
 
@@ -93,3 +102,119 @@ def test_a_budget_follows_its_cluster_onto_ec2_and_terminates_exactly_its_instan
     cluster.wait_for(lambda: status_of(cluster).get("vms") == 0, timeout=15)
     assert float(status_of(cluster)["spend"]) >= 131.7
     assert operator.error is None
+
+
+def sky_labels(cluster: str, head: bool) -> dict[str, str]:
+    """SkyPilot's labels (GCE) / tags (Azure) on one VM of ``cluster``."""
+    return {
+        "skypilot-cluster-name": cluster,
+        "ray-cluster-name": cluster,
+        "skypilot-head-node": "1" if head else "0",
+        "ray-node-type": "head" if head else "worker",
+        "skypilot-user": "alice",
+    }
+
+
+def crossed_and_killed(cluster: ThreadedSimCluster, clock: Any, hours: int) -> dict[str, Any]:
+    """Advance past the limit, wait for the Kill to be Done, and return its record."""
+    cluster.wait_for(lambda: status_of(cluster).get("vms") == 3, timeout=20)
+    clock.advance(timedelta(hours=hours))
+    cluster.wait_for(
+        lambda: (record(status_of(cluster), "threshold/100") or {}).get("result") == "Done", timeout=15
+    )
+    killed = record(status_of(cluster), "threshold/100")
+    assert killed is not None
+    return killed
+
+
+def test_on_gce_the_crossing_deletes_the_clusters_vms_workers_first(
+    cluster: ThreadedSimCluster, start_operator: Any, clock: Any
+) -> None:
+    fake = FakeGce(project="ml-project")
+    head = fake.add(
+        "us-central1-a",
+        f"{CLUSTER}-head-ab12cd34-compute",
+        machine_type="a2-highgpu-8g",
+        labels=sky_labels(CLUSTER, True),
+    )
+    for suffix in ("ef56ab78", "99aa00bb"):
+        fake.add(
+            "us-central1-a",
+            f"{CLUSTER}-worker-{suffix}-compute",
+            machine_type="a2-highgpu-8g",
+            labels=sky_labels(CLUSTER, False),
+        )
+    fake.add(
+        "us-central1-a",
+        f"{DECOY}-head-00000000-compute",
+        machine_type="a2-highgpu-8g",
+        labels=sky_labels(DECOY, True),
+    )
+    fake.add("us-central1-a", "build-box", labels={"team": "infra"})
+    cluster.create(shapes.namespace(NS))
+    cluster.create(vm_budget(limit=100))
+    with serve_gce(fake):
+        client = compute_v1.InstancesClient(
+            credentials=AnonymousCredentials(), client_options={"api_endpoint": fake.url}
+        )
+        operator = start_operator(cloud_interval=0.5, vm_inventories=(GcpInventory("ml-project", client),))
+        killed = crossed_and_killed(cluster, clock, hours=2)  # 3 x a2-highgpu-8g for 2 h > 100
+        deleted = [name for verb, _, name in fake.actions if verb == "delete"]
+        assert deleted == [
+            f"{CLUSTER}-worker-99aa00bb-compute",
+            f"{CLUSTER}-worker-ef56ab78-compute",
+            head["name"],
+        ]
+        assert killed["targets"][-1] == f"VM/gcp:ml-project/us-central1-a/{head['name']}"
+        assert ("us-central1-a", f"{DECOY}-head-00000000-compute") in fake.instances
+        assert ("us-central1-a", "build-box") in fake.instances
+        cluster.wait_for(
+            lambda: status_of(cluster).get("vms") == 0, timeout=15
+        )  # gone from the listing: closed
+        assert float(status_of(cluster)["vmSpend"]) >= 100
+        assert operator.error is None
+
+
+def test_on_azure_the_crossing_deletes_the_clusters_vms_workers_first(
+    cluster: ThreadedSimCluster, start_operator: Any, clock: Any
+) -> None:
+    fake = FakeArm()
+    group = f"{CLUSTER}-eastus"
+    size = "Standard_NC96ads_A100_v4"
+    fake.add(group, f"{CLUSTER}-5e1d-0", size=size, tags=sky_labels(CLUSTER, True))
+    fake.add(group, f"{CLUSTER}-5e1d-1", size=size, tags=sky_labels(CLUSTER, False))
+    fake.add(group, f"{CLUSTER}-5e1d-2", size=size, tags=sky_labels(CLUSTER, False))
+    fake.add(f"{DECOY}-eastus", f"{DECOY}-0a0b-0", size=size, tags=sky_labels(DECOY, True))
+    fake.add("infra", "build-box", size="Standard_D4s_v5", tags={"team": "infra"})
+    cluster.create(shapes.namespace(NS))
+    cluster.create(vm_budget(limit=60))
+    with serve_arm(fake):
+        client = ComputeManagementClient(
+            StaticToken(), fake.subscription, base_url=fake.url, connection_verify=fake.ca_file, retry_total=0
+        )
+        operator = start_operator(
+            cloud_interval=0.5, vm_inventories=(AzureInventory(fake.subscription, client=client),)
+        )
+        crossed_and_killed(cluster, clock, hours=2)  # 3 x NC96ads_A100_v4 (14.692/h) for 2 h > 60
+        assert fake.actions == [
+            ("delete", f"{CLUSTER}-5e1d-1"),
+            ("delete", f"{CLUSTER}-5e1d-2"),
+            ("delete", f"{CLUSTER}-5e1d-0"),
+        ]
+        assert operator.error is None
+
+
+def test_vm_spend_survives_an_operator_restart(
+    cluster: ThreadedSimCluster, start_operator: Any, clock: Any, fleet: Fleet
+) -> None:
+    cluster.create(shapes.namespace(NS))
+    cluster.create(vm_budget(limit=10_000))
+    rate = 3 * hourly_list_price("p4d.24xlarge")
+    first = start_operator(clouds=(f"aws:{REGION}",), cloud_interval=0.5)
+    cluster.wait_for(lambda: status_of(cluster).get("vms") == 3, timeout=20)
+    clock.advance(timedelta(hours=1))
+    cluster.wait_for(lambda: status_of(cluster).get("vmSpend") == float(round(rate, 2)), timeout=10)
+    first.stop()
+    clock.advance(timedelta(hours=2))  # the VMs ran on while no operator was looking
+    start_operator(clouds=(f"aws:{REGION}",), cloud_interval=0.5)
+    cluster.wait_for(lambda: status_of(cluster).get("vmSpend") == float(round(3 * rate, 2)), timeout=20)

@@ -266,3 +266,14 @@ def test_a_gce_vm_with_attached_gpus_is_priced_with_them() -> None:
     host, gpu = book.price(vm_node(bare)), book.price(vm_node(with_t4))
     assert gpu.facts.gpu_count == 1 and host.facts.gpu_count == 0
     assert gpu.hourly > host.hourly
+
+
+def test_before_every_cloud_answered_a_vm_missing_from_the_pass_is_kept_not_closed() -> None:
+    covered = [CoveredVM(vm("i-1"), PodAccrual(Decimal("4"), Decimal("2"), NOV_3), gpus=1)]
+    first = settle_with(BudgetLedger(), covered, NOV_3)
+    later = NOV_3 + timedelta(minutes=1)
+    unread = settle_at(first.ledger, (NOV_1, format_time(NOV_1)), [], later, format_time(later), (), False)
+    assert unread.ledger.pods == first.ledger.pods and unread.ledger.closed_vm_spend == 0
+    assert unread.spend == Decimal("4") and unread.vm_spend == Decimal("4")
+    read = settle_at(unread.ledger, (NOV_1, format_time(NOV_1)), [], later, format_time(later), (), True)
+    assert read.ledger.pods == {} and read.ledger.closed_vm_spend == Decimal("4")  # now it is gone

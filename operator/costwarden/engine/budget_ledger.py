@@ -137,6 +137,23 @@ def _settle_vms(
     return part
 
 
+def _carry_unread_vms(
+    known: Mapping[str, PodLedgerEntry], entries: dict[str, PodLedgerEntry], rolled: bool
+) -> Decimal:
+    """Keep the ledger's VMs that are not covered now (their scope may be unread yet) as they
+    are (on a new period: counted from their figure on); their spend in the period."""
+    carried = ZERO
+    for uid, entry in known.items():
+        if not uid.startswith(VM_KEY_PREFIX) or uid in entries:
+            continue
+        if rolled:
+            entries[uid] = PodLedgerEntry(spend=entry.spend, at=entry.at, baseline=entry.spend)
+        else:
+            entries[uid] = entry
+            carried += max(entry.spend - entry.baseline, ZERO)
+    return carried
+
+
 def settle(
     ledger: BudgetLedger, period_start: datetime | None, pods: Sequence[CoveredPod], now: datetime
 ) -> Settlement:
@@ -152,13 +169,16 @@ def settle_at(  # noqa: PLR0917 -- the ledger, the period, what it covers and th
     now: datetime,
     now_text: str,
     vms: Sequence[CoveredVM] = (),
+    vms_known: bool = True,
 ) -> Settlement:
     """``settle`` with the period start and ``now`` already rendered (``format_time``), as the
     caller has them: ``period`` is ``(start, format_time(start))``, ``(None, None)`` for Lifetime.
 
     Covered cloud VMs (``vms``) are settled exactly as pods, keyed ``vm:<cloud>:<id>`` in the
     same table; their part of the spend is also returned on its own (``vm_spend``), and the
-    closed part of it kept in ``closedVmSpend``."""
+    closed part of it kept in ``closedVmSpend``. Until every cloud scope has been read once
+    (``vms_known`` False, just after a start) a VM entry not covered now is carried over as it
+    is, never closed: it may only be unread yet."""
     period_start, key = period
     rolled = ledger.period_start != key and not _is_fresh(ledger)
     # The model's own validator: the constructor's validation without its per-call overhead
@@ -211,6 +231,8 @@ def settle_at(  # noqa: PLR0917 -- the ledger, the period, what it covers and th
         live_gpus += vm_part.gpus
         closed = ZERO if rolled else ledger.closed_spend
         closed_vms = ZERO if rolled else ledger.closed_vm_spend
+        if not vms_known:
+            vm_open += _carry_unread_vms(known, entries, rolled)
         if not rolled:
             for uid, entry in known.items():
                 if uid not in entries and entry.spend > entry.baseline:

@@ -220,7 +220,13 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
     key = stored_key or LIFETIME_KEY
     now_text = format_time(now)
     settlement = settle_at(
-        status.ledger, (period_start, stored_key), pods, now, now_text, clouds.vms if clouds else ()
+        status.ledger,
+        (period_start, stored_key),
+        pods,
+        now,
+        now_text,
+        clouds.vms if clouds else (),
+        clouds.all_read if clouds else True,
     )
     spend, rate = settlement.spend, settlement.hourly_rate
     trued = true_up(billing.billing, period_start) if billing is not None else None

@@ -145,6 +145,7 @@ class CloudView:
 
     vms: tuple[CoveredVM, ...] = ()
     problems: tuple[str, ...] = ()
+    all_read: bool = True  # every scope answered completely at least once since the operator started
 
 
 CLOUD_UNAVAILABLE: Final = "CloudUnavailable"

@@ -216,7 +216,8 @@ def _cloud_view(
         return None
     chosen = covered_vms(spec, feed.records()) if spec.skypilot_cluster else []
     vms = tuple(feed.covered(vm, runtime.prices, now, status.ledger) for vm in chosen)
-    return CloudView(vms, feed.problems(runtime.monotonic()) if spec.skypilot_cluster else ())
+    problems = feed.problems(runtime.monotonic()) if spec.skypilot_cluster else ()
+    return CloudView(vms, problems, feed.all_read())
 
 
 def _plan(  # noqa: PLR0917

@@ -104,6 +104,10 @@ class VMFeed:
                 )
         return polled
 
+    def all_read(self) -> bool:
+        """Whether every scope has answered completely at least once (since the operator started)."""
+        return all(state.complete_at is not None for state in self.scopes.values())
+
     def records(self) -> list[VMRecord]:
         return [vm for state in self.scopes.values() for vm in state.vms.values()]
 
