@@ -218,3 +218,55 @@ def test_vm_spend_survives_an_operator_restart(
     clock.advance(timedelta(hours=2))  # the VMs ran on while no operator was looking
     start_operator(clouds=(f"aws:{REGION}",), cloud_interval=0.5)
     cluster.wait_for(lambda: status_of(cluster).get("vmSpend") == float(round(3 * rate, 2)), timeout=20)
+
+
+def test_nothing_is_deleted_while_the_cloud_does_not_answer_and_spend_keeps_accruing(
+    cluster: ThreadedSimCluster, start_operator: Any, clock: Any
+) -> None:
+    fake = FakeGce(project="ml-project")
+    for index in range(3):
+        role = "head" if index == 0 else "worker"
+        fake.add(
+            "us-central1-a",
+            f"{CLUSTER}-{role}-{index:08x}-compute",
+            machine_type="a2-highgpu-8g",
+            labels=sky_labels(CLUSTER, index == 0),
+        )
+    cluster.create(shapes.namespace(NS))
+    cluster.create(vm_budget(limit=100))
+    with serve_gce(fake):
+        client = compute_v1.InstancesClient(
+            credentials=AnonymousCredentials(), client_options={"api_endpoint": fake.url}
+        )
+        inventory = GcpInventory("ml-project", client, retry=None)
+        start_operator(cloud_interval=0.5, cloud_stale_after=1.0, vm_inventories=(inventory,))
+        cluster.wait_for(lambda: status_of(cluster).get("vms") == 3, timeout=20)
+        hourly = status_of(cluster)["hourlyRate"]
+
+        fake.fail = {"aggregatedList": (503, "The service is currently unavailable.", "backendError")}
+        cluster.wait_for(lambda: condition(status_of(cluster), "CloudUnavailable") == "True", timeout=15)
+        assert "503" in message(status_of(cluster), "CloudUnavailable")
+        clock.advance(timedelta(hours=2))  # past the limit while the cloud is down
+        cluster.wait_for(lambda: "waiting: no recent complete answer" in killing(cluster), timeout=15)
+        assert status_of(cluster)["vms"] == 3  # last known state: the VMs still count and accrue
+        assert status_of(cluster)["spend"] == pytest.approx(2 * hourly, abs=0.01)
+        assert [verb for verb, *_ in fake.actions] == []  # nothing deleted on stale data
+
+        fake.fail = {}  # the cloud answers again: the kill proceeds, attempts not used up
+        cluster.wait_for(
+            lambda: (record(status_of(cluster), "threshold/100") or {}).get("result") == "Done", timeout=20
+        )
+        assert sorted(verb for verb, *_ in fake.actions) == ["delete"] * 3
+        assert condition(status_of(cluster), "CloudUnavailable") == "False"
+
+
+def condition(status: dict[str, Any], kind: str) -> str | None:
+    return next((c["status"] for c in status.get("conditions") or [] if c["type"] == kind), None)
+
+
+def message(status: dict[str, Any], kind: str) -> str:
+    return next((c["message"] for c in status.get("conditions") or [] if c["type"] == kind), "")
+
+
+def killing(cluster: ThreadedSimCluster) -> str:
+    return str((record(status_of(cluster), "threshold/100") or {}).get("message") or "")
