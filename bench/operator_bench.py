@@ -33,6 +33,7 @@ so that, if it covers GPU pods, it crosses its 80 % Notify threshold during the 
 
     PYTHONPATH=. .venv/bin/python bench/operator_bench.py      # prints JSON
     COSTWARDEN_BENCH_PODS=2000 COSTWARDEN_BENCH_NODES=200 COSTWARDEN_BENCH_BUDGETS=200 ...  # smaller
+    COSTWARDEN_BENCH_BILLING_STORE=1 ...  # with --billing-store (estimates recorded and flushed)
 
 Settings: the chart's defaults (interval, accrual interval and status interval 10 s, annotation
 interval 60 s), except the annotation write rate, 50/s (the chart's 20/s would take 500 s to
@@ -66,6 +67,9 @@ PODS = int(os.environ.get("COSTWARDEN_BENCH_PODS", "10000"))
 NODES = int(os.environ.get("COSTWARDEN_BENCH_NODES", "1000"))
 BUDGETS = int(os.environ.get("COSTWARDEN_BENCH_BUDGETS", "1000"))
 WRITE_RATE = float(os.environ.get("COSTWARDEN_BENCH_WRITE_RATE", "50"))
+# With a DuckDB billing store (--billing-store): the leader also records node-hour and
+# budget-hour estimates every pass and flushes them to the store (issue 9's cost on the passes).
+BILLING_STORE = os.environ.get("COSTWARDEN_BENCH_BILLING_STORE", "") not in ("", "0")
 WARMUP_S = float(os.environ.get("COSTWARDEN_BENCH_WARMUP", "60"))  # after both first passes
 MEASURE_S = float(os.environ.get("COSTWARDEN_BENCH_MEASURE", "180"))  # the steady-state window
 FIRST_PASS_TIMEOUT_S = 300.0
@@ -489,6 +493,7 @@ def _observe(kubeconfig: Path, expected: dict[str, int]) -> dict[str, Any]:
         metrics_port=0,
         write_rate=WRITE_RATE,
         max_destructive_per_minute=30,
+        billing_store=kubeconfig.parent / "billing.duckdb" if BILLING_STORE else None,
     )
     # As ``costwarden run`` does before starting the operator.
     gc.freeze()
@@ -666,6 +671,7 @@ def main() -> dict[str, Any]:
         "budgets": len(cluster.budgets),
         "namespaces": len(cluster.namespaces),
         "write_rate": WRITE_RATE,
+        "billing_store": BILLING_STORE,
     }
     with tempfile.TemporaryDirectory(prefix="operator-bench-") as tmp:
         stand_in = StandIn(Path(tmp))
