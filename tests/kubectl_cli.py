@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -35,4 +36,11 @@ class Kubectl:
 
 
 def table(output: str) -> list[list[str]]:
-    return [line.split() for line in output.strip().splitlines()]
+    """kubectl's table output as rows of cells, cut at the header's column starts: a header may
+    have a space in it (`VM SPEND`) and a cell may be empty (kubectl pads columns by 3 spaces)."""
+    lines = output.strip().splitlines()
+    if not lines:
+        return []
+    starts = [match.start() for match in re.finditer(r"\S+(?: \S+)*", lines[0])]
+    ends = [*starts[1:], None]
+    return [[line[start:end].strip() for start, end in zip(starts, ends, strict=True)] for line in lines]

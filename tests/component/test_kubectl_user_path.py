@@ -65,7 +65,17 @@ def test_apply_examples_and_watch_spend_live(bare_cluster, kubectl, clock, tmp_p
 
         bare_cluster.wait_for(lambda: row().get("SPEND") == "110.08", timeout=20)
         first = row()
-        assert list(first)[:7] == ["NAME", "SPEND", "LIMIT", "USED", "RATE/H", "PHASE", "EXHAUSTS"]
+        assert list(first)[:8] == [
+            "NAME",
+            "SPEND",
+            "VM SPEND",
+            "LIMIT",
+            "USED",
+            "RATE/H",
+            "PHASE",
+            "EXHAUSTS",
+        ]
+        assert first["VM SPEND"] == "", "no --cloud: the operator writes no status.vmSpend"
         assert first["NAME"] == "llama-sweep" and first["LIMIT"] == "500"
         assert first["RATE/H"] == "110.08" and first["PHASE"] == "Ok"
 

@@ -130,8 +130,17 @@ app.kubernetes.io/component: agent
 {{- end }}
 {{- end }}
 
+{{- define "costwarden.validateClouds" -}}
+{{- with .Values.clouds }}
+{{- if and .scopes .staleAfter (le (float64 .staleAfter) (float64 .interval)) }}
+{{- fail (printf "clouds.staleAfter must be more than clouds.interval (got %v <= %v): a scope is polled once per interval, so every answer would be stale and no VM could ever be stopped or terminated. Use 0 (three intervals) or a larger value" .staleAfter .interval) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "costwarden.validate" -}}
 {{- include "costwarden.validateBilling" . }}
+{{- include "costwarden.validateClouds" . }}
 {{- $le := .Values.leaderElection }}
 {{- if and (gt (int .Values.replicaCount) 1) (not $le.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled: without a Lease to elect one leader, every replica would price, evaluate and enforce at once" }}
@@ -185,6 +194,17 @@ app.kubernetes.io/component: agent
 {{- if .Values.priceFeeds }}
 - --price-feed={{ join "," .Values.priceFeeds }}
 - --price-feed-interval={{ .Values.priceFeedInterval }}
+{{- end }}
+{{- with .Values.clouds }}
+{{- if .scopes }}
+{{- range .scopes }}
+- {{ printf "--cloud=%s" . | quote }}
+{{- end }}
+- --cloud-interval={{ .interval }}
+{{- if .staleAfter }}
+- --cloud-stale-after={{ .staleAfter }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if .Values.agent.enabled }}
 - --agent-selector={{ include "costwarden.agentSelector" . }}
