@@ -1,6 +1,7 @@
 """``costwarden top``: a kubectl-like live view of budgets and the most expensive pods.
 
-Everything shown is read from the cluster: budget figures from each CostBudget's status, pod
+Everything shown is read from the cluster: budget figures from each CostBudget's status (with
+the count and spend of the cloud VMs of the SkyPilot cluster a budget names, under ``--cloud``), pod
 figures from the spend annotations the operator writes on pods, node prices from the budgets'
 ``status.nodePrices``. The rows are built by pure functions (``budget_rows``, ``group_pods``,
 ``node_prices``, ``latest_actions``) so they are tested without a cluster; reading and drawing
@@ -47,6 +48,10 @@ class BudgetRow:
     actions: int
     gpu_utilization: Decimal | None = None  # percent, GPU-weighted (status.gpuUtilization)
     wasted: Decimal = _ZERO  # status.wastedSpend
+    # Cloud VMs of the budget's SkyPilot cluster (status.vms / vmSpend, part of spend); None when
+    # the operator watches no cloud (--cloud) or the budget names no cluster (it covers no VM).
+    vms: int | None = None
+    vm_spend: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,7 @@ def budget_row(body: Mapping[str, Any]) -> BudgetRow:
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
     status = body.get("status") or {}
+    vms, vm_spend = _vm_figures(spec, status)
     return BudgetRow(
         namespace=str(meta.get("namespace", "")),
         name=str(meta.get("name", "")),
@@ -117,7 +123,19 @@ def budget_row(body: Mapping[str, Any]) -> BudgetRow:
         actions=len(status.get("actions") or []),
         gpu_utilization=parse_decimal(status.get("gpuUtilization")),
         wasted=_money(status.get("wastedSpend")),
+        vms=vms,
+        vm_spend=vm_spend,
     )
+
+
+def _vm_figures(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[int | None, Decimal | None]:
+    """A row's VM count and VM spend: None where the operator wrote none (it watches no cloud),
+    and where the budget names no SkyPilot cluster and no VM spent anything (under ``--cloud``
+    every budget gets 0 and 0, though only one naming a cluster can cover a VM)."""
+    count, spend = status.get("vms"), parse_decimal(status.get("vmSpend"))
+    if not spec.get("skypilotCluster") and not count and not spend:
+        return None, None
+    return (int(count) if count is not None else None), spend
 
 
 def budget_rows(bodies: Iterable[Mapping[str, Any]]) -> list[BudgetRow]:
@@ -276,6 +294,14 @@ def percent_or_dash(value: Decimal | None) -> str:
     return "-" if value is None else f"{value:.0f}%"
 
 
+def usd_or_dash(value: Decimal | None) -> str:
+    return "-" if value is None else usd(value)
+
+
+def count_or_dash(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
 def budgets_table(rows: Iterable[BudgetRow], title: str = "CostBudgets") -> Table:
     table = Table(title=title, title_justify="left", expand=False)
     for name in (
@@ -290,8 +316,10 @@ def budgets_table(rows: Iterable[BudgetRow], title: str = "CostBudgets") -> Tabl
         "PHASE",
         "EXHAUSTS",
         "PODS",
+        "VMS",
+        "VM SPEND",
     ):
-        numeric = name in ("SPEND", "LIMIT", "USED", "RATE", "GPU%", "WASTED", "PODS")
+        numeric = name in ("SPEND", "LIMIT", "USED", "RATE", "GPU%", "WASTED", "PODS", "VMS", "VM SPEND")
         table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
     for row in rows:
         style = _PHASE_STYLE.get(row.phase, "")
@@ -307,6 +335,8 @@ def budgets_table(rows: Iterable[BudgetRow], title: str = "CostBudgets") -> Tabl
             f"[{style}]{row.phase}[/]" if style else row.phase,
             row.exhausts,
             str(row.pods),
+            count_or_dash(row.vms),
+            usd_or_dash(row.vm_spend),
         )
     return table
 

@@ -249,6 +249,70 @@ def test_render_draws_budgets_and_groups(by):
     assert "120.00" in text  # the serving pod's spend, whatever the grouping
 
 
+def vm_budget(name: str, cluster: str | None, **status: Any) -> dict[str, Any]:
+    body = budget(name, **status)
+    if cluster is not None:
+        body["spec"]["skypilotCluster"] = cluster
+    return body
+
+
+def test_budget_row_reads_the_vms_and_vm_spend_of_a_budget_that_names_a_cluster():
+    row = budget_row(vm_budget("pretrain", "llama-pretrain", spend=200.5, vms=2, vmSpend=66.25))
+    assert (row.vms, row.vm_spend, row.spend) == (2, Decimal("66.25"), Decimal("200.5"))
+    # its VMs terminated: none live, their spend stays
+    gone = budget_row(vm_budget("pretrain", "llama-pretrain", vms=0, vmSpend=260.89))
+    assert (gone.vms, gone.vm_spend) == (0, Decimal("260.89"))
+    # names a cluster under --cloud that never ran on VMs: zero, not unknown
+    idle = budget_row(vm_budget("pretrain", "llama-pretrain", vms=0, vmSpend=0))
+    assert (idle.vms, idle.vm_spend) == (0, Decimal(0))
+
+
+@pytest.mark.parametrize(
+    ("cluster", "status"),
+    [
+        ("llama-pretrain", {"spend": 10}),  # the operator watches no cloud: it writes neither
+        (None, {"spend": 10}),
+        (None, {"spend": 10, "vms": 0, "vmSpend": 0}),  # --cloud, but no cluster named: covers no VM
+    ],
+)
+def test_budget_row_has_no_vm_figures_where_the_budget_cannot_have_vms(cluster, status):
+    row = budget_row(vm_budget("b", cluster, **status))
+    assert (row.vms, row.vm_spend) == (None, None)
+
+
+def test_budget_row_keeps_vm_figures_the_status_holds_though_the_spec_names_no_cluster():
+    """A budget whose skypilotCluster was removed keeps its VMs' spend in its ledger this period."""
+    row = budget_row(vm_budget("b", None, vms=0, vmSpend=12.5))
+    assert (row.vms, row.vm_spend) == (0, Decimal("12.5"))
+
+
+def test_render_shows_vms_and_vm_spend_columns_with_a_dash_where_there_are_none():
+    bodies = (
+        vm_budget(
+            "pretrain", "llama-pretrain", spend=394.74, percentUsed=112.8, pods=0, vms=2, vmSpend=260.89
+        ),
+        vm_budget("sweep", None, spend=125.5, percentUsed=50.2, pods=4, vms=0, vmSpend=0),
+        vm_budget("old", "finetune", spend=3, percentUsed=1, pods=1),  # no --cloud
+        vm_budget("killed", "eval", spend=99, percentUsed=99, pods=0, vms=0, vmSpend=98.5),
+    )
+    out = io.StringIO()
+    Console(file=out, width=240).print(render(Snapshot(budgets=bodies, pods=()), "cluster"))
+    lines = out.getvalue().splitlines()
+    header = next(line for line in lines if "NAMESPACE" in line and "PHASE" in line)
+    cells = [c.strip() for c in header.strip("│┃ ").split("┃")]
+    assert cells[-3:] == ["PODS", "VMS", "VM SPEND"]
+
+    def row(name: str) -> list[str]:
+        line = next(line for line in lines if f" {name} " in line)
+        return [c.strip() for c in line.strip("│┃ ").split("│")]
+
+    assert row("pretrain")[-3:] == ["0", "2", "260.89"]
+    assert row("pretrain")[2] == "394.74"  # SPEND is pods and VMs together
+    assert row("sweep")[-3:] == ["4", "-", "-"]
+    assert row("old")[-3:] == ["1", "-", "-"]
+    assert row("killed")[-3:] == ["0", "0", "98.50"]  # its VMs terminated, their spend stays
+
+
 def test_gpu_utilisation_and_waste_are_shown_gpu_weighted():
     row = budget_row(budget("sweep", gpuUtilization=41.5, wastedSpend=12.25))
     assert (row.gpu_utilization, row.wasted) == (Decimal("41.5"), Decimal("12.25"))
