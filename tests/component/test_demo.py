@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import struct
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,9 +19,11 @@ from costwarden.crd import load_crd
 from costwarden.demo import scenario
 from costwarden.demo.chart import ChartStyle, History, Mark, render_chart
 from costwarden.demo.clock import AcceleratedClock
+from costwarden.demo.cloud import SPOT, CloudCall, SimulatedCloud, skypilot_tags
 from costwarden.demo.runner import DemoOptions, run_demo
 from costwarden.demo.shapes import BUDGET_API
 from costwarden.demo.view import action_label
+from costwarden.engine.vms import RUNNING, STOPPED, TERMINATED
 from costwarden.records import format_time
 from costwarden.sim.testing import ThreadedSimCluster
 
@@ -30,7 +33,9 @@ BUDGETS = {
     "research/finetune-llama",
     "serving/llm-serving",
     "research/research-monthly",
+    "training/llama-pretrain",
 }
+PRETRAIN = "training/llama-pretrain"
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -51,7 +56,7 @@ def test_demo_runs_the_scenario_with_the_real_operator_and_charts_it(tmp_path):
     assert result.chart == tmp_path / "spend.png"
     width, height = png_size(result.chart)
     assert width >= 1200 and height >= 700
-    assert result.chart.stat().st_size > 40_000  # four panels with curves, not an empty figure
+    assert result.chart.stat().st_size > 40_000  # five panels with curves, not an empty figure
 
     summary = {f"{row.namespace}/{row.name}": row for row in result.budgets}
     assert set(summary) == BUDGETS
@@ -69,11 +74,49 @@ def test_demo_runs_the_scenario_with_the_real_operator_and_charts_it(tmp_path):
     assert "research/finetune-llama-3b1d-head" in result.gone_pods
     assert any("spot g4dn.xlarge reclaimed" in line for line in result.log)
 
+    # The failover onto cloud VMs: the spot nodes' pods went away, the cluster came back as two
+    # on-demand p5.48xlarge VMs, the budget followed it and its Kill terminated exactly those.
+    assert {"training/llama-pretrain-5f2a-head", "training/llama-pretrain-5f2a-worker1"} <= set(
+        result.gone_pods
+    )
+    by_cluster = {(vm.cluster, vm.is_head): vm for vm in result.vms}
+    assert set(by_cluster) == {
+        ("eval-harness-9a0c", True),
+        ("llama-pretrain-5f2a", True),
+        ("llama-pretrain-5f2a", False),
+    }
+    head, worker = by_cluster["llama-pretrain-5f2a", True], by_cluster["llama-pretrain-5f2a", False]
+    decoy = by_cluster["eval-harness-9a0c", True]
+    assert (head.instance_type, head.capacity_type) == ("p5.48xlarge", "on-demand")
+    assert head.state == worker.state == TERMINATED
+    assert decoy.state == RUNNING  # another cluster's VM: no budget names it, nothing touched it
+    assert result.cloud_calls == [
+        CloudCall("terminate", worker.vm_id, True, "terminated"),  # workers first, as sky down
+        CloudCall("terminate", head.vm_id, True, "terminated"),
+    ]
+    pretrain = summary[PRETRAIN]
+    assert pretrain.vms == 0  # terminated VMs are no longer live...
+    assert pretrain.vm_spend is not None and pretrain.vm_spend > Decimal(150)  # ...their spend stays
+    assert pretrain.spend - pretrain.vm_spend > Decimal(100)  # 3 h of the two spot nodes' pods
+    assert pretrain.spend >= Decimal(350)
+    assert pretrain.pods == 0
+    actions = {(a.namespace + "/" + a.budget, a.id.split("/")[0], a.action): a for a in result.actions}
+    kill = actions[PRETRAIN, "threshold", "Kill"]
+    assert kill.result == "Done"
+    assert kill.targets == (f"VM/aws:{worker.vm_id}", f"VM/aws:{head.vm_id}")
+    assert actions[PRETRAIN, "anomaly", "Notify"].result == "Done"  # the burn rate jumped 2.5 times
+    assert any(f"☁ {PRETRAIN}: 2 live VMs" in line for line in result.log)  # it followed them
+    assert any(f"✗ VM {head.vm_id}" in line and "terminated" in line for line in result.log)
+    for other in ("lr-sweep", "finetune-llama", "research-monthly"):  # no cloud VM reached them
+        assert not summary[f"research/{other}"].vm_spend
+
     text = out.getvalue()
     assert "Summary" in text
     assert f"Chart: {result.chart.resolve()}" in text
     for key in BUDGETS:
         assert key in text
+    assert "VM SPEND" in text and f"{pretrain.vm_spend:,.2f}" in text
+    assert "Cloud VMs (simulated aws:us-east-1)" in text and decoy.vm_id in text
 
 
 def test_demo_and_top_are_commands():
@@ -124,6 +167,84 @@ def test_chart_of_a_hand_made_history_is_a_png(tmp_path):
     assert history.budgets["ns/a"].marks["threshold/100/x"].label == "100% Kill · Done"
     path = render_chart(history, tmp_path / "c.png", ChartStyle("test"))
     assert png_size(path)[0] > 500
+
+
+def test_chart_splits_the_spend_of_a_budget_whose_vms_spent_into_pods_and_vms(tmp_path):
+    history = History()
+    history.series("ns/vm", Decimal(350), [(Decimal(100), "Kill")])
+    for hour, spend, on_vms in ((1.0, 44, 0), (3.0, 132, 0), (4.0, 210, 78), (5.0, 320, 188)):
+        history.sample("ns/vm", hour, Decimal(spend), Decimal(on_vms))
+    history.sample("ns/vm", 5.0, Decimal(321), Decimal(189))  # same time: both replaced
+    series = history.budgets["ns/vm"]
+    assert series.samples[-1] == (5.0, Decimal(321))
+    assert series.vm_samples == [
+        (1.0, Decimal(0)),
+        (3.0, Decimal(0)),
+        (4.0, Decimal(78)),
+        (5.0, Decimal(189)),
+    ]
+    history.mark("ns/vm", "threshold/100/x", Mark(4.5, "100% Kill · Done", "Kill"))
+    split = render_chart(history, tmp_path / "split.png", ChartStyle("test"))
+    history.budgets["ns/vm"].vm_samples.clear()
+    plain = render_chart(history, tmp_path / "plain.png", ChartStyle("test"))
+    assert png_size(split) == png_size(plain)
+    assert split.read_bytes() != plain.read_bytes()  # the two thinner curves and their legend
+
+
+def test_simulated_cloud_lists_skypilot_vms_and_acts_only_on_the_claimed_clusters_own():
+    cloud = SimulatedCloud("us-east-1")
+    at = scenario.DEMO_START
+    head = cloud.launch("p5.48xlarge", skypilot_tags("ours-5f2a", head=True, user="carol"), at)
+    worker = cloud.launch("p5.48xlarge", skypilot_tags("ours-5f2a", head=False, user="carol"), at)
+    spot = cloud.launch(
+        "g5.xlarge", skypilot_tags("ours-5f2a", head=False, user="carol"), at, capacity_type=SPOT
+    )
+    decoy = cloud.launch("g5.12xlarge", skypilot_tags("other-9a0c", head=True, user="dave"), at)
+    notebook = cloud.launch("p4d.24xlarge", [("Name", "notebook")], at)
+
+    found = cloud.discover()
+    assert found.complete and [vm.vm_id for vm in found.vms] == [
+        head.vm_id,
+        worker.vm_id,
+        spot.vm_id,
+        decoy.vm_id,
+    ]
+    assert len({vm.vm_id for vm in cloud.vms()}) == 5  # unique ids; the untagged one is there, unlisted
+    assert (head.is_head, worker.is_head, head.cluster, head.launched) == (True, False, "ours-5f2a", at)
+    assert head.provider_id == f"aws:///us-east-1a/{head.vm_id}"
+
+    # A record claiming our cluster for a VM that now carries another's tag, an untagged record,
+    # a record of another scope: each left alone, with the reason.
+    claimed_decoy = replace(decoy, tags=head.tags)
+    other_scope = replace(worker, scope="aws:us-west-2")
+    answers = cloud.terminate([claimed_decoy, notebook, other_scope])
+    assert [(a.ok, a.message) for a in answers] == [
+        (False, "tagged for cluster other-9a0c, not ours-5f2a: left alone"),
+        (False, "no SkyPilot cluster tag: left alone"),
+        (False, "aws:us-west-2, not aws:us-east-1: left alone"),
+    ]
+    assert {vm.vm_id: vm.state for vm in cloud.vms()} == dict.fromkeys(
+        (head.vm_id, worker.vm_id, spot.vm_id, decoy.vm_id, notebook.vm_id), RUNNING
+    )
+
+    stopped = cloud.stop([worker, spot])
+    assert [(a.ok, a.message) for a in stopped] == [
+        (True, "stopped"),
+        (False, "spot: EC2 does not stop one-time spot instances: left running"),
+    ]
+    assert [(a.ok, a.message) for a in cloud.terminate([worker, head, head])] == [
+        (True, "terminated"),
+        (True, "terminated"),
+        (True, "already terminated"),
+    ]
+    states = {vm.vm_id: vm.state for vm in cloud.vms()}
+    assert (states[worker.vm_id], states[head.vm_id], states[spot.vm_id]) == (TERMINATED, TERMINATED, RUNNING)
+    assert states[decoy.vm_id] == states[notebook.vm_id] == RUNNING
+    described = cloud.describe([head, spot])
+    assert described.complete and [vm.state for vm in described.vms] == [TERMINATED, RUNNING]
+    assert not cloud.describe([other_scope]).complete
+    assert [c.verb for c in cloud.calls()] == ["terminate"] * 3 + ["stop"] * 2 + ["terminate"] * 3
+    assert STOPPED not in states.values()  # the stopped worker was terminated after
 
 
 P5_PRICE = {

@@ -1,7 +1,9 @@
 """The demo's chart: spend against limit per budget over simulated time, actions marked.
 
 ``History`` collects samples as the demo runs (Decimal in, floats only for drawing);
-``render_chart`` draws one panel per budget with matplotlib's Agg backend into a PNG.
+``render_chart`` draws one panel per budget with matplotlib's Agg backend into a PNG. A budget
+whose cloud VMs spent anything (``status.vmSpend``) also gets its spend split in two thinner
+curves: on pods and on VMs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class BudgetSeries:
     limit: Decimal
     thresholds: list[tuple[Decimal, str]] = field(default_factory=list)  # (percent, action)
     samples: list[tuple[float, Decimal]] = field(default_factory=list)  # (hours, spend)
+    vm_samples: list[tuple[float, Decimal]] = field(default_factory=list)  # (hours, of which VMs)
     marks: dict[str, Mark] = field(default_factory=dict)  # by action id (or event title)
     from_zero: bool = True  # the curve starts at (0, 0): spend began when the chart did
 
@@ -53,20 +56,28 @@ class History:
         found.limit = limit
         return found
 
-    def sample(self, key: str, hours: float, spend: Decimal) -> None:
-        """Add a sample; a later figure for the same time replaces it, an earlier one is dropped.
+    def sample(self, key: str, hours: float, spend: Decimal, vm_spend: Decimal | None = None) -> None:
+        """Add a sample (and what of it VMs spent, when known); a later figure for the same time
+        replaces it, an earlier one is dropped.
 
         Zero figures before the first real one are dropped: they come from evaluations before the
         operator had priced the pods.
         """
-        samples = self.budgets[key].samples
+        series = self.budgets[key]
+        samples, vms = series.samples, series.vm_samples
         if not samples and not spend:
             return
         if samples and samples[-1][0] >= hours:
             if samples[-1][0] == hours:
                 samples[-1] = (hours, spend)
+                if vm_spend is not None and vms and vms[-1][0] == hours:
+                    vms[-1] = (hours, vm_spend)
+                elif vm_spend is not None:
+                    vms.append((hours, vm_spend))
             return
         samples.append((hours, spend))
+        if vm_spend is not None:
+            vms.append((hours, vm_spend))
 
     def mark(self, key: str, mark_id: str, mark: Mark) -> bool:
         """Remember or update the mark of ``mark_id`` (a result may change); True when it is new."""
@@ -77,9 +88,17 @@ class History:
 
 
 def _spend_at(samples: list[tuple[float, Decimal]], hours: float) -> float | None:
-    """The spend of the last sample at or before ``hours`` (what the curve shows there)."""
-    before = [spend for at, spend in samples if at <= hours]
-    return float(before[-1]) if before else None
+    """What the curve shows at ``hours``: between two samples the straight line joining them
+    (a steep curve, VMs at 110 USD/h, moves far between two samples); past the last, the last."""
+    before = [(at, spend) for at, spend in samples if at <= hours]
+    if not before:
+        return None
+    after = next(((at, spend) for at, spend in samples if at > hours), None)
+    (x0, y0) = before[-1]
+    if after is None or after[0] == x0:
+        return float(y0)
+    (x1, y1) = after
+    return float(y0) + (float(y1) - float(y0)) * (hours - x0) / (x1 - x0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +142,7 @@ def _panel(axes: Axes, budget: tuple[str, BudgetSeries], end: float, style: Char
     marker = "o" if len(points) == 1 else None  # a lone sample is a dot, not an invisible line
     xs, ys = [x for x, _ in points], [y for _, y in points]
     axes.plot(xs, ys, color="black", linewidth=2, marker=marker, label="spend")
+    split = _split(axes, series, scale)
     axes.axhline(limit, color="tab:red", linestyle="--", linewidth=1.5, label=f"limit {limit:,.2f} USD")
     for percent, action in series.thresholds:
         if percent != 100:
@@ -142,7 +162,25 @@ def _panel(axes: Axes, budget: tuple[str, BudgetSeries], end: float, style: Char
     axes.set_xlabel(style.x_label)
     axes.set_ylabel("spend (USD)")
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="lower right", fontsize=8, ncols=2 if split else 1)  # a split panel's is longer
+
+
+def _split(axes: Axes, series: BudgetSeries, scale: float) -> bool:
+    """Pod spend and VM spend as two thinner curves, for a budget whose VMs spent anything;
+    whether it drew them."""
+    if not any(value for _, value in series.vm_samples):
+        return False
+    total = dict(series.samples)
+    vms = [(at, value) for at, value in series.vm_samples if at in total]
+    pods = [(at, total[at] - value) for at, value in vms]
+    for points, colour, label in ((pods, "tab:cyan", "on pods"), (vms, "tab:purple", "on VMs")):
+        xs = [at * scale for at, _ in points]
+        ys = [float(value) for _, value in points]
+        if series.from_zero:
+            xs.insert(0, 0.0)
+            ys.insert(0, 0.0)
+        axes.plot(xs, ys, color=colour, linewidth=1.3, linestyle="--", label=label)
+    return True
 
 
 def _marks(axes: Axes, series: BudgetSeries, scale: float) -> None:

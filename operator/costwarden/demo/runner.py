@@ -6,8 +6,10 @@ clock shared by all three. With ``--kubeconfig`` it runs the operator against th
 real time instead and only watches: nothing is seeded.
 
 The view reads the cluster through the API like ``costwarden top`` does, so it shows whatever
-the operator recorded: budget status, ``status.actions`` (Done, DryRun, Skipped, Pending...),
-pod annotations, and pods disappearing when an action removes them.
+the operator recorded: budget status (with the VMs and VM spend of budgets that follow a SkyPilot
+cluster onto cloud VMs), ``status.actions`` (Done, DryRun, Skipped, Pending...), pod annotations,
+and pods disappearing when an action removes them. In simulated mode it also reads the demo's
+simulated cloud region (``demo.cloud``) directly: the VMs launched, stopped or terminated there.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rich.live import Live
 from costwarden.demo import scenario
 from costwarden.demo.chart import ChartStyle, History, Mark, render_chart
 from costwarden.demo.clock import AcceleratedClock
+from costwarden.demo.cloud import CloudCall, SimulatedCloud
 from costwarden.demo.view import (
     Frame,
     action_hours,
@@ -37,9 +40,21 @@ from costwarden.demo.view import (
     render_live,
     status_line,
     summary_table,
+    vm_role,
+    vms_table,
 )
+from costwarden.engine.vms import VMRecord
 from costwarden.records import format_time, parse_decimal, parse_time
-from costwarden.top import ActionRow, BudgetRow, ClusterReader, Snapshot, budget_rows, latest_actions
+from costwarden.top import (
+    ActionRow,
+    BudgetRow,
+    ClusterReader,
+    Snapshot,
+    budget_rows,
+    latest_actions,
+    per_hour,
+    usd,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +79,8 @@ class DemoResult:
     annotated_pods: set[str] = field(default_factory=set)  # "ns/name" seen with a spend annotation
     gone_pods: list[str] = field(default_factory=list)  # "ns/name" of pods that disappeared
     log: list[str] = field(default_factory=list)
+    vms: list[VMRecord] = field(default_factory=list)  # the simulated cloud's VMs at the end
+    cloud_calls: list[CloudCall] = field(default_factory=list)  # stops/terminates the operator asked for
 
 
 class Tracker:
@@ -78,6 +95,8 @@ class Tracker:
         self._pods: dict[str, str] = {}  # "ns/name/uid" -> node, as last seen
         self._seen_any = False
         self._action_results: dict[str, str] = {}
+        self._vm_states: dict[str, str] = {}  # VM id -> state, as last seen
+        self._budget_vms: dict[str, int] = {}  # budget key -> status.vms, as last seen
         self._printed = 0
 
     def event(self, step: scenario.Step, now: datetime) -> None:
@@ -117,6 +136,18 @@ class Tracker:
         self._pods = current
         self._seen_any = self._seen_any or bool(current)
 
+    def observe_vms(self, vms: Sequence[VMRecord]) -> None:
+        """Log VMs launched in the simulated cloud, and VMs whose state changed (stopped, terminated)."""
+        stamp = hours_text(self.clock.hours())
+        for vm in vms:
+            before = self._vm_states.get(vm.vm_id)
+            what = f"{vm.cluster or 'untagged'} {vm_role(vm)}, {vm.capacity_type} {vm.instance_type}"
+            if before is None:
+                self.log.append(f"{stamp} ✚ VM {vm.vm_id} ({what}) running in {vm.scope}")
+            elif before != vm.state:
+                self.log.append(f"{stamp} ✗ VM {vm.vm_id} ({what}) {vm.state}")
+            self._vm_states[vm.vm_id] = vm.state
+
     def _sample(self, body: Mapping[str, Any], now_hours: float) -> None:
         meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
@@ -131,7 +162,23 @@ class Tracker:
         evaluated = parse_time(status.get("lastEvaluated"))  # whole seconds
         fresh = evaluated is not None and evaluated >= self.clock.start
         hours = self.clock.hours(evaluated) if evaluated is not None and fresh else now_hours
-        self.history.sample(key, hours, spend)
+        vm_spend = parse_decimal(status.get("vmSpend"))
+        self.history.sample(key, hours, spend, vm_spend)
+        self._follow_vms(key, status, hours)
+
+    def _follow_vms(self, key: str, status: Mapping[str, Any], hours: float) -> None:
+        """Log when the number of VMs a budget covers changes (it followed its cluster onto VMs)."""
+        count = status.get("vms")
+        if not isinstance(count, int) or count == self._budget_vms.get(key, 0):
+            return
+        self._budget_vms[key] = count
+        vm_spend = parse_decimal(status.get("vmSpend")) or Decimal(0)
+        pods = (parse_decimal(status.get("spend")) or Decimal(0)) - vm_spend
+        rate = per_hour(parse_decimal(status.get("hourlyRate")) or Decimal(0))
+        self.log.append(
+            f"{hours_text(hours)} ☁ {key}: {count} live VM{'s' if count != 1 else ''}, "
+            f"spend {usd(vm_spend)} on VMs + {usd(pods)} on pods, rate {rate}"
+        )
 
     def _action(self, row: ActionRow) -> None:
         key = f"{row.namespace}/{row.budget}"
@@ -160,10 +207,17 @@ def _interval(speed: float) -> float:
 class _Loop:
     """Reads the cluster every tick, applies due scenario steps, updates the view."""
 
-    def __init__(self, options: DemoOptions, console: Console, clock: AcceleratedClock) -> None:
+    def __init__(
+        self,
+        options: DemoOptions,
+        console: Console,
+        clock: AcceleratedClock,
+        cloud: SimulatedCloud | None = None,
+    ) -> None:
         self.options = options
         self.console = console
         self.clock = clock
+        self.cloud = cloud
         # A real cluster's budgets had spend before the demo began: no curve from (0, 0) there.
         self.tracker = Tracker(clock, from_zero=options.kubeconfig is None)
         self.snapshot = Snapshot(budgets=(), pods=())
@@ -190,6 +244,8 @@ class _Loop:
                     scenario.scale_down_pods(cluster)
                 self.snapshot = reader.snapshot()
                 self.tracker.observe(self.snapshot)
+                if self.cloud is not None:
+                    self.tracker.observe_vms(self.cloud.vms())
                 fresh = self.tracker.unprinted()
                 frame = self._frame(elapsed)
                 if live is not None:
@@ -219,6 +275,7 @@ class _Loop:
             snapshot=self.snapshot,
             log=self.tracker.log,
             simulated=self.options.kubeconfig is None,
+            vms=tuple(self.cloud.vms()) if self.cloud is not None else (),
         )
 
     @contextlib.contextmanager
@@ -239,9 +296,11 @@ def _simulated(options: DemoOptions, console: Console) -> _Loop:
 
     clock = AcceleratedClock(scenario.DEMO_START, options.speed)
     interval = _interval(options.speed)
+    cloud = SimulatedCloud()
     with ThreadedSimCluster(options.out / "sim.kubeconfig", clock=clock) as sim:
         sim.create(load_crd())
         scenario.seed(sim, clock.start)  # pods run from the start, however long startup takes
+        scenario.seed_cloud(cloud, clock.start)
         settings = OperatorSettings(
             kubeconfig=sim.kubeconfig,
             interval=interval,
@@ -250,13 +309,15 @@ def _simulated(options: DemoOptions, console: Console) -> _Loop:
             metrics_port=0,
             annotation_interval=2 * interval,
             telemetry_interval=interval,
+            cloud_interval=interval,
+            cloud_stale_after=max(2.0, 5 * interval),  # a busy machine's late poll is not an outage
         )
-        loop = _Loop(options, console, clock)
+        loop = _Loop(options, console, clock, cloud)
         reader = ClusterReader(sim.kubeconfig)
         dcgm = SimulatedDcgm(lambda: sim.list("v1", "pods"))
         try:
-            with OperatorThread(settings, clock=clock, gpu_sources=(dcgm,)):
-                loop.run(reader, sim, scenario.timeline())
+            with OperatorThread(settings, clock=clock, gpu_sources=(dcgm,), vm_inventories=(cloud,)):
+                loop.run(reader, sim, scenario.timeline(cloud))
             loop.snapshot = reader.snapshot()
         finally:
             reader.close()
@@ -292,6 +353,8 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
     loop = (_real if options.kubeconfig is not None else _simulated)(options, console)
     tracker = loop.tracker
     tracker.observe(loop.snapshot)
+    vms = loop.cloud.vms() if loop.cloud is not None else []
+    tracker.observe_vms(vms)
     rows = budget_rows(loop.snapshot.budgets)
     actions = latest_actions(loop.snapshot.budgets, limit=None)
     hours = loop.clock.hours()
@@ -305,6 +368,8 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
         )
     chart = render_chart(tracker.history, options.out / "spend.png", style)
     console.print(summary_table(rows, actions))
+    if loop.cloud is not None:
+        console.print(vms_table(vms, loop.clock.start, f"Cloud VMs (simulated {loop.cloud.scope})"))
     console.print(f"Chart: {chart.resolve()}", highlight=False)
     return DemoResult(
         budgets=rows,
@@ -313,6 +378,8 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
         annotated_pods=set(tracker.annotated),
         gone_pods=list(tracker.gone),
         log=list(tracker.log),
+        vms=vms,
+        cloud_calls=loop.cloud.calls() if loop.cloud is not None else [],
     )
 
 
@@ -329,7 +396,8 @@ def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         help="the guardrail demo on an embedded stand-in cluster",
         description=(
             "Starts the Kubernetes API stand-in in this process, creates priced GPU nodes, SkyPilot-style "
-            "pods and CostBudgets, and runs the real operator on an accelerated clock; ends with a summary "
+            "pods, CostBudgets and a simulated AWS region for SkyPilot's VMs, and runs the real operator on "
+            "an accelerated clock; ends with a summary "
             "and a PNG chart of spend against limit. With --kubeconfig it runs the operator against that "
             "cluster in real time instead (it seeds nothing, but the operator acts on the budgets it finds "
             "there: do not run it beside an installed operator; use `costwarden top` to only watch)."

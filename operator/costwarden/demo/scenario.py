@@ -13,6 +13,14 @@ hours from ``DEMO_START``:
 - ``llm-serving``: a Deployment-owned inference pod on a GKE a3-highgpu-8g; weekly budget that
   scales it to 0 at 100 %.
 - ``research-monthly``: the research team's monthly budget over the whole namespace.
+- ``llama-pretrain``: a SkyPilot managed job (head and worker, 8 H100s each) on two EKS spot
+  p5.48xlarge nodes. At 3 h both nodes are reclaimed (nodes and pods gone); at 3¼ h SkyPilot's
+  recovery relaunches the cluster on AWS itself, as two on-demand p5.48xlarge VMs: 2.5 times the
+  burn, and no pod left for a pod-only guardrail to see. Its budget names the cluster
+  (``skypilotCluster``), so it follows it onto the VMs of the demo's simulated AWS region
+  (``demo.cloud``): status.vms and vmSpend rise, a burn-rate Notify, 80 % Notify, and Kill at
+  100 % terminates the VMs, workers first. ``eval-harness``, another cluster's VM in the same
+  region, keeps running.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from costwarden.demo.cloud import SimulatedCloud, skypilot_tags
 from costwarden.demo.shapes import (
     SkyPod,
     budget,
@@ -41,6 +50,7 @@ FAILOVER_AT = timedelta(hours=2)
 
 RESEARCH = "research"
 SERVING = "serving"
+TRAINING = "training"
 
 P5_NODE = "ip-10-0-1-10.ec2.internal"
 SPOT_T4_NODE = "ip-10-0-2-20.ec2.internal"
@@ -49,6 +59,12 @@ A3_NODE = "gke-ml-a3-ondemand-5d2e9f01-h7kp"
 # Spot prices move hourly (the bundled catalog's g4dn.xlarge spot row is a dated snapshot), so the
 # demo pins an illustrative spot price (about 40 % of on-demand) with the node price annotation.
 SPOT_T4_PRICE = "0.2104"
+# The pretraining job's spot nodes, pinned likewise (40 % of the p5.48xlarge on-demand 55.04).
+SPOT_P5_NODES = ("ip-10-0-3-40.ec2.internal", "ip-10-0-3-41.ec2.internal")
+SPOT_P5_PRICE = "22.016"
+RECLAIM_AT = timedelta(hours=3)
+RELAUNCH_AT = timedelta(hours=3, minutes=15)  # SkyPilot's recovery provisions the VMs
+VM_TYPE = "p5.48xlarge"
 
 SWEEP = "lr-sweep"
 # Each trial's SkyPilot cluster: (name the user typed, name on cloud).
@@ -58,6 +74,8 @@ TRIALS = tuple(
 )
 IDLE_TRIAL = 3
 FINETUNE = ("finetune-llama", "finetune-llama-3b1d")
+PRETRAIN = ("llama-pretrain", "llama-pretrain-5f2a")
+DECOY = ("eval-harness", "eval-harness-9a0c")  # another SkyPilot cluster's VM: no budget names it
 
 
 class Cluster(Protocol):
@@ -102,7 +120,13 @@ def nodes() -> list[dict[str, Any]]:
     on_demand = eks_node(ONDEMAND_T4_NODE, "g4dn.xlarge", spot=False, gpus=1, cpu="4", memory="16Gi")
     for node in (spot, on_demand):
         node["metadata"]["labels"]["nvidia.com/gpu.product"] = "Tesla-T4"
-    return [p5, spot, on_demand, gke_a3_node(A3_NODE)]
+    spot_p5 = []
+    for name in SPOT_P5_NODES:
+        node = eks_node(name, "p5.48xlarge", spot=True, gpus=8, cpu="192", memory="2048Gi")
+        node["metadata"]["labels"]["nvidia.com/gpu.product"] = "NVIDIA-H100-80GB-HBM3"
+        node["metadata"]["annotations"] = {ANNOTATION_NODE_PRICE: SPOT_P5_PRICE}
+        spot_p5.append(node)
+    return [p5, spot, on_demand, gke_a3_node(A3_NODE), *spot_p5]
 
 
 def sweep_pods() -> list[dict[str, Any]]:
@@ -142,6 +166,31 @@ def finetune_pod(node: str, spot: bool) -> dict[str, Any]:
         node_selector=selector,
     )
     return skypilot_pod(spec)
+
+
+def pretrain_pods() -> list[dict[str, Any]]:
+    """The pretraining cluster's head and worker, one per spot p5 node (all 8 GPUs each)."""
+    job = (("skypilot-managed-job-id", "77"), ("skypilot-managed-job-name", PRETRAIN[0]))
+    selector = (("karpenter.sh/capacity-type", "spot"),)
+    pods = []
+    for index, node in enumerate(SPOT_P5_NODES):
+        spec = SkyPod(
+            PRETRAIN,
+            TRAINING,
+            node,
+            user="carol",
+            gpus=8,
+            cpu="180",
+            memory="1800Gi",
+            role="head" if index == 0 else "worker",
+            index=index,
+            gpu_utilization=str(96 - index),
+            extra_annotations=job,
+            extra_labels=(("team", TRAINING),),
+            node_selector=selector,
+        )
+        pods.append(skypilot_pod(spec))
+    return pods
 
 
 def inference_objects() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -239,6 +288,19 @@ def budgets() -> list[dict[str, Any]]:
                 "thresholds": [{"percent": 50, "action": "Notify"}, {"percent": 90, "action": "Notify"}],
             },
         ),
+        budget(
+            TRAINING,
+            "llama-pretrain",
+            {
+                "limit": 350,
+                "period": "Lifetime",
+                "skypilotCluster": PRETRAIN[0],  # its pods here, and its VMs on any cloud
+                "selector": {},
+                "expectedHourlyRate": 44,  # two spot p5.48xlarge
+                "thresholds": [{"percent": 80, "action": "Notify"}, {"percent": 100, "action": "Kill"}],
+                "anomalies": {"burnRate": {"multiplier": 2, "action": "Notify"}},
+            },
+        ),
     ]
 
 
@@ -262,11 +324,11 @@ def start_pod(cluster: Cluster, pod: dict[str, Any], now: datetime) -> dict[str,
 
 def seed(cluster: Cluster, now: datetime) -> None:
     """Namespaces, nodes, running pods (inference with its owners), then the budgets."""
-    for name in (RESEARCH, SERVING):
+    for name in (RESEARCH, SERVING, TRAINING):
         cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     for node in nodes():
         cluster.create(node)
-    for pod in [*sweep_pods(), finetune_pod(SPOT_T4_NODE, spot=True)]:
+    for pod in [*sweep_pods(), finetune_pod(SPOT_T4_NODE, spot=True), *pretrain_pods()]:
         start_pod(cluster, pod, now)
     deployment, replicaset, pod = inference_objects()
     created = cluster.create(deployment)
@@ -285,7 +347,32 @@ def spot_failover(cluster: Cluster, now: datetime) -> None:
     start_pod(cluster, finetune_pod(ONDEMAND_T4_NODE, spot=False), now)
 
 
-def timeline() -> list[Step]:
+def seed_cloud(cloud: SimulatedCloud, now: datetime) -> None:
+    """What runs in the simulated AWS region from the start: another team's evaluation cluster."""
+    cloud.launch("g5.12xlarge", skypilot_tags(DECOY[1], head=True, user="dave"), now, zone="us-east-1b")
+
+
+def spot_reclaim(cluster: Cluster, now: datetime) -> None:
+    """Both spot p5 nodes are reclaimed: the nodes and the pretraining pods on them are gone."""
+    for pod in pretrain_pods():
+        cluster.delete("v1", "pods", pod["metadata"]["name"], namespace=TRAINING)
+    for name in SPOT_P5_NODES:
+        cluster.delete("v1", "nodes", name)
+
+
+def relaunch_on_vms(cloud: SimulatedCloud) -> Callable[[Cluster, datetime], None]:
+    """SkyPilot's recovery relaunches the cluster on AWS as on-demand VMs (no spot capacity left):
+    a head and a worker, tagged as its AWS provisioner tags them, running from ``now``."""
+
+    def apply(_cluster: Cluster, now: datetime) -> None:
+        for head in (True, False):
+            cloud.launch(VM_TYPE, skypilot_tags(PRETRAIN[1], head=head, user="carol"), now, zone="us-east-1d")
+
+    return apply
+
+
+def timeline(cloud: SimulatedCloud) -> list[Step]:
+    pretrain = (f"{TRAINING}/{PRETRAIN[0]}",)
     return [
         Step(
             FAILOVER_AT,
@@ -293,7 +380,21 @@ def timeline() -> list[Step]:
             spot_failover,
             budgets=(f"{RESEARCH}/{FINETUNE[0]}",),
             mark="spot reclaimed → on-demand",
-        )
+        ),
+        Step(
+            RECLAIM_AT,
+            "spot p5.48xlarge nodes reclaimed: llama-pretrain's pods are gone",
+            spot_reclaim,
+            budgets=pretrain,
+            mark="spot nodes reclaimed",
+        ),
+        Step(
+            RELAUNCH_AT,
+            f"SkyPilot relaunches llama-pretrain on AWS: 2 on-demand {VM_TYPE} VMs ({cloud.scope})",
+            relaunch_on_vms(cloud),
+            budgets=pretrain,
+            mark="relaunched on AWS VMs",
+        ),
     ]
 
 

@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from costwarden.engine.vms import RUNNING, TERMINATED, VMRecord
 from costwarden.records import parse_time
 from costwarden.top import (
     ActionRow,
@@ -23,6 +24,7 @@ from costwarden.top import (
     latest_actions,
     per_hour,
     usd,
+    usd_or_dash,
 )
 
 
@@ -38,6 +40,7 @@ class Frame:
     snapshot: Snapshot
     log: Sequence[str]  # the latest happenings, oldest first
     simulated: bool = True
+    vms: Sequence[VMRecord] = ()  # the simulated cloud's VMs (simulated mode only)
 
 
 def hours_text(hours: float) -> str:
@@ -91,12 +94,39 @@ def _actions_table(rows: Iterable[ActionRow], start: datetime) -> Table:
     return table
 
 
+def vm_role(vm: VMRecord) -> str:
+    return "head" if vm.is_head else "worker"
+
+
+def vms_table(vms: Iterable[VMRecord], start: datetime, title: str = "Cloud VMs") -> Table:
+    """The VMs of the simulated cloud region: whose they are, what they are, and their state."""
+    table = Table(title=title, title_justify="left")
+    for name in ("VM", "SKYPILOT CLUSTER", "ROLE", "TYPE", "CAPACITY", "STATE", "LAUNCHED"):
+        table.add_column(name, no_wrap=True)
+    styles = {RUNNING: "green", TERMINATED: "red"}
+    for vm in vms:
+        launched = (vm.launched - start).total_seconds() / 3600 if vm.launched is not None else None
+        style = styles.get(vm.state, "yellow")
+        table.add_row(
+            vm.vm_id,
+            vm.cluster or "-",
+            vm_role(vm),
+            vm.instance_type,
+            vm.capacity_type,
+            f"[{style}]{vm.state}[/]",
+            hours_text(launched) if launched is not None else "-",
+        )
+    return table
+
+
 def render_live(frame: Frame) -> Group:
     parts: list[Panel | Table] = [_header(frame), budgets_table(budget_rows(frame.snapshot.budgets))]
     actions = latest_actions(frame.snapshot.budgets, limit=6)
     if actions:
         parts.append(_actions_table(actions, frame.start))
     parts.append(groups_table(group_pods(frame.snapshot.pods, "pod", 7), "pod", "Most expensive pods"))
+    if frame.vms:
+        parts.append(vms_table(frame.vms, frame.start, "Cloud VMs (the simulated AWS region)"))
     if frame.log:
         parts.append(
             Panel("\n".join(frame.log[-6:]), title="what happened", title_align="left", expand=False)
@@ -105,18 +135,21 @@ def render_live(frame: Frame) -> Group:
 
 
 def status_line(frame: Frame) -> str:
-    """One plain line: every budget's spend, limit, use and phase."""
-    figures = [
-        f"{row.name} {usd(row.spend)}/{row.limit.normalize():f} {row.percent:.0f}% {row.phase}"
-        for row in budget_rows(frame.snapshot.budgets)
-    ]
+    """One plain line: every budget's spend (and what of it VMs spent), limit, use and phase."""
+    figures = []
+    for row in budget_rows(frame.snapshot.budgets):
+        on_vms = f" (VMs {usd(row.vm_spend)})" if row.vm_spend else ""
+        figures.append(
+            f"{row.name} {usd(row.spend)}/{row.limit.normalize():f} {row.percent:.0f}% {row.phase}{on_vms}"
+        )
     return f"[{hours_text(frame.hours)}] " + " | ".join(figures)
 
 
 def summary_table(rows: Sequence[BudgetRow], actions: Sequence[ActionRow]) -> Table:
     table = Table(title="Summary", title_justify="left")
-    for name in ("BUDGET", "SPEND", "LIMIT", "USED", "RATE", "PHASE", "ACTIONS"):
-        table.add_column(name, justify="right" if name in ("SPEND", "LIMIT", "USED", "RATE") else "left")
+    numeric = ("SPEND", "POD SPEND", "VM SPEND", "LIMIT", "USED", "RATE")
+    for name in ("BUDGET", "SPEND", "POD SPEND", "VM SPEND", "LIMIT", "USED", "RATE", "PHASE", "ACTIONS"):
+        table.add_column(name, justify="right" if name in numeric else "left")
     for row in rows:
         done = [a for a in actions if (a.namespace, a.budget) == (row.namespace, row.name)]
         ordered = sorted(done, key=lambda a: a.time)
@@ -124,6 +157,8 @@ def summary_table(rows: Sequence[BudgetRow], actions: Sequence[ActionRow]) -> Ta
         table.add_row(
             f"{row.namespace}/{row.name}",
             usd(row.spend),
+            usd(row.spend - row.vm_spend) if row.vm_spend is not None else usd(row.spend),
+            usd_or_dash(row.vm_spend),
             usd(row.limit),
             f"{row.percent:.0f}%",
             per_hour(row.rate),
