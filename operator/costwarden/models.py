@@ -173,6 +173,20 @@ class UnitEconomicsSpec(_Strict):
     unit: str = Field(min_length=1, max_length=63)
 
 
+_SLURM_NAME = Field(default=None, min_length=1, max_length=200)
+
+
+class SlurmSelector(_Strict):
+    """Which Slurm jobs a budget covers (``--slurm``): every filter given must hold (AND); an
+    empty ``slurm: {}`` covers every job of every Slurm cluster the operator reads."""
+
+    cluster: str | None = _SLURM_NAME  # the --slurm NAME
+    account: str | None = _SLURM_NAME
+    user: str | None = _SLURM_NAME
+    partition: str | None = _SLURM_NAME
+    job_name: str | None = Field(default=None, alias="jobName", min_length=1, max_length=200)
+
+
 class CostBudgetSpec(_Strict):
     limit: PositiveMoney
     period: Period = Period.LIFETIME
@@ -184,6 +198,7 @@ class CostBudgetSpec(_Strict):
     notify: NotifySpec = Field(default_factory=NotifySpec)
     enforcement: Enforcement = Field(default_factory=Enforcement)
     unit_economics: UnitEconomicsSpec | None = Field(default=None, alias="unitEconomics")
+    slurm: SlurmSelector | None = None
 
     @field_validator("thresholds")
     @classmethod
@@ -288,6 +303,8 @@ class BudgetLedger(BaseModel):
     closed_spend: Decimal = Field(default=Decimal(0), alias="closedSpend")
     # the part of closed_spend that cloud VMs spent (their entries are keyed vm:<cloud>:<id>)
     closed_vm_spend: Decimal = Field(default=Decimal(0), alias="closedVmSpend")
+    # the part of closed_spend that Slurm jobs spent (their entries are keyed slurm:<cluster>:<id>)
+    closed_slurm_spend: Decimal = Field(default=Decimal(0), alias="closedSlurmSpend")
     wasted_spend: Decimal = Field(default=Decimal(0), alias="wastedSpend")  # exact, this period
     unit_count: Decimal = Field(default=Decimal(0), alias="unitCount")  # units of work this period
     counters: dict[str, Decimal] = Field(default_factory=dict)  # unit counter's last value by pod uid
@@ -380,6 +397,8 @@ class CostBudgetStatus(BaseModel):
     gpus: int | None = None
     vms: int | None = None  # covered cloud VMs not terminated (--cloud); None when not watching clouds
     vm_spend: Decimal | None = Field(default=None, alias="vmSpend")  # USD of those VMs this period
+    slurm_jobs: int | None = Field(default=None, alias="slurmJobs")  # covered Slurm jobs not ended (--slurm)
+    slurm_spend: Decimal | None = Field(default=None, alias="slurmSpend")  # USD of covered jobs this period
     idle_node_hourly_cost: Decimal | None = Field(default=None, alias="idleNodeHourlyCost")
     gpu_utilization: Decimal | None = Field(default=None, alias="gpuUtilization")  # percent, GPU-weighted
     wasted_spend: Decimal | None = Field(default=None, alias="wastedSpend")  # USD on idle GPUs, this period
@@ -433,6 +452,7 @@ _DISPLAY_ATTRS = {
     "gpuUtilization": "gpu_utilization",
     "wastedSpend": "wasted_spend",
     "vmSpend": "vm_spend",
+    "slurmSpend": "slurm_spend",
 }
 _DISPLAY_PLACES = {
     "spend": 2,
@@ -442,6 +462,7 @@ _DISPLAY_PLACES = {
     "gpuUtilization": 1,
     "wastedSpend": 2,
     "vmSpend": 2,
+    "slurmSpend": 2,
 }
 
 

@@ -14,12 +14,11 @@ from costwarden.engine.budget_ledger import settle, settle_at
 from costwarden.engine.enforcement import EnforcementPolicy, plan_record, vm_key
 from costwarden.engine.evaluation import BudgetInput, evaluate_budget
 from costwarden.engine.ledger import PodAccrual
+from costwarden.engine.outside import VM, CoveredOutside, OutsideGroup, OutsideView
 from costwarden.engine.vms import (
     RUNNING,
     STOPPED,
     TERMINATED,
-    CloudView,
-    CoveredVM,
     VMMark,
     VMRecord,
     accrue_vm,
@@ -124,36 +123,37 @@ def test_accrual_continues_from_the_previous_figure_then_from_a_mark_after_a_res
 def test_the_ledger_counts_vms_beside_pods_and_closes_a_vanished_one_with_its_last_figure() -> None:
     head, worker = vm("i-head", head=True), vm("i-w1")
     covered = [
-        CoveredVM(head, PodAccrual(Decimal("4"), Decimal("2"), NOV_3), gpus=1),
-        CoveredVM(worker, PodAccrual(Decimal("6"), Decimal("3"), NOV_3), gpus=4),
+        CoveredOutside(head, PodAccrual(Decimal("4"), Decimal("2"), NOV_3), gpus=1),
+        CoveredOutside(worker, PodAccrual(Decimal("6"), Decimal("3"), NOV_3), gpus=4),
     ]
     first = settle_with(BudgetLedger(), covered, NOV_3)
-    assert first.spend == Decimal("10") and first.vm_spend == Decimal("10")
-    assert (first.live_vms, first.live_gpus, first.hourly_rate) == (2, 5, Decimal("5"))
+    assert first.spend == Decimal("10") and first.kind(VM).spend == Decimal("10")
+    assert (first.kind(VM).live, first.live_gpus, first.hourly_rate) == (2, 5, Decimal("5"))
     assert set(first.ledger.pods) == {head.key, worker.key}
     # the worker is gone from the cloud's answer: closed with its last figure, still VM spend
     second = settle_with(first.ledger, covered[:1], NOV_3 + timedelta(minutes=1))
-    assert second.spend == Decimal("10") and second.vm_spend == Decimal("10")
+    assert second.spend == Decimal("10") and second.kind(VM).spend == Decimal("10")
     assert second.ledger.closed_vm_spend == Decimal("6") == second.ledger.closed_spend
-    assert second.live_vms == 1
+    assert second.kind(VM).live == 1
 
 
 def test_a_terminated_vm_is_not_live_but_its_spend_stays() -> None:
     gone = vm("i-1", state=TERMINATED)
     result = settle_with(
-        BudgetLedger(), [CoveredVM(gone, PodAccrual(Decimal("3"), Decimal(0), NOV_3))], NOV_3
+        BudgetLedger(), [CoveredOutside(gone, PodAccrual(Decimal("3"), Decimal(0), NOV_3))], NOV_3
     )
-    assert result.live_vms == 0 and result.spend == Decimal("3")
+    assert result.kind(VM).live == 0 and result.spend == Decimal("3")
 
 
-def settle_with(ledger: BudgetLedger, vms: list[CoveredVM], now: datetime) -> Any:
-    return settle_at(ledger, (NOV_1, format_time(NOV_1)), [], now, format_time(now), vms)
+def settle_with(ledger: BudgetLedger, vms: list[CoveredOutside], now: datetime, all_read: bool = True) -> Any:
+    group = OutsideGroup(VM, OutsideView(tuple(vms), (), all_read))
+    return settle_at(ledger, (NOV_1, format_time(NOV_1)), [], now, format_time(now), (group,))
 
 
 def test_the_status_shows_vms_and_their_spend_only_when_clouds_are_watched() -> None:
     budget = BudgetInput(NS, "sweep", 1, spec(skypilotCluster="llama-sweep"), CostBudgetStatus())
-    covered = [CoveredVM(vm("i-1"), PodAccrual(Decimal("7.5"), Decimal("1.5"), NOV_3), gpus=1)]
-    watched = evaluate_budget(budget, [], NOV_3, clouds=CloudView(tuple(covered))).status
+    covered = [CoveredOutside(vm("i-1"), PodAccrual(Decimal("7.5"), Decimal("1.5"), NOV_3), gpus=1)]
+    watched = evaluate_budget(budget, [], NOV_3, clouds=OutsideView(tuple(covered))).status
     assert (watched.vms, watched.vm_spend, watched.spend, watched.gpus) == (
         1,
         Decimal("7.5"),
@@ -242,13 +242,13 @@ def test_a_vm_is_priced_as_the_node_it_would_be() -> None:
 def test_a_failing_cloud_scope_shows_as_a_condition_on_budgets_naming_a_cluster() -> None:
     named = BudgetInput(NS, "sweep", 1, spec(skypilotCluster="llama-sweep"), CostBudgetStatus())
     problem = "aws:us-east-1 DescribeInstances: RequestLimitExceeded (3 failed polls in a row)"
-    status = evaluate_budget(named, [], NOV_3, clouds=CloudView((), (problem,))).status
+    status = evaluate_budget(named, [], NOV_3, clouds=OutsideView((), (problem,))).status
     condition = next(c for c in status.conditions if c.type == "CloudUnavailable")
     assert condition.status == "True" and problem in condition.message
-    healthy = evaluate_budget(named, [], NOV_3, clouds=CloudView()).status
+    healthy = evaluate_budget(named, [], NOV_3, clouds=OutsideView()).status
     assert next(c for c in healthy.conditions if c.type == "CloudUnavailable").status == "False"
     plain_budget = BudgetInput(NS, "team", 1, spec(), CostBudgetStatus())
-    other = evaluate_budget(plain_budget, [], NOV_3, clouds=CloudView((), (problem,))).status
+    other = evaluate_budget(plain_budget, [], NOV_3, clouds=OutsideView((), (problem,))).status
     assert all(c.type != "CloudUnavailable" for c in other.conditions)
 
 
@@ -269,11 +269,11 @@ def test_a_gce_vm_with_attached_gpus_is_priced_with_them() -> None:
 
 
 def test_before_every_cloud_answered_a_vm_missing_from_the_pass_is_kept_not_closed() -> None:
-    covered = [CoveredVM(vm("i-1"), PodAccrual(Decimal("4"), Decimal("2"), NOV_3), gpus=1)]
+    covered = [CoveredOutside(vm("i-1"), PodAccrual(Decimal("4"), Decimal("2"), NOV_3), gpus=1)]
     first = settle_with(BudgetLedger(), covered, NOV_3)
     later = NOV_3 + timedelta(minutes=1)
-    unread = settle_at(first.ledger, (NOV_1, format_time(NOV_1)), [], later, format_time(later), (), False)
+    unread = settle_with(first.ledger, [], later, all_read=False)
     assert unread.ledger.pods == first.ledger.pods and unread.ledger.closed_vm_spend == 0
-    assert unread.spend == Decimal("4") and unread.vm_spend == Decimal("4")
-    read = settle_at(unread.ledger, (NOV_1, format_time(NOV_1)), [], later, format_time(later), (), True)
+    assert unread.spend == Decimal("4") and unread.kind(VM).spend == Decimal("4")
+    read = settle_with(unread.ledger, [], later)
     assert read.ledger.pods == {} and read.ledger.closed_vm_spend == Decimal("4")  # now it is gone

@@ -23,14 +23,14 @@ All figures are exact decimals (see ``money``); with constant rates these estima
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Protocol
 
 from costwarden.engine.ledger import CoveredPod, PodAccrual
 from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between, share_before
-from costwarden.engine.vms import VM_KEY_PREFIX, CoveredVM
+from costwarden.engine.outside import CLOSED_FIELDS, CoveredOutside, OutsideGroup
 from costwarden.models import BudgetLedger, PodLedgerEntry
 from costwarden.records import format_time, parse_time
 
@@ -52,14 +52,22 @@ class Lifetime(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class KindFigures:
+    live: int  # covered VMs not terminated / jobs not ended
+    spend: Decimal  # USD in the current period (open and closed)
+
+
+@dataclass(frozen=True, slots=True)
 class Settlement:
     ledger: BudgetLedger
     spend: Decimal  # USD in the current period
     hourly_rate: Decimal  # USD/hour of the covered pods now
     live_pods: int  # covered pods that have not ended
-    live_gpus: int  # of the live pods and VMs
-    live_vms: int = 0  # covered cloud VMs that are not terminated
-    vm_spend: Decimal = ZERO  # USD in the current period of the covered VMs (open and closed)
+    live_gpus: int  # of the live pods, VMs and jobs
+    outside: Mapping[str, KindFigures] = field(default_factory=dict)  # by kind (VM, SLURM) settled
+
+    def kind(self, prefix: str) -> KindFigures:
+        return self.outside.get(prefix) or KindFigures(live=0, spend=ZERO)
 
 
 def _first_baseline(pod: Lifetime, accrual: PodAccrual, period_start: datetime | None) -> Decimal:
@@ -98,53 +106,57 @@ def _is_fresh(ledger: BudgetLedger) -> bool:
 
 
 @dataclass(slots=True)
-class _VMPart:
+class _Part:
     spend: Decimal = ZERO
     rate: Decimal = ZERO
     live: int = 0
     gpus: int = 0
 
 
-def _settle_vms(
-    vms: Sequence[CoveredVM],
+def _settle_outside(
+    items: Sequence[CoveredOutside],
     known: Mapping[str, PodLedgerEntry],
     entries: dict[str, PodLedgerEntry],
     period: tuple[datetime | None, bool],
-) -> _VMPart:
-    """The VMs' entries added to ``entries``; their spend in the period, rate, count and GPUs."""
+) -> _Part:
+    """The VMs' or jobs' entries added to ``entries``; their spend in the period, rate, count
+    and GPUs."""
     period_start, rolled = period
-    part = _VMPart()
-    for covered in vms:
-        vm, accrual = covered.vm, covered.accrual
-        uid = vm.key
+    part = _Part()
+    for covered in items:
+        record, accrual = covered.record, covered.accrual
+        uid = record.key
         if uid in entries:
             continue
         previous = known.get(uid)
         if previous is None:
-            figure, baseline = accrual.spend, _first_baseline(vm, accrual, period_start)
+            figure, baseline = accrual.spend, _first_baseline(record, accrual, period_start)
         else:
             figure = max(previous.spend, accrual.spend)
             baseline = (
-                _rolled_baseline(vm, accrual, previous, figure, period_start) if rolled else previous.baseline
+                _rolled_baseline(record, accrual, previous, figure, period_start)
+                if rolled
+                else previous.baseline
             )
         if figure > baseline:
             part.spend += figure - baseline
         part.rate += accrual.rate
-        if not vm.is_terminal:
+        if not record.is_terminal:
             part.live += 1
             part.gpus += covered.gpus
         entries[uid] = PodLedgerEntry(spend=figure, at=format_time(accrual.at), baseline=baseline)
     return part
 
 
-def _carry_unread_vms(
-    known: Mapping[str, PodLedgerEntry], entries: dict[str, PodLedgerEntry], rolled: bool
+def _carry_unread(
+    prefix: str, known: Mapping[str, PodLedgerEntry], entries: dict[str, PodLedgerEntry], rolled: bool
 ) -> Decimal:
-    """Keep the ledger's VMs that are not covered now (their scope may be unread yet) as they
-    are (on a new period: counted from their figure on); their spend in the period."""
+    """Keep the ledger's entries of one kind that are not covered now (their source may be
+    unread yet) as they are (on a new period: counted from their figure on); their spend in the
+    period."""
     carried = ZERO
     for uid, entry in known.items():
-        if not uid.startswith(VM_KEY_PREFIX) or uid in entries:
+        if not uid.startswith(prefix) or uid in entries:
             continue
         if rolled:
             entries[uid] = PodLedgerEntry(spend=entry.spend, at=entry.at, baseline=entry.spend)
@@ -152,6 +164,24 @@ def _carry_unread_vms(
             entries[uid] = entry
             carried += max(entry.spend - entry.baseline, ZERO)
     return carried
+
+
+def _closed(
+    ledger: BudgetLedger, entries: Mapping[str, PodLedgerEntry], rolled: bool
+) -> tuple[Decimal, dict[str, Decimal]]:
+    """``closedSpend`` and each kind's part of it, with what the ledger held that this pass
+    does not cover closed at its last figure (a new period starts both at 0)."""
+    if rolled:
+        return ZERO, dict.fromkeys(CLOSED_FIELDS, ZERO)
+    closed = ledger.closed_spend
+    kinds = {prefix: getattr(ledger, name) for prefix, name in CLOSED_FIELDS.items()}
+    for uid, entry in ledger.pods.items():
+        if uid not in entries and entry.spend > entry.baseline:
+            closed += entry.spend - entry.baseline
+            prefix = uid[: uid.find(":") + 1]
+            if prefix in kinds:
+                kinds[prefix] += entry.spend - entry.baseline
+    return closed, kinds
 
 
 def settle(
@@ -168,17 +198,16 @@ def settle_at(  # noqa: PLR0917 -- the ledger, the period, what it covers and th
     pods: Sequence[CoveredPod],
     now: datetime,
     now_text: str,
-    vms: Sequence[CoveredVM] = (),
-    vms_known: bool = True,
+    outside: Sequence[OutsideGroup] = (),
 ) -> Settlement:
     """``settle`` with the period start and ``now`` already rendered (``format_time``), as the
     caller has them: ``period`` is ``(start, format_time(start))``, ``(None, None)`` for Lifetime.
 
-    Covered cloud VMs (``vms``) are settled exactly as pods, keyed ``vm:<cloud>:<id>`` in the
-    same table; their part of the spend is also returned on its own (``vm_spend``), and the
-    closed part of it kept in ``closedVmSpend``. Until every cloud scope has been read once
-    (``vms_known`` False, just after a start) a VM entry not covered now is carried over as it
-    is, never closed: it may only be unread yet."""
+    Covered VMs and Slurm jobs (``outside``, by kind) are settled exactly as pods, keyed by
+    their kind's prefix in the same table; each kind's part of the spend is also returned on its
+    own (``outside``), and its closed part kept beside ``closedSpend``. Until every source of a
+    kind has been read once (``all_read`` False, just after a start) an entry of that kind not
+    covered now is carried over as it is, never closed: it may only be unread yet."""
     period_start, key = period
     rolled = ledger.period_start != key and not _is_fresh(ledger)
     # The model's own validator: the constructor's validation without its per-call overhead
@@ -224,29 +253,31 @@ def settle_at(  # noqa: PLR0917 -- the ledger, the period, what it covers and th
                 shared = make_entry({"spend": figure, "at": at, "baseline": baseline})
                 item.ledger_entries[baseline] = shared
             entries[uid] = shared
-        vm_part = _settle_vms(vms, known, entries, (period_start, rolled))
-        vm_open = vm_part.spend
-        rate += vm_part.rate
-        live_vms = vm_part.live
-        live_gpus += vm_part.gpus
-        closed = ZERO if rolled else ledger.closed_spend
-        closed_vms = ZERO if rolled else ledger.closed_vm_spend
-        if not vms_known:
-            vm_open += _carry_unread_vms(known, entries, rolled)
-        if not rolled:
-            for uid, entry in known.items():
-                if uid not in entries and entry.spend > entry.baseline:
-                    closed += entry.spend - entry.baseline
-                    if uid.startswith(VM_KEY_PREFIX):
-                        closed_vms += entry.spend - entry.baseline
-        spend = closed + open_spend + vm_open
-    updated = BudgetLedger(period_start=key, closed_spend=closed, closed_vm_spend=closed_vms, pods=entries)
+        parts: dict[str, _Part] = {}
+        for group in outside:
+            part = _settle_outside(group.view.items, known, entries, (period_start, rolled))
+            if not group.view.all_read:
+                part.spend += _carry_unread(group.prefix, known, entries, rolled)
+            parts[group.prefix] = part
+            rate += part.rate
+            live_gpus += part.gpus
+        closed, closed_kinds = _closed(ledger, entries, rolled)
+        spend = closed + open_spend + sum((part.spend for part in parts.values()), ZERO)
+    updated = BudgetLedger(
+        period_start=key,
+        closed_spend=closed,
+        pods=entries,
+        **{CLOSED_FIELDS[prefix]: amount for prefix, amount in closed_kinds.items()},
+    )
+    kinds = {
+        prefix: KindFigures(live=part.live, spend=closed_kinds.get(prefix, ZERO) + part.spend)
+        for prefix, part in parts.items()
+    }
     return Settlement(
         ledger=updated,
         spend=spend,
         hourly_rate=rate,
         live_pods=live_pods,
         live_gpus=live_gpus,
-        live_vms=live_vms,
-        vm_spend=closed_vms + vm_open,
+        outside=kinds,
     )

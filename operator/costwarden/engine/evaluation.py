@@ -68,6 +68,7 @@ from costwarden.engine.gpu import (
 )
 from costwarden.engine.ledger import CoveredPod
 from costwarden.engine.money import MONEY_CONTEXT, plain, usd
+from costwarden.engine.outside import SLURM, VM, OutsideGroup, OutsideView
 from costwarden.engine.periods import period_bounds
 from costwarden.engine.reconcile import (
     BudgetTruth,
@@ -76,6 +77,7 @@ from costwarden.engine.reconcile import (
     billing_findings,
     true_up,
 )
+from costwarden.engine.slurm import SLURM_UNAVAILABLE, slurm_condition
 from costwarden.engine.thresholds import (
     DESTRUCTIVE_ACTIONS,
     LIFETIME_KEY,
@@ -83,7 +85,7 @@ from costwarden.engine.thresholds import (
     enforced,
     new_crossings,
 )
-from costwarden.engine.vms import CLOUD_UNAVAILABLE, CloudView, cloud_condition
+from costwarden.engine.vms import CLOUD_UNAVAILABLE, cloud_condition
 from costwarden.models import (
     Action,
     ActionRecord,
@@ -204,12 +206,14 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
     telemetry: Telemetry = NO_TELEMETRY,
     billing: BudgetTruth | None = None,
     node_prices: tuple[NodePriceStatus, ...] | None = None,
-    clouds: CloudView | None = None,
+    clouds: OutsideView | None = None,
+    slurm: OutsideView | None = None,
 ) -> BudgetDecision:
     """The budget's new status, its new threshold crossings and the events to emit (see module doc).
 
     ``clouds`` holds the covered cloud VMs when the operator watches clouds (``--cloud``), else
-    None (and ``status.vms`` / ``vmSpend`` stay unset)."""
+    None (and ``status.vms`` / ``vmSpend`` stay unset); ``slurm`` likewise the covered Slurm
+    jobs with ``--slurm`` (``status.slurmJobs`` / ``slurmSpend``)."""
     spec, status = budget.spec, budget.status
     if spec is None:
         raise ValueError(
@@ -225,8 +229,7 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
         pods,
         now,
         now_text,
-        clouds.vms if clouds else (),
-        clouds.all_read if clouds else True,
+        _outside(clouds, slurm),
     )
     spend, rate = settlement.spend, settlement.hourly_rate
     trued = true_up(billing.billing, period_start) if billing is not None else None
@@ -304,8 +307,7 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
     conditions = _with_state(
         conditions, TELEMETRY_UNAVAILABLE, telemetry_state, (now_text, budget.generation)
     )
-    cloud_state = cloud_condition(spec, clouds) if clouds is not None else None
-    conditions = _with_state(conditions, CLOUD_UNAVAILABLE, cloud_state, (now_text, budget.generation))
+    conditions = _outside_conditions(conditions, spec, (clouds, slurm), (now_text, budget.generation))
     billing_status = None
     if billing is not None and trued is not None:
         billing_status, states = billing_conditions(billing, trued, actions, period_start, now)
@@ -320,8 +322,10 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
             "exhausts_at": format_time(exhausts) if exhausts is not None else None,
             "pods": settlement.live_pods,
             "gpus": settlement.live_gpus,
-            "vms": settlement.live_vms if clouds is not None else None,
-            "vm_spend": settlement.vm_spend if clouds is not None else None,
+            "vms": settlement.kind(VM).live if clouds is not None else None,
+            "vm_spend": settlement.kind(VM).spend if clouds is not None else None,
+            "slurm_jobs": settlement.kind(SLURM).live if slurm is not None else None,
+            "slurm_spend": settlement.kind(SLURM).spend if slurm is not None else None,
             "idle_node_hourly_cost": idle_hourly,
             "gpu_utilization": usage.utilization,
             "wasted_spend": ledger.wasted_spend,
@@ -343,6 +347,27 @@ def evaluate_budget(  # noqa: PLR0917 -- the budget, its pods, the clock and thr
     return BudgetDecision(
         status=new_status, crossings=tuple(crossings), events=tuple(events), anomalies=scan.findings
     )
+
+
+def _outside(clouds: OutsideView | None, slurm: OutsideView | None) -> tuple[OutsideGroup, ...]:
+    groups = [OutsideGroup(VM, clouds)] if clouds is not None else []
+    if slurm is not None:
+        groups.append(OutsideGroup(SLURM, slurm))
+    return tuple(groups)
+
+
+def _outside_conditions(
+    conditions: list[Condition],
+    spec: CostBudgetSpec,
+    views: tuple[OutsideView | None, OutsideView | None],
+    at: tuple[str, int | None],
+) -> list[Condition]:
+    """CloudUnavailable and SlurmUnavailable, for the kinds the operator reads."""
+    clouds, slurm = views
+    cloud_state = cloud_condition(spec, clouds) if clouds is not None else None
+    conditions = _with_state(conditions, CLOUD_UNAVAILABLE, cloud_state, at)
+    slurm_state = slurm_condition(spec, slurm) if slurm is not None else None
+    return _with_state(conditions, SLURM_UNAVAILABLE, slurm_state, at)
 
 
 def _with_state(

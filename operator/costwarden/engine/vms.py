@@ -11,15 +11,16 @@ files they come from.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
 from costwarden.engine.ledger import PodAccrual
 from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between
+from costwarden.engine.outside import OutsideView, condition_state
 from costwarden.engine.selection import cloud_name_test
-from costwarden.models import CostBudgetSpec, PodLedgerEntry
+from costwarden.models import CostBudgetSpec
 from costwarden.records import NodeRecord
 
 TAG_SKYPILOT_CLUSTER: Final = "skypilot-cluster-name"
@@ -124,42 +125,15 @@ class VMRecord:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class CoveredVM:
-    """A VM a budget covers, with its accrual of this pass and its GPUs (from its price facts).
-
-    One object per VM per pass, shared by every budget covering it (as ``CoveredPod``)."""
-
-    vm: VMRecord
-    accrual: PodAccrual
-    gpus: int = 0
-    ledger_entries: dict[Decimal, PodLedgerEntry] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class CloudView:
-    """What a budget's evaluation knows of its cloud VMs (with ``--cloud``): the covered VMs and
-    one line per ``--cloud`` scope that is failing or stale."""
-
-    vms: tuple[CoveredVM, ...] = ()
-    problems: tuple[str, ...] = ()
-    all_read: bool = True  # every scope answered completely at least once since the operator started
-
-
 CLOUD_UNAVAILABLE: Final = "CloudUnavailable"
 
 
-def cloud_condition(spec: CostBudgetSpec, view: CloudView) -> tuple[str, str, str] | None:
+def cloud_condition(spec: CostBudgetSpec, view: OutsideView) -> tuple[str, str, str] | None:
     """``(status, reason, message)`` of the CloudUnavailable condition, for budgets that name a
     SkyPilot cluster (the others cover no VM); None for the rest."""
     if not spec.skypilot_cluster:
         return None
-    if view.problems:
-        message = "; ".join(view.problems)
-        return ("True", "CloudUnreadable", f"spend of VMs continues from their last known state: {message}")
-    return ("False", "CloudRead", "every --cloud scope answered completely")
+    return condition_state(view.problems, "--cloud scope")
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,8 +28,9 @@ from costwarden.engine.evaluation import (
     invalid_decision,
 )
 from costwarden.engine.outcomes import ActionOutcome, first_outcomes, fold, pending_notifications, resumable
+from costwarden.engine.outside import OutsideView
 from costwarden.engine.thresholds import DESTRUCTIVE_ACTIONS
-from costwarden.engine.vms import CloudView, VMRecord, covered_vms
+from costwarden.engine.vms import VMRecord, covered_vms
 from costwarden.models import (
     GROUP,
     KIND,
@@ -171,7 +172,7 @@ def evaluate(
         _note_billing(runtime, billing, budget, (covered, state.status, decision), (nodes, now))
     state.covered = frozenset(c.pod.uid for c in covered)
     counts["pods"] += len(covered)
-    vms = [c.vm for c in clouds.vms] if clouds is not None else []
+    vms = [c.record for c in clouds.items if isinstance(c.record, VMRecord)] if clouds is not None else []
     status, to_act = _plan(runtime, state, decision, (covered, vms), pods, now, counts)
     state.replace_status(status)
     new = state.status
@@ -209,7 +210,7 @@ def _note_billing(
 
 def _cloud_view(
     runtime: Runtime, spec: CostBudgetSpec, status: CostBudgetStatus, now: datetime
-) -> CloudView | None:
+) -> OutsideView | None:
     """The budget's covered VMs and the failing --cloud scopes; None without --cloud."""
     feed = runtime.vms
     if feed is None:
@@ -217,7 +218,7 @@ def _cloud_view(
     chosen = covered_vms(spec, feed.records()) if spec.skypilot_cluster else []
     vms = tuple(feed.covered(vm, runtime.prices, now, status.ledger) for vm in chosen)
     problems = feed.problems(runtime.monotonic()) if spec.skypilot_cluster else ()
-    return CloudView(vms, problems, feed.all_read())
+    return OutsideView(vms, problems, feed.all_read())
 
 
 def _plan(  # noqa: PLR0917

@@ -24,7 +24,8 @@ from typing import Any
 
 from costwarden.clouds.base import Discovery, VMActionResult, VMInventory
 from costwarden.engine.ledger import PodAccrual
-from costwarden.engine.vms import CoveredVM, VMMark, VMRecord, accrue_vm, vm_node
+from costwarden.engine.outside import CoveredOutside
+from costwarden.engine.vms import VMMark, VMRecord, accrue_vm, vm_node
 from costwarden.models import BudgetLedger
 from costwarden.pricing import PriceBook
 from costwarden.records import parse_time
@@ -81,7 +82,7 @@ class VMFeed:
         self._run = run
         self.scopes = {inventory.scope: ScopeState(inventory) for inventory in inventories}
         self._figures: dict[str, PodAccrual] = {}
-        self._pass: dict[str, CoveredVM] = {}
+        self._pass: dict[str, CoveredOutside] = {}
         self._pass_at: datetime | None = None
 
     async def poll(self, now: float) -> dict[str, bool]:
@@ -133,18 +134,18 @@ class VMFeed:
                 found.append(f"{scope}: last read {now - state.complete_at:.0f} s ago")
         return tuple(found)
 
-    def covered(self, vm: VMRecord, prices: PriceBook, now: datetime, ledger: BudgetLedger) -> CoveredVM:
+    def covered(self, vm: VMRecord, prices: PriceBook, now: datetime, ledger: BudgetLedger) -> CoveredOutside:
         """The VM's accrual at ``now``, once per pass however many budgets cover it; the first
         budget to ask after a restart resumes it from its own ledger figure."""
         if self._pass_at != now:
             self._pass, self._pass_at = {}, now
         known = self._pass.get(vm.key)
-        if known is not None and known.vm == vm:
+        if known is not None and known.record == vm:
             return known
         price = prices.price(vm_node(vm))
         accrual = accrue_vm(vm, price.hourly, now, self._figures.get(vm.key), _mark(ledger, vm.key))
         self._figures[vm.key] = accrual
-        covered = CoveredVM(vm, accrual, gpus=price.facts.gpu_count)
+        covered = CoveredOutside(vm, accrual, gpus=price.facts.gpu_count)
         self._pass[vm.key] = covered
         return covered
 

@@ -1,0 +1,82 @@
+"""Workloads outside Kubernetes that a budget also covers: cloud VMs and Slurm jobs.
+
+Both settle in the budget's ledger exactly as pods do (``budget_ledger``), keyed by a prefix
+that no pod uid has (``vm:``, ``slurm:``); each kind's spend in the period is also reported on
+its own (``vmSpend``, ``slurmSpend``) and its closed part kept beside ``closedSpend``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Final, Protocol
+
+from costwarden.engine.ledger import PodAccrual
+from costwarden.models import PodLedgerEntry
+
+VM: Final = "vm:"
+SLURM: Final = "slurm:"
+KINDS: Final = (VM, SLURM)  # ledger key prefixes
+# The ledger field holding each kind's closed spend.
+CLOSED_FIELDS: Final = {VM: "closed_vm_spend", SLURM: "closed_slurm_spend"}
+
+
+class OutsideRecord(Protocol):
+    """What the ledger reads of a VM or a job: its key, when it started and whether it ended."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def started(self) -> datetime | None: ...
+
+    @property
+    def created(self) -> datetime | None: ...
+
+    @property
+    def finished(self) -> datetime | None: ...
+
+    @property
+    def is_terminal(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CoveredOutside:
+    """A VM or job a budget covers, with its accrual of this pass and its GPUs.
+
+    One object per workload per pass, shared by every budget covering it."""
+
+    record: OutsideRecord
+    accrual: PodAccrual
+    gpus: int = 0
+    ledger_entries: dict[Decimal, PodLedgerEntry] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideView:
+    """What a budget's evaluation knows of one kind (``--cloud`` VMs or ``--slurm`` jobs): the
+    covered ones, one line per source that is failing or stale, and whether every source has
+    answered completely at least once since the operator started (until then, a ledger entry
+    missing from the pass may only be unread: it is carried over, never closed)."""
+
+    items: tuple[CoveredOutside, ...] = ()
+    problems: tuple[str, ...] = ()
+    all_read: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideGroup:
+    prefix: str  # VM or SLURM
+    view: OutsideView
+
+
+def condition_state(problems: Sequence[str], what: str) -> tuple[str, str, str]:
+    """(status, reason, message) of a kind's Unavailable condition."""
+    if problems:
+        message = "; ".join(problems)
+        return ("True", "SourceUnreadable", f"spend continues from the last known state: {message}")
+    return ("False", "SourceRead", f"every {what} answered completely")
