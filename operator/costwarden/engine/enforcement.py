@@ -17,6 +17,10 @@ acts. The rules (docs/enforcement.md):
   them (disks kept), as ``sky stop`` does; Scale leaves them alone (``left_alone``). A VM
   target names the VM (``VM/<cloud>:<id>``); the shell re-reads it and acts only if it still
   carries the cluster's tag and its cloud's last poll was complete and fresh.
+- Slurm jobs the budget covers (``engine.slurm``, with ``--slurm``) are targets too: Kill
+  cancels them (a signal, the grace period, then ``scancel``); Suspend suspends the running
+  ones and holds the pending ones; Scale leaves them alone. A job target names the job
+  (``SlurmJob/<cluster>:<job id>``).
 - Nothing outside the budget's namespace is ever a target, and nothing destructive happens in a
   protected namespace or with ``--enforcement=off``. ``dry_run`` (the budget's ``dryRun`` or
   ``--enforcement=dry-run``) means "record what would have been done".
@@ -32,6 +36,7 @@ from typing import Final
 
 from costwarden.engine.anomalies import idle_pod_uid
 from costwarden.engine.evaluation import BudgetDecision
+from costwarden.engine.slurm import SlurmJob
 from costwarden.engine.thresholds import DESTRUCTIVE_ACTIONS
 from costwarden.engine.vms import PENDING, RUNNING, VMRecord, kill_order
 from costwarden.models import Action, ActionRecord, ActionResult, CostBudgetSpec
@@ -44,6 +49,8 @@ __all__ = [
     "EnforcementPolicy",
     "Target",
     "is_head",
+    "job_key",
+    "job_target",
     "plan_actions",
     "plan_pending",
     "plan_record",
@@ -62,7 +69,7 @@ _SCALABLE_OWNERS: Final = frozenset({"ReplicaSet", "StatefulSet"})
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    kind: str  # Pod | ReplicaSet | StatefulSet | Job | JobSet | VM (name: <cloud>:<vm id>)
+    kind: str  # Pod, ReplicaSet, StatefulSet, Job, JobSet, VM (<cloud>:<id>), SlurmJob (<cluster>:<id>)
     namespace: str
     name: str
 
@@ -172,6 +179,25 @@ def _vm_targets(namespace: str, vms: Sequence[VMRecord], action: Action) -> tupl
     return [], [vm_target(namespace, vm) for vm in live]
 
 
+def job_target(namespace: str, job: SlurmJob) -> Target:
+    return Target(kind="SlurmJob", namespace=namespace, name=f"{job.cluster}:{job.job_id}")
+
+
+def job_key(target: Target) -> str:
+    """The ledger key (``SlurmJob.key``) of a Slurm job target."""
+    return f"slurm:{target.name}"
+
+
+def _job_targets(
+    namespace: str, jobs: Sequence[SlurmJob], action: Action
+) -> tuple[list[Target], list[Target]]:
+    """Jobs to act on and jobs left alone (Scale has no meaning for a Slurm job)."""
+    live = sorted((job for job in jobs if not job.is_terminal), key=lambda job: (job.cluster, job.job_id))
+    if action in (Action.KILL, Action.SUSPEND):
+        return [job_target(namespace, job) for job in live], []
+    return [], [job_target(namespace, job) for job in live]
+
+
 def _nothing_to_do(action: Action, idle_pod: str | None) -> str:
     """Why a destructive plan has no target; ``idle_pod`` names the pod of an idle-GPU finding."""
     if idle_pod is None:
@@ -195,12 +221,13 @@ def plan_record(
     policy: EnforcementPolicy,
     *,
     vms: Sequence[VMRecord] = (),
+    jobs: Sequence[SlurmJob] = (),
 ) -> ActionPlan:
     """The plan for one action record (new, or Pending after a restart).
 
     ``pods`` is ``(covered, namespace_pods)``: the pods the budget covers now and every pod of
     its namespace (for SkyPilot cluster expansion); pods of other namespaces are ignored.
-    ``vms`` are the cloud VMs the budget covers (its SkyPilot cluster's).
+    ``vms`` are the cloud VMs the budget covers (its SkyPilot cluster's), ``jobs`` its Slurm jobs.
     """
     covered, namespace_pods = pods
     dry_run = spec.enforcement.dry_run or policy.mode == "dry-run"
@@ -236,7 +263,9 @@ def plan_record(
         targets, left_alone = _owner_targets(running, record.action)
     if idle_uid is None:
         vm_targets, vms_alone = _vm_targets(budget_namespace, vms, record.action)
-        targets, left_alone = [*targets, *vm_targets], [*left_alone, *vms_alone]
+        job_targets, jobs_alone = _job_targets(budget_namespace, jobs, record.action)
+        targets = [*targets, *vm_targets, *job_targets]
+        left_alone = [*left_alone, *vms_alone, *jobs_alone]
     targets = [target for target in targets if target.namespace == budget_namespace]
     skipped = None if targets else _nothing_to_do(record.action, idle_pod)
     return replace(plan, targets=tuple(targets), skipped=skipped, left_alone=tuple(left_alone))
@@ -251,6 +280,7 @@ def plan_actions(  # noqa: PLR0917 -- the signature the enforcement shell codes 
     policy: EnforcementPolicy,
     *,
     vms: Sequence[VMRecord] = (),
+    jobs: Sequence[SlurmJob] = (),
 ) -> list[ActionPlan]:
     """One plan per new crossing and new anomaly of ``decision``, in that order."""
     records = {record.id: record for record in decision.status.actions}
@@ -263,7 +293,9 @@ def plan_actions(  # noqa: PLR0917 -- the signature the enforcement shell codes 
         record = records.get(record_id) or ActionRecord(
             id=record_id, time="", trigger=record_id, action=action
         )
-        plans.append(plan_record(budget_namespace, spec, record, (covered, namespace_pods), policy, vms=vms))
+        plans.append(
+            plan_record(budget_namespace, spec, record, (covered, namespace_pods), policy, vms=vms, jobs=jobs)
+        )
     return plans
 
 
@@ -275,11 +307,12 @@ def plan_pending(
     policy: EnforcementPolicy,
     *,
     vms: Sequence[VMRecord] = (),
+    jobs: Sequence[SlurmJob] = (),
 ) -> list[ActionPlan]:
     """Plans for every record still Pending in ``status.actions`` (decided, perhaps not carried
     out before a restart), oldest first; ``pods`` and ``vms`` as for ``plan_record``."""
     return [
-        plan_record(budget_namespace, spec, record, pods, policy, vms=vms)
+        plan_record(budget_namespace, spec, record, pods, policy, vms=vms, jobs=jobs)
         for record in actions
         if record.result == ActionResult.PENDING
     ]

@@ -9,13 +9,17 @@ ended. A job's rate comes from what it was allocated (``AllocTRES``), never what
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
+from costwarden.engine.ledger import PodAccrual
+from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between
 from costwarden.engine.outside import OutsideView, condition_state
-from costwarden.models import CostBudgetSpec
+from costwarden.engine.selection import cloud_name_test
+from costwarden.models import CostBudgetSpec, SlurmSelector
 
 PENDING: Final = "pending"
 RUNNING: Final = "running"
@@ -81,3 +85,73 @@ def slurm_condition(spec: CostBudgetSpec, view: OutsideView) -> tuple[str, str, 
     if spec.slurm is None and not spec.skypilot_cluster:
         return None
     return condition_state(view.problems, "--slurm cluster")
+
+
+# SkyPilot's longest cluster name on Slurm (``_MAX_CLUSTER_NAME_LEN_LIMIT`` of sky/clouds/slurm.py).
+SKYPILOT_NAME_LIMIT: Final = 42
+
+
+@dataclass(frozen=True, slots=True)
+class JobMark:
+    """The largest figure any budget's ledger holds for a job: where its accrual resumes after a
+    restart (job spend lives in the covering budgets' ledgers; docs/slurm.md)."""
+
+    spend: Decimal
+    at: datetime
+
+
+def covered_jobs(spec: CostBudgetSpec, jobs: Iterable[SlurmJob]) -> list[SlurmJob]:
+    """The jobs ``spec.slurm``'s filters select (every filter given must hold) and, with
+    ``skypilotCluster``, only that SkyPilot cluster's job (named as the cluster on cloud). A
+    budget with neither covers no job: jobs are in no namespace."""
+    selector, typed_name = spec.slurm, spec.skypilot_cluster
+    if selector is None and not typed_name:
+        return []
+    is_cluster = cloud_name_test(typed_name, SKYPILOT_NAME_LIMIT) if typed_name else None
+    chosen = []
+    for job in jobs:
+        if selector is not None and not _selected(selector, job):
+            continue
+        if is_cluster is not None and not is_cluster(job.name):
+            continue
+        chosen.append(job)
+    return chosen
+
+
+def _selected(selector: SlurmSelector, job: SlurmJob) -> bool:
+    wanted = (
+        (selector.cluster, job.cluster),
+        (selector.account, job.account),
+        (selector.user, job.user),
+        (selector.partition, job.partition),
+        (selector.job_name, job.name),
+    )
+    return all(want is None or want == have for want, have in wanted)
+
+
+def accrue_job(
+    job: SlurmJob, rate: Decimal, now: datetime, previous: PodAccrual | None, mark: JobMark | None
+) -> PodAccrual:
+    """The job's spend at ``now``: its allocation is charged while it runs, at ``rate`` USD/hour.
+
+    - ``previous`` (the in-memory figure): its spend plus its rate up to now, or up to the job's
+      end if it ended since.
+    - else ``mark`` (after a restart): the mark's spend, plus ``rate`` from the mark to now (or
+      to its end, for a job that ended while the operator was down: accounting's end time).
+    - else a job seen first: ``rate`` from its start to now, or to its end.
+
+    Pending and suspended jobs accrue nothing from now on; an ended job's rate is zero.
+    """
+    end = job.ended if job.ended is not None and job.ended < now else now
+    running_rate = rate if rate > ZERO else ZERO
+    next_rate = running_rate if job.state == RUNNING else ZERO
+    if previous is not None:
+        spend = MONEY_CONTEXT.add(previous.spend, cost_between(previous.rate, previous.at, end))
+        return PodAccrual(spend, next_rate, now if now > previous.at else previous.at)
+    ran = job.state == RUNNING or (job.state == ENDED and job.started is not None)
+    if mark is not None:
+        spend = MONEY_CONTEXT.add(mark.spend, cost_between(running_rate if ran else ZERO, mark.at, end))
+        return PodAccrual(spend, next_rate, max(now, mark.at))
+    if ran and job.started is not None:
+        return PodAccrual(cost_between(running_rate, job.started, end), next_rate, now)
+    return PodAccrual(ZERO, next_rate, now)

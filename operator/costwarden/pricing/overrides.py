@@ -6,6 +6,12 @@ instances:            # USD/hour for a whole node; the most specific key wins
   aws/us-east-1/p5.48xlarge/spot: 18.5
 defaults: {gpu: 2.5, cpu: 0.031611, ramGiB: 0.004237, spotCpu: 0.006655, spotRamGiB: 0.000892}
 gpuModels: {"NVIDIA H100 80GB HBM3": 6.88}   # per GPU, for instance types no other rule prices
+slurm:                # Slurm jobs (--slurm): per GPU-, vCPU- and GiB-hour of their allocation
+  nodes:              # a node's own rates, or the cloud VM it is (priced as a Kubernetes node)
+    gpu-a100-01: {gpu: 3.10, cpu: 0.03, ramGiB: 0.004}
+    gpu-h100-[01-08]: {instance: aws/us-east-1/p5.48xlarge}
+  partitions:
+    gpu: {gpu: 2.50}  # unset units take the defaults above
 ```
 
 Instance keys are ``[cloud/][region/]instance-type[/capacity-type]`` (a region needs a cloud).
@@ -67,10 +73,36 @@ class PriceDefaults(_Strict):
         return self.gpu, self.cpu, self.ram_gib
 
 
+class UnitRates(_Strict):
+    """Per-unit USD/hour of a Slurm partition or node; unset units take ``defaults``. With
+    ``instance`` (an instance key), the node is priced as that cloud VM and split per unit."""
+
+    gpu: Money | None = None
+    cpu: Money | None = None
+    ram_gib: Money | None = Field(default=None, alias="ramGiB")
+    instance: str | None = None
+
+    @field_validator("instance")
+    @classmethod
+    def _instance_parses(cls, instance: str | None) -> str | None:
+        if instance is not None:
+            parse_instance_key(instance)
+        return instance
+
+
+class SlurmPrices(_Strict):
+    """``slurm:`` of the overrides file. Node keys are names or Slurm host lists
+    (``gpu-[01-04]``), matched against a job's first allocated node; partitions by name."""
+
+    nodes: dict[str, UnitRates] = Field(default_factory=dict)
+    partitions: dict[str, UnitRates] = Field(default_factory=dict)
+
+
 class PriceOverrides(_Strict):
     instances: dict[str, PositiveMoney] = Field(default_factory=dict)
     defaults: PriceDefaults = Field(default_factory=PriceDefaults)
     gpu_models: dict[str, PositiveMoney] = Field(default_factory=dict, alias="gpuModels")
+    slurm: SlurmPrices = Field(default_factory=SlurmPrices)
     _origin: str = PrivateAttr(default="<inline>")
 
     @field_validator("instances")

@@ -100,6 +100,10 @@ class PriceBook:
         shell swaps books when a feed refreshes or billing is reconciled; nothing cached carries over)."""
         return PriceBook(self._catalog, self._overrides, live=live, factors=factors)
 
+    @property
+    def overrides(self) -> PriceOverrides:
+        return self._overrides
+
     def price(self, node: NodeRecord) -> NodePrice:
         cached = self._cache.get(node)
         if cached is None:
