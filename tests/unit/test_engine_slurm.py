@@ -13,13 +13,12 @@ import pytest
 from costwarden.engine.enforcement import EnforcementPolicy, job_key, plan_record
 from costwarden.engine.evaluation import BudgetInput, evaluate_budget
 from costwarden.engine.ledger import PodAccrual
-from costwarden.engine.outside import CoveredOutside, OutsideView
+from costwarden.engine.outside import CoveredOutside, Mark, OutsideView
 from costwarden.engine.slurm import (
     ENDED,
     PENDING,
     RUNNING,
     SUSPENDED,
-    JobMark,
     SlurmJob,
     accrue_job,
     covered_jobs,
@@ -100,7 +99,7 @@ def test_accrual_continues_stops_when_suspended_and_closes_at_the_end_seen_after
     assert (suspended.spend, suspended.rate) == (Decimal(10), Decimal(0))
     # the job ended at +1 h while the operator was down; accounting says so
     ended = job("1", state=ENDED, slurm_state="COMPLETED", ended=NOV_3 + timedelta(hours=1))
-    resumed = accrue_job(ended, rate, NOV_3 + timedelta(hours=5), None, JobMark(Decimal(5), NOV_3))
+    resumed = accrue_job(ended, rate, NOV_3 + timedelta(hours=5), None, Mark(Decimal(5), NOV_3))
     assert resumed.spend == Decimal(15)
 
 

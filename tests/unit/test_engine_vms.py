@@ -14,12 +14,11 @@ from costwarden.engine.budget_ledger import settle, settle_at
 from costwarden.engine.enforcement import EnforcementPolicy, plan_record, vm_key
 from costwarden.engine.evaluation import BudgetInput, evaluate_budget
 from costwarden.engine.ledger import PodAccrual
-from costwarden.engine.outside import VM, CoveredOutside, OutsideGroup, OutsideView
+from costwarden.engine.outside import CoveredOutside, Mark, OutsideGroup, OutsideView, VM
 from costwarden.engine.vms import (
     RUNNING,
     STOPPED,
     TERMINATED,
-    VMMark,
     VMRecord,
     accrue_vm,
     covered_vms,
@@ -113,7 +112,7 @@ def test_accrual_continues_from_the_previous_figure_then_from_a_mark_after_a_res
     previous = PodAccrual(Decimal("10"), rate, NOV_3)
     later = accrue_vm(vm("i-1", state=STOPPED), rate, NOV_3 + timedelta(minutes=30), previous, None)
     assert later.spend == Decimal("11") and later.rate == 0  # charged up to now, then nothing
-    mark = VMMark(Decimal("10"), NOV_3)
+    mark = Mark(Decimal("10"), NOV_3)
     resumed = accrue_vm(vm("i-1"), rate, NOV_3 + timedelta(hours=1), None, mark)
     assert resumed.spend == Decimal("12")  # ran while the operator was down
     idle = accrue_vm(vm("i-1", state=STOPPED), rate, NOV_3 + timedelta(hours=1), None, mark)

@@ -43,6 +43,15 @@ class OutsideRecord(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Mark:
+    """The largest figure any budget's ledger holds for a VM or job: where its accrual resumes
+    after a restart (their spend lives in the covering budgets' ledgers)."""
+
+    spend: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class CoveredOutside:
     """A VM or job a budget covers, with its accrual of this pass and its GPUs.
 

@@ -17,7 +17,7 @@ from typing import Final
 
 from costwarden.engine.ledger import PodAccrual
 from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between
-from costwarden.engine.outside import OutsideView, condition_state
+from costwarden.engine.outside import Mark, OutsideView, condition_state
 from costwarden.engine.selection import cloud_name_test
 from costwarden.models import CostBudgetSpec, SlurmSelector
 
@@ -88,16 +88,7 @@ def slurm_condition(spec: CostBudgetSpec, view: OutsideView) -> tuple[str, str, 
 
 
 # SkyPilot's longest cluster name on Slurm (``_MAX_CLUSTER_NAME_LEN_LIMIT`` of sky/clouds/slurm.py).
-SKYPILOT_NAME_LIMIT: Final = 42
-
-
-@dataclass(frozen=True, slots=True)
-class JobMark:
-    """The largest figure any budget's ledger holds for a job: where its accrual resumes after a
-    restart (job spend lives in the covering budgets' ledgers; docs/slurm.md)."""
-
-    spend: Decimal
-    at: datetime
+SKYPILOT_NAME_LIMIT: Final = 120
 
 
 def covered_jobs(spec: CostBudgetSpec, jobs: Iterable[SlurmJob]) -> list[SlurmJob]:
@@ -130,7 +121,7 @@ def _selected(selector: SlurmSelector, job: SlurmJob) -> bool:
 
 
 def accrue_job(
-    job: SlurmJob, rate: Decimal, now: datetime, previous: PodAccrual | None, mark: JobMark | None
+    job: SlurmJob, rate: Decimal, now: datetime, previous: PodAccrual | None, mark: Mark | None
 ) -> PodAccrual:
     """The job's spend at ``now``: its allocation is charged while it runs, at ``rate`` USD/hour.
 

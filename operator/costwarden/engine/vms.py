@@ -18,7 +18,7 @@ from typing import Final
 
 from costwarden.engine.ledger import PodAccrual
 from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between
-from costwarden.engine.outside import OutsideView, condition_state
+from costwarden.engine.outside import Mark, OutsideView, condition_state
 from costwarden.engine.selection import cloud_name_test
 from costwarden.models import CostBudgetSpec
 from costwarden.records import NodeRecord
@@ -136,15 +136,6 @@ def cloud_condition(spec: CostBudgetSpec, view: OutsideView) -> tuple[str, str, 
     return condition_state(view.problems, "--cloud scope")
 
 
-@dataclass(frozen=True, slots=True)
-class VMMark:
-    """The largest figure any budget's ledger holds for a VM: where its accrual resumes after a
-    restart (VM spend lives in the covering budgets' ledgers; docs/cloud-vms.md)."""
-
-    spend: Decimal
-    at: datetime
-
-
 def vm_node(vm: VMRecord) -> NodeRecord:
     """The VM as the node record pricing resolves (the same resolution as Kubernetes nodes):
     its instance type, region, zone and capacity type as the labels a node would carry, and its
@@ -176,7 +167,7 @@ def covered_vms(spec: CostBudgetSpec, vms: Iterable[VMRecord]) -> list[VMRecord]
 
 
 def accrue_vm(
-    vm: VMRecord, rate: Decimal, now: datetime, previous: PodAccrual | None, mark: VMMark | None
+    vm: VMRecord, rate: Decimal, now: datetime, previous: PodAccrual | None, mark: Mark | None
 ) -> PodAccrual:
     """The VM's spend at ``now``: compute is charged while it runs, at ``rate`` USD/hour.
 

@@ -30,12 +30,11 @@ async def poll_clouds(runtime: Runtime, feed: VMFeed) -> dict[str, bool]:
     """Poll the scopes that are due and publish what they hold."""
     now = runtime.monotonic()
     polled = await feed.poll(now)
-    feed.retain(vm.key for vm in feed.records())
     metrics = runtime.metrics
     for scope, complete in polled.items():
         metrics.cloud_polls.labels(scope, "complete" if complete else "failed").inc()
-    for scope, state in feed.scopes.items():
-        metrics.cloud_vms.labels(scope).set(len(state.vms))
+    for scope in feed.scopes:
+        metrics.cloud_vms.labels(scope).set(feed.sources.held(scope))
         metrics.cloud_up.labels(scope).set(1 if feed.fresh(scope, now) else 0)
     return polled
 
