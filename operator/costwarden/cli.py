@@ -124,6 +124,59 @@ def _factor(text: str) -> Decimal:
     return value
 
 
+def _add_outside(run: argparse.ArgumentParser) -> None:
+    """Flags for workloads outside Kubernetes: SkyPilot clusters' cloud VMs and Slurm jobs."""
+    clouds = run.add_argument_group("cloud VMs of SkyPilot clusters")
+    clouds.add_argument(
+        "--cloud",
+        type=_cloud,
+        action="append",
+        default=[],
+        dest="clouds",
+        help="find SkyPilot VMs (repeatable): aws:REGION[,REGION...], gcp:PROJECT, azure:SUBSCRIPTION; "
+        "credentials from each SDK's default chain",
+    )
+    clouds.add_argument(
+        "--cloud-interval",
+        type=_positive(float),
+        default=60.0,
+        help="seconds between polls of each cloud scope",
+    )
+    clouds.add_argument(
+        "--cloud-stale-after",
+        type=_positive(float),
+        default=None,
+        help="seconds without a complete poll after which no VM is stopped or terminated "
+        "(default: 3 x --cloud-interval)",
+    )
+    slurm = run.add_argument_group("Slurm jobs")
+    slurm.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="read this Slurm cluster's jobs (repeatable) with the client commands on PATH "
+        "(SLURM_CONF honoured; several clusters: --clusters NAME), or through --slurmrestd-url",
+    )
+    slurm.add_argument("--slurmrestd-url", help="slurmrestd serving the one --slurm cluster")
+    slurm.add_argument(
+        "--slurmrestd-token-file",
+        type=Path,
+        help="file holding slurmrestd's JWT (a Secret mounted as a file)",
+    )
+    slurm.add_argument("--slurmrestd-user", help="user name sent with the JWT (X-SLURM-USER-NAME)")
+    slurm.add_argument(
+        "--slurm-interval", type=_positive(float), default=30.0, help="seconds between reads of each cluster"
+    )
+    slurm.add_argument(
+        "--slurm-stale-after",
+        type=_positive(float),
+        default=None,
+        help="seconds without a complete read after which no job is cancelled or suspended "
+        "(default: 3 x --slurm-interval)",
+    )
+
+
 def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = subparsers.add_parser("run", help="run the operator against a cluster")
     run.add_argument(
@@ -276,29 +329,7 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=3600.0,
         help="seconds between refreshes of the live price feeds",
     )
-    clouds = run.add_argument_group("cloud VMs of SkyPilot clusters")
-    clouds.add_argument(
-        "--cloud",
-        type=_cloud,
-        action="append",
-        default=[],
-        dest="clouds",
-        help="find SkyPilot VMs (repeatable): aws:REGION[,REGION...], gcp:PROJECT, azure:SUBSCRIPTION; "
-        "credentials from each SDK's default chain",
-    )
-    clouds.add_argument(
-        "--cloud-interval",
-        type=_positive(float),
-        default=60.0,
-        help="seconds between polls of each cloud scope",
-    )
-    clouds.add_argument(
-        "--cloud-stale-after",
-        type=_positive(float),
-        default=None,
-        help="seconds without a complete poll after which no VM is stopped or terminated "
-        "(default: 3 x --cloud-interval)",
-    )
+    _add_outside(run)
     run.add_argument(
         "--max-destructive-per-minute",
         type=_positive(int),
@@ -356,6 +387,12 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         clouds=tuple(args.clouds),
         cloud_interval=args.cloud_interval,
         cloud_stale_after=args.cloud_stale_after or 0.0,
+        slurm=tuple(dict.fromkeys(args.slurm)),
+        slurmrestd_url=args.slurmrestd_url,
+        slurmrestd_token_file=args.slurmrestd_token_file,
+        slurmrestd_user=args.slurmrestd_user,
+        slurm_interval=args.slurm_interval,
+        slurm_stale_after=args.slurm_stale_after or 0.0,
         webhook_port=args.webhook_port,
         webhook_addr=args.webhook_addr,
         webhook_host=args.webhook_host,

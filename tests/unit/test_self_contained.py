@@ -24,7 +24,11 @@ OUTSIDE = ("../" + "shared", "DESIGN" + ".md", "REFERENCE" + ".md")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 DOCS_PAGE = re.compile(r"(?<![\w./-])docs/[\w-]+\.md")
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]")
-FOREIGN_FLAGS = frozenset({"--max-request-bytes"})  # etcd's, in docs/ledger.md
+# Other programs' flags the docs quote: etcd's (docs/ledger.md); Slurm's sbatch, scancel and the
+# client commands' (docs/slurm.md).
+FOREIGN_FLAGS = frozenset(
+    {"--max-request-bytes", "--clusters", "--signal", "--full", "--name", "--job-name"}
+)
 SKIPPED_DIRS = frozenset({".git", ".venv", ".tools", "out", "build", "dist", "__pycache__"})
 
 

@@ -29,7 +29,9 @@ from costwarden.telemetry.samples import GpuUsageSource
 if TYPE_CHECKING:
     from costwarden.billing.sources import BillingSource
     from costwarden.clouds.base import VMInventory
+    from costwarden.operator.jobfeed import JobFeed
     from costwarden.operator.vmfeed import VMFeed
+    from costwarden.slurm.base import JobSource
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,11 @@ def build_runtime(
     clock: Callable[[], datetime] = utc_now,
     gpu_sources: tuple[GpuUsageSource, ...] = (),
     vm_inventories: tuple[VMInventory, ...] = (),
+    job_sources: tuple[JobSource, ...] = (),
 ) -> Runtime:
     """The runtime the settings describe; ``gpu_sources`` and ``vm_inventories`` are added to the
-    telemetry sources and ``--cloud`` scopes the settings name (the demo's simulated DCGM and cloud)."""
+    telemetry sources and ``--cloud`` scopes the settings name (the demo's simulated DCGM and cloud);
+    ``job_sources`` to the ``--slurm`` clusters."""
     overrides = None
     if settings.price_overrides is not None:
         path = Path(settings.price_overrides)
@@ -86,6 +90,7 @@ def build_runtime(
             settings.price_feeds, settings.price_feed_interval, **clients
         )
     runtime.vms = vm_feed(settings, vm_inventories)
+    runtime.slurm = job_feed(settings, job_sources)
     if settings.lease_name:
         runtime.leader = LeaderElector(
             kube,
@@ -111,6 +116,43 @@ def vm_feed(settings: OperatorSettings, extra: tuple[VMInventory, ...] = ()) -> 
         raise ConfigurationError(str(exc)) from exc
     feed_settings = VMFeedSettings(interval=settings.cloud_interval, stale_after=settings.cloud_stale_after)
     return VMFeed([*inventories_from_specs(specs), *extra], feed_settings)
+
+
+def job_feed(settings: OperatorSettings, extra: tuple[JobSource, ...] = ()) -> JobFeed | None:
+    """The ``--slurm`` clusters (nothing is run here) and ``extra``; ConfigurationError for a
+    combination that cannot work."""
+    if not settings.slurm and not extra:
+        if settings.slurmrestd_url:
+            raise ConfigurationError("--slurmrestd-url needs --slurm NAME (the cluster it serves)")
+        return None
+    from costwarden.operator.jobfeed import JobFeed
+    from costwarden.operator.polling import PollSettings
+
+    sources: list[JobSource] = list(extra)
+    if settings.slurmrestd_url:
+        if len(settings.slurm) != 1:
+            raise ConfigurationError("--slurmrestd-url serves one cluster: give exactly one --slurm NAME")
+        if settings.slurmrestd_token_file is None:
+            raise ConfigurationError(
+                "--slurmrestd-url needs --slurmrestd-token-file (its JWT, from a Secret)"
+            )
+        from costwarden.slurm.rest import RestSource
+
+        sources.append(
+            RestSource(
+                settings.slurm[0],
+                settings.slurmrestd_url,
+                settings.slurmrestd_token_file,
+                user=settings.slurmrestd_user,
+            )
+        )
+    else:
+        from costwarden.slurm.commands import CommandSource
+
+        several = len(settings.slurm) > 1
+        sources.extend(CommandSource(name, clusters_flag=several) for name in settings.slurm)
+    poll = PollSettings(interval=settings.slurm_interval, stale_after=settings.slurm_stale_after)
+    return JobFeed(sources, poll)
 
 
 def billing_sources(settings: OperatorSettings) -> list[BillingSource]:
@@ -205,9 +247,10 @@ class OperatorThread:
         clock: Callable[[], datetime] = utc_now,
         gpu_sources: tuple[GpuUsageSource, ...] = (),
         vm_inventories: tuple[VMInventory, ...] = (),
+        job_sources: tuple[JobSource, ...] = (),
     ) -> None:
         self.settings = settings
-        self.runtime = build_runtime(settings, clock, gpu_sources, vm_inventories)
+        self.runtime = build_runtime(settings, clock, gpu_sources, vm_inventories, job_sources)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()

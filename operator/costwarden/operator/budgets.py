@@ -29,6 +29,7 @@ from costwarden.engine.evaluation import (
 )
 from costwarden.engine.outcomes import ActionOutcome, first_outcomes, fold, pending_notifications, resumable
 from costwarden.engine.outside import OutsideView
+from costwarden.engine.slurm import SlurmJob, covered_jobs
 from costwarden.engine.thresholds import DESTRUCTIVE_ACTIONS
 from costwarden.engine.vms import VMRecord, covered_vms
 from costwarden.models import (
@@ -43,6 +44,7 @@ from costwarden.models import (
 )
 from costwarden.operator.budgetstate import BudgetFigures, BudgetState
 from costwarden.operator.enforce import act, has_channels, notification, send_notification
+from costwarden.operator.jobactions import waiting_on_slurm
 from costwarden.operator.kube import ObjectRef
 from costwarden.operator.resume import RESUME_ANNOTATION, resume
 from costwarden.operator.runtime import Runtime
@@ -158,6 +160,7 @@ def evaluate(
         covered.append(CoveredPod(pod, runtime.pods.figure(pod, price, now)))
     billing = runtime.billing
     clouds = _cloud_view(runtime, spec, state.status, now)
+    slurm = _slurm_view(runtime, spec, state.status, now)
     decision = evaluate_budget(
         BudgetInput(budget.namespace, budget.name, budget.generation, spec, state.status),
         covered,
@@ -167,13 +170,15 @@ def evaluate(
         billing.truth(budget.namespace, budget.name, spec) if billing is not None else None,
         runtime.pods.price_notes(c.pod.node_name for c in covered if c.pod.node_name),
         clouds,
+        slurm,
     )
     if billing is not None:
         _note_billing(runtime, billing, budget, (covered, state.status, decision), (nodes, now))
     state.covered = frozenset(c.pod.uid for c in covered)
     counts["pods"] += len(covered)
     vms = [c.record for c in clouds.items if isinstance(c.record, VMRecord)] if clouds is not None else []
-    status, to_act = _plan(runtime, state, decision, (covered, vms), pods, now, counts)
+    jobs = [c.record for c in slurm.items if isinstance(c.record, SlurmJob)] if slurm is not None else []
+    status, to_act = _plan(runtime, state, decision, (covered, vms, jobs), pods, now, counts)
     state.replace_status(status)
     new = state.status
     state.figures = BudgetFigures(
@@ -221,11 +226,27 @@ def _cloud_view(
     return OutsideView(vms, problems, feed.all_read())
 
 
+def _slurm_view(
+    runtime: Runtime, spec: CostBudgetSpec, status: CostBudgetStatus, now: datetime
+) -> OutsideView | None:
+    """The budget's covered Slurm jobs and the failing --slurm clusters; None without --slurm."""
+    feed = runtime.slurm
+    if feed is None:
+        return None
+    covers_jobs = spec.slurm is not None or bool(spec.skypilot_cluster)
+    if covers_jobs:
+        feed.want(status.ledger)
+    chosen = covered_jobs(spec, feed.records()) if covers_jobs else []
+    jobs = tuple(feed.covered(job, runtime.prices, now, status.ledger) for job in chosen)
+    problems = feed.problems(runtime.monotonic()) if covers_jobs else ()
+    return OutsideView(jobs, problems, feed.all_read())
+
+
 def _plan(  # noqa: PLR0917
     runtime: Runtime,
     state: BudgetState,
     decision: BudgetDecision,
-    covers: tuple[Sequence[CoveredPod], Sequence[VMRecord]],
+    covers: tuple[Sequence[CoveredPod], Sequence[VMRecord], Sequence[SlurmJob]],
     pods: PodSource,
     now: datetime,
     counts: Counter[str],
@@ -238,7 +259,7 @@ def _plan(  # noqa: PLR0917
     if not pending:
         return status, []
     namespace_pods = pods.pods_in(state.namespace)  # a Kill takes a SkyPilot cluster's other pods too
-    covered, vms = covers
+    covered, vms, jobs = covers
     plans = plan_pending(
         state.namespace,
         spec,
@@ -246,10 +267,11 @@ def _plan(  # noqa: PLR0917
         ([c.pod for c in covered], namespace_pods),
         runtime.limits.enforcement,
         vms=vms,
+        jobs=jobs,
     )
     ready, capped = [], []
     for plan in plans:
-        waiting = waiting_on_clouds(runtime, plan)
+        waiting = waiting_on_clouds(runtime, plan) or waiting_on_slurm(runtime, plan)
         if waiting is not None:
             capped.append(ActionOutcome(plan.record_id, ActionResult.PENDING, waiting))
             counts["cloud_deferred"] += 1

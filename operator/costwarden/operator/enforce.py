@@ -29,6 +29,7 @@ from costwarden.models import Action, CostBudgetSpec, CostBudgetStatus, Notifica
 from costwarden.notify.delivery import Channels
 from costwarden.notify.message import Notification, PodSpend
 from costwarden.operator.budgetstate import BudgetState
+from costwarden.operator.jobactions import act_on_jobs
 from costwarden.operator.kube import KubeError, ObjectRef
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.vmactions import act_on_vms
@@ -82,18 +83,25 @@ async def act(runtime: Runtime, state: BudgetState, plan: ActionPlan, revision: 
 
 
 async def execute(runtime: Runtime, plan: ActionPlan) -> list[TargetResult]:
-    """Pods and workloads first, then the cluster's cloud VMs (``vmactions``)."""
+    """Pods and workloads first, then the cluster's cloud VMs (``vmactions``), then Slurm jobs
+    (``jobactions``)."""
     kube = runtime.kube
     vms = [t for t in plan.targets if t.kind == "VM"]
+    jobs = [t for t in plan.targets if t.kind == "SlurmJob"]
     if plan.action is Action.KILL:
         pods = [t for t in plan.targets if t.kind == "Pod"]
         namespace = pods[0].namespace if pods else ""
         results = await kill_pods(kube, namespace, [t.name for t in pods], plan.grace_period_seconds)
     else:
         act_on = scale_to_zero if plan.action is Action.SCALE else suspend
-        results = [await act_on(kube, t.namespace, t.kind, t.name) for t in plan.targets if t.kind != "VM"]
+        outside = ("VM", "SlurmJob")
+        results = [
+            await act_on(kube, t.namespace, t.kind, t.name) for t in plan.targets if t.kind not in outside
+        ]
     if vms:
         results.extend(await act_on_vms(runtime, plan.action, vms))
+    if jobs:
+        results.extend(await act_on_jobs(runtime, plan.action, jobs, plan.grace_period_seconds))
     return results
 
 

@@ -17,6 +17,7 @@ import kopf
 
 from costwarden.engine.reconcile import BillingSnapshot, factor_lookup
 from costwarden.operator.admission import register_admission
+from costwarden.operator.jobactions import SLURM_TICK, poll_slurm
 from costwarden.operator.kube import bearer_token
 from costwarden.operator.livefeed import refresh_prices
 from costwarden.operator.loops import ClusterView, accrue_all, evaluate_all, run_every
@@ -61,17 +62,25 @@ def _register_login(registry: kopf.OperatorRegistry) -> None:
         )
 
 
-def _cloud_loops(runtime: Runtime) -> list[asyncio.Task[None]]:
-    """The --cloud poll loop, when there is a --cloud."""
-    feed = runtime.vms
-    if feed is None:
-        return []
+def _outside_loops(runtime: Runtime) -> list[asyncio.Task[None]]:
+    """The --cloud and --slurm poll loops, for those the operator reads."""
+    loops = []
+    vms, jobs = runtime.vms, runtime.slurm
+    if vms is not None:
 
-    async def clouds() -> None:
-        await poll_clouds(runtime, feed)
+        async def clouds() -> None:
+            await poll_clouds(runtime, vms)
 
-    tick = min(runtime.settings.cloud_interval, CLOUD_TICK)
-    return [asyncio.create_task(run_every(runtime, tick, "clouds", clouds), name="clouds")]
+        tick = min(runtime.settings.cloud_interval, CLOUD_TICK)
+        loops.append(asyncio.create_task(run_every(runtime, tick, "clouds", clouds), name="clouds"))
+    if jobs is not None:
+
+        async def slurm() -> None:
+            await poll_slurm(runtime, jobs)
+
+        tick = min(runtime.settings.slurm_interval, SLURM_TICK)
+        loops.append(asyncio.create_task(run_every(runtime, tick, "slurm", slurm), name="slurm"))
+    return loops
 
 
 def _register_passes(registry: kopf.OperatorRegistry, view_factory: Any) -> None:
@@ -113,7 +122,7 @@ def _register_passes(registry: kopf.OperatorRegistry, view_factory: Any) -> None
             runtime.factors = factor_lookup(snapshot.factors) if snapshot.factors else None
             runtime.reprice()
 
-        extra = _cloud_loops(runtime)
+        extra = _outside_loops(runtime)
         if runtime.billing is not None:
             extra.append(asyncio.create_task(runtime.billing.run(runtime.acting, reconciled), name="billing"))
         if runtime.price_feeds is not None:

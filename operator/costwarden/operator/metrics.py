@@ -170,6 +170,24 @@ class Metrics:
             ["scope"],
             registry=self.registry,
         )
+        self.slurm_polls = Counter(
+            "costwarden_slurm_polls",
+            "Reads of a --slurm cluster's jobs, by result (complete, failed)",
+            ["cluster", "result"],
+            registry=self.registry,
+        )
+        self.slurm_jobs = Gauge(
+            "costwarden_slurm_jobs",
+            "Slurm jobs known in a --slurm cluster (its last complete read, plus jobs looked up since)",
+            ["cluster"],
+            registry=self.registry,
+        )
+        self.slurm_up = Gauge(
+            "costwarden_slurm_up",
+            "1 when the --slurm cluster's last read was complete and recent enough to act on",
+            ["cluster"],
+            registry=self.registry,
+        )
         self.registry.register(_SnapshotCollector(self))
 
     def publish_pods(

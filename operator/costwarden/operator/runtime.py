@@ -33,6 +33,7 @@ from costwarden.telemetry.samples import GpuUsageSource
 
 if TYPE_CHECKING:  # loaded only when configured: `costwarden run` without them loads no DuckDB or cloud SDK
     from costwarden.operator.billingfeed import BillingFeed
+    from costwarden.operator.jobfeed import JobFeed
     from costwarden.operator.vmfeed import VMFeed
     from costwarden.pricefeeds.refresher import PriceFeeds
 
@@ -108,6 +109,7 @@ class Runtime:
     live: LiveFeed | None = None  # the live prices of the last refresh
     factors: RateFactors | None = None  # the effective-rate factors of the last reconciliation
     vms: VMFeed | None = None  # with --cloud
+    slurm: JobFeed | None = None  # with --slurm
 
     def __post_init__(self) -> None:
         self.limits = Limits.from_settings(self.settings, self.monotonic())
@@ -179,6 +181,8 @@ class Runtime:
             self.billing.buffer.clear()
         if self.vms is not None:
             self.vms.clear()
+        if self.slurm is not None:
+            self.slurm.clear()
         self.evaluated = False
         self.metrics.leader.set(1 if leading else 0)
 

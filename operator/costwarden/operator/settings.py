@@ -51,6 +51,13 @@ class OperatorSettings:
     clouds: tuple[str, ...] = ()  # --cloud values: aws:REGION[,REGION...], gcp:PROJECT, azure:SUBSCRIPTION
     cloud_interval: float = 60.0  # seconds between polls of each cloud scope
     cloud_stale_after: float = 0.0  # no complete poll for this long: no VM action; 0: 3 x cloud_interval
+    # Slurm jobs (docs/slurm.md)
+    slurm: tuple[str, ...] = ()  # --slurm NAME: the Slurm clusters whose jobs budgets may cover
+    slurmrestd_url: str | None = None  # read and act through slurmrestd instead of the client commands
+    slurmrestd_token_file: Path | None = None  # the JWT (a Secret mounted as a file), read on every call
+    slurmrestd_user: str | None = None  # X-SLURM-USER-NAME sent with the token, when the token needs it
+    slurm_interval: float = 30.0  # seconds between reads of each Slurm cluster
+    slurm_stale_after: float = 0.0  # no complete read for this long: no job action; 0: 3 x slurm_interval
     azure_prices_url: str | None = None  # the Retail Prices API; None: the public one (tests, proxies)
     # After the first full passes, move the heap (the cluster's records, compiled specs, ledgers)
     # out of the collector's reach with gc.freeze(): full collections then walk only what passes
