@@ -146,7 +146,7 @@ def job_feed(settings: OperatorSettings, extra: tuple[JobSource, ...] = ()) -> J
                 user=settings.slurmrestd_user,
             )
         )
-    else:
+    elif settings.slurm:  # only extra sources (the demo's simulated Slurm): no client commands
         from costwarden.slurm.commands import CommandSource
 
         several = len(settings.slurm) > 1
