@@ -1,10 +1,11 @@
 """``costwarden top``: a kubectl-like live view of budgets and the most expensive pods.
 
 Everything shown is read from the cluster: budget figures from each CostBudget's status (with
-the count and spend of the cloud VMs of the SkyPilot cluster a budget names, under ``--cloud``), pod
-figures from the spend annotations the operator writes on pods, node prices from the budgets'
-``status.nodePrices``. The rows are built by pure functions (``budget_rows``, ``group_pods``,
-``node_prices``, ``latest_actions``) so they are tested without a cluster; reading and drawing
+the count and spend of the cloud VMs of the SkyPilot cluster a budget names, under ``--cloud``,
+and of the Slurm jobs a budget covers, under ``--slurm``), pod figures from the spend
+annotations the operator writes on pods, node prices from the budgets' ``status.nodePrices``.
+The rows are built by pure functions (``budget_rows``, ``group_pods``, ``node_prices``,
+``latest_actions``) so they are tested without a cluster; reading and drawing
 sit at the bottom of this module.
 """
 
@@ -52,6 +53,10 @@ class BudgetRow:
     # the operator watches no cloud (--cloud) or the budget names no cluster (it covers no VM).
     vms: int | None = None
     vm_spend: Decimal | None = None
+    # Slurm jobs the budget covers (status.slurmJobs / slurmSpend, part of spend); None when the
+    # operator reads no Slurm (--slurm) or the budget has no spec.slurm and names no cluster.
+    slurm_jobs: int | None = None
+    slurm_spend: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +114,12 @@ def budget_row(body: Mapping[str, Any]) -> BudgetRow:
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
     status = body.get("status") or {}
-    vms, vm_spend = _vm_figures(spec, status)
+    vms, vm_spend = _outside_figures(spec.get("skypilotCluster"), status.get("vms"), status.get("vmSpend"))
+    slurm_jobs, slurm_spend = _outside_figures(
+        spec.get("slurm") is not None or spec.get("skypilotCluster"),
+        status.get("slurmJobs"),
+        status.get("slurmSpend"),
+    )
     return BudgetRow(
         namespace=str(meta.get("namespace", "")),
         name=str(meta.get("name", "")),
@@ -125,17 +135,21 @@ def budget_row(body: Mapping[str, Any]) -> BudgetRow:
         wasted=_money(status.get("wastedSpend")),
         vms=vms,
         vm_spend=vm_spend,
+        slurm_jobs=slurm_jobs,
+        slurm_spend=slurm_spend,
     )
 
 
-def _vm_figures(spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[int | None, Decimal | None]:
-    """A row's VM count and VM spend: None where the operator wrote none (it watches no cloud),
-    and where the budget names no SkyPilot cluster and no VM spent anything (under ``--cloud``
-    every budget gets 0 and 0, though only one naming a cluster can cover a VM)."""
-    count, spend = status.get("vms"), parse_decimal(status.get("vmSpend"))
-    if not spec.get("skypilotCluster") and not count and not spend:
+def _outside_figures(can_cover: object, count: object, spend: object) -> tuple[int | None, Decimal | None]:
+    """A row's count and spend of VMs (``vms`` / ``vmSpend``) or of Slurm jobs (``slurmJobs`` /
+    ``slurmSpend``): None where the operator wrote none (it watches no cloud / reads no Slurm),
+    and where the budget cannot cover one (``can_cover`` false: no SkyPilot cluster named, for
+    Slurm no ``spec.slurm`` either) and none spent anything (under ``--cloud`` or ``--slurm``
+    every budget gets 0 and 0)."""
+    money = parse_decimal(spend)
+    if not can_cover and not count and not money:
         return None, None
-    return (int(count) if count is not None else None), spend
+    return (int(count) if isinstance(count, int | float) else None), money
 
 
 def budget_rows(bodies: Iterable[Mapping[str, Any]]) -> list[BudgetRow]:
@@ -302,27 +316,42 @@ def count_or_dash(value: int | None) -> str:
     return "-" if value is None else str(value)
 
 
+_BUDGET_COLUMNS = (
+    "NAMESPACE",
+    "NAME",
+    "SPEND",
+    "LIMIT",
+    "USED",
+    "RATE",
+    "GPU%",
+    "WASTED",
+    "PHASE",
+    "EXHAUSTS",
+    "PODS",
+    "VMS",
+    "VM SPEND",
+)
+_SLURM_COLUMNS = ("SLURM JOBS", "SLURM SPEND")
+_TEXT_COLUMNS = frozenset({"NAMESPACE", "NAME", "PHASE", "EXHAUSTS"})
+
+
+def has_slurm(rows: Iterable[BudgetRow]) -> bool:
+    """Whether any row has Slurm figures (the operator reads Slurm and a budget can cover jobs)."""
+    return any(row.slurm_jobs is not None or row.slurm_spend is not None for row in rows)
+
+
 def budgets_table(rows: Iterable[BudgetRow], title: str = "CostBudgets") -> Table:
+    """One row per budget; the SLURM JOBS and SLURM SPEND columns only when some row has Slurm
+    figures (where the operator reads no Slurm they would be all ``-``: the table stays as wide
+    as before)."""
+    rows = list(rows)
+    slurm = has_slurm(rows)
     table = Table(title=title, title_justify="left", expand=False)
-    for name in (
-        "NAMESPACE",
-        "NAME",
-        "SPEND",
-        "LIMIT",
-        "USED",
-        "RATE",
-        "GPU%",
-        "WASTED",
-        "PHASE",
-        "EXHAUSTS",
-        "PODS",
-        "VMS",
-        "VM SPEND",
-    ):
-        numeric = name in ("SPEND", "LIMIT", "USED", "RATE", "GPU%", "WASTED", "PODS", "VMS", "VM SPEND")
-        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+    for name in (*_BUDGET_COLUMNS, *(_SLURM_COLUMNS if slurm else ())):
+        table.add_column(name, justify="left" if name in _TEXT_COLUMNS else "right", no_wrap=True)
     for row in rows:
         style = _PHASE_STYLE.get(row.phase, "")
+        slurm_cells = (count_or_dash(row.slurm_jobs), usd_or_dash(row.slurm_spend)) if slurm else ()
         table.add_row(
             row.namespace,
             row.name,
@@ -337,6 +366,7 @@ def budgets_table(rows: Iterable[BudgetRow], title: str = "CostBudgets") -> Tabl
             str(row.pods),
             count_or_dash(row.vms),
             usd_or_dash(row.vm_spend),
+            *slurm_cells,
         )
     return table
 

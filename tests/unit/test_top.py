@@ -313,6 +313,118 @@ def test_render_shows_vms_and_vm_spend_columns_with_a_dash_where_there_are_none(
     assert row("killed")[-3:] == ["0", "0", "98.50"]  # its VMs terminated, their spend stays
 
 
+def slurm_budget(
+    name: str, slurm: dict[str, str] | None, cluster: str | None = None, **status: Any
+) -> dict[str, Any]:
+    body = vm_budget(name, cluster, **status)
+    if slurm is not None:
+        body["spec"]["slurm"] = slurm
+    return body
+
+
+def test_budget_row_reads_the_slurm_jobs_and_slurm_spend_of_a_budget_that_covers_jobs():
+    row = budget_row(slurm_budget("hpc", {"account": "nlp"}, spend=95.5, slurmJobs=2, slurmSpend=80.25))
+    assert (row.slurm_jobs, row.slurm_spend, row.spend) == (2, Decimal("80.25"), Decimal("95.5"))
+    assert (row.vms, row.vm_spend) == (None, None)  # the VM columns keep their own rule
+    # its jobs cancelled: none live, their spend stays
+    gone = budget_row(slurm_budget("hpc", {"account": "nlp"}, slurmJobs=0, slurmSpend=122.05))
+    assert (gone.slurm_jobs, gone.slurm_spend) == (0, Decimal("122.05"))
+    # slurm: {} covers every job of every cluster: zero, not unknown
+    every = budget_row(slurm_budget("all", {}, slurmJobs=0, slurmSpend=0))
+    assert (every.slurm_jobs, every.slurm_spend) == (0, Decimal(0))
+    # a budget naming a SkyPilot cluster covers its job on Slurm: zero, not unknown
+    sky = budget_row(slurm_budget("sky", None, "llama-pretrain", slurmJobs=0, slurmSpend=0, vms=0, vmSpend=0))
+    assert (sky.slurm_jobs, sky.slurm_spend, sky.vms, sky.vm_spend) == (0, Decimal(0), 0, Decimal(0))
+
+
+@pytest.mark.parametrize(
+    ("slurm", "cluster", "status"),
+    [
+        ({"account": "nlp"}, None, {"spend": 10}),  # the operator reads no Slurm: it writes neither
+        (None, "llama-pretrain", {"spend": 10}),
+        (None, None, {"spend": 10}),
+        (None, None, {"spend": 10, "slurmJobs": 0, "slurmSpend": 0}),  # --slurm, but it covers no job
+    ],
+)
+def test_budget_row_has_no_slurm_figures_where_the_budget_cannot_have_jobs(slurm, cluster, status):
+    row = budget_row(slurm_budget("b", slurm, cluster, **status))
+    assert (row.slurm_jobs, row.slurm_spend) == (None, None)
+
+
+def test_budget_row_keeps_slurm_figures_the_status_holds_though_the_spec_covers_no_job():
+    """A budget whose spec.slurm was removed keeps its jobs' spend in its ledger this period."""
+    row = budget_row(slurm_budget("b", None, slurmJobs=0, slurmSpend=7.5))
+    assert (row.slurm_jobs, row.slurm_spend) == (0, Decimal("7.5"))
+
+
+def budgets_text(bodies: tuple[dict[str, Any], ...]) -> list[str]:
+    out = io.StringIO()
+    Console(file=out, width=260).print(render(Snapshot(budgets=bodies, pods=()), "cluster"))
+    return out.getvalue().splitlines()
+
+
+def header_cells(lines: list[str]) -> list[str]:
+    header = next(line for line in lines if "NAMESPACE" in line and "PHASE" in line)
+    return [c.strip() for c in header.strip("│┃ ").split("┃")]
+
+
+def test_render_shows_slurm_columns_with_a_dash_where_a_budget_covers_no_job():
+    bodies = (
+        slurm_budget(
+            "hpc",
+            {"cluster": "hpc", "account": "nlp"},
+            spend=122.05,
+            percentUsed=101.7,
+            pods=0,
+            slurmJobs=0,
+            slurmSpend=122.05,
+        ),
+        slurm_budget(
+            "gpu", {"partition": "gpu"}, spend=30, percentUsed=30, pods=0, slurmJobs=3, slurmSpend=30
+        ),
+        slurm_budget(
+            "pretrain",
+            None,
+            "llama-pretrain",
+            spend=394.74,
+            percentUsed=112.8,
+            pods=0,
+            vms=2,
+            vmSpend=260.89,
+            slurmJobs=0,
+            slurmSpend=0,
+        ),
+        slurm_budget(
+            "sweep", None, spend=125.5, percentUsed=50.2, pods=4, vms=0, vmSpend=0, slurmJobs=0, slurmSpend=0
+        ),
+    )
+    lines = budgets_text(bodies)
+    assert header_cells(lines)[-5:] == ["PODS", "VMS", "VM SPEND", "SLURM JOBS", "SLURM SPEND"]
+
+    def row(name: str) -> list[str]:
+        line = next(line for line in lines if f" {name} " in line)
+        return [c.strip() for c in line.strip("│┃ ").split("│")]
+
+    assert row("hpc")[2] == "122.05"  # SPEND is pods, VMs and jobs together
+    assert row("hpc")[-5:] == ["0", "-", "-", "0", "122.05"]  # its jobs cancelled, their spend stays
+    assert row("gpu")[-2:] == ["3", "30.00"]
+    assert row("pretrain")[-4:] == ["2", "260.89", "0", "0.00"]
+    assert row("sweep")[-4:] == ["-", "-", "-", "-"]
+
+
+def test_render_leaves_the_slurm_columns_out_where_no_budget_has_slurm_figures():
+    """Without --slurm every cell would be '-': the table keeps its width."""
+    bodies = (
+        slurm_budget("hpc", {"account": "nlp"}, spend=3, percentUsed=1, pods=0),  # no --slurm
+        vm_budget(
+            "pretrain", "llama-pretrain", spend=394.74, percentUsed=112.8, pods=0, vms=2, vmSpend=260.89
+        ),
+    )
+    lines = budgets_text(bodies)
+    assert header_cells(lines)[-3:] == ["PODS", "VMS", "VM SPEND"]
+    assert not any("SLURM" in line for line in lines)
+
+
 def test_gpu_utilisation_and_waste_are_shown_gpu_weighted():
     row = budget_row(budget("sweep", gpuUtilization=41.5, wastedSpend=12.25))
     assert (row.gpu_utilization, row.wasted) == (Decimal("41.5"), Decimal("12.25"))
