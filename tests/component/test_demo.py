@@ -22,7 +22,10 @@ from costwarden.demo.clock import AcceleratedClock
 from costwarden.demo.cloud import SPOT, CloudCall, SimulatedCloud, skypilot_tags
 from costwarden.demo.runner import DemoOptions, run_demo
 from costwarden.demo.shapes import BUDGET_API
+from costwarden.demo.slurm import MIN_JOB_AGE, SimulatedSlurm, SlurmCall
 from costwarden.demo.view import action_label
+from costwarden.engine.slurm import ENDED, PENDING, SUSPENDED, SlurmJob
+from costwarden.engine.slurm import RUNNING as JOB_RUNNING
 from costwarden.engine.vms import RUNNING, STOPPED, TERMINATED
 from costwarden.records import format_time
 from costwarden.sim.testing import ThreadedSimCluster
@@ -34,8 +37,10 @@ BUDGETS = {
     "serving/llm-serving",
     "research/research-monthly",
     "training/llama-pretrain",
+    "slurm/research-hpc",
 }
 PRETRAIN = "training/llama-pretrain"
+HPC_BUDGET = "slurm/research-hpc"
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -56,7 +61,7 @@ def test_demo_runs_the_scenario_with_the_real_operator_and_charts_it(tmp_path):
     assert result.chart == tmp_path / "spend.png"
     width, height = png_size(result.chart)
     assert width >= 1200 and height >= 700
-    assert result.chart.stat().st_size > 40_000  # five panels with curves, not an empty figure
+    assert result.chart.stat().st_size > 40_000  # six panels with curves, not an empty figure
 
     summary = {f"{row.namespace}/{row.name}": row for row in result.budgets}
     assert set(summary) == BUDGETS
@@ -110,6 +115,40 @@ def test_demo_runs_the_scenario_with_the_real_operator_and_charts_it(tmp_path):
     for other in ("lr-sweep", "finetune-llama", "research-monthly"):  # no cloud VM reached them
         assert not summary[f"research/{other}"].vm_spend
 
+    # The Slurm scene: the research team's budget (spec.slurm: cluster hpc, account nlp-research)
+    # covered its two jobs; at the limit its Kill sent TERM to both, waited the grace period and
+    # cancelled them by id, while another account's job on the same cluster kept running.
+    jobs = {job.name: job for job in result.slurm_jobs}
+    assert set(jobs) == {"pretrain-7b", "eval-sweep", "md-sim"}
+    pretrain_7b, sweep, md_sim = jobs["pretrain-7b"], jobs["eval-sweep"], jobs["md-sim"]
+    assert (pretrain_7b.state, pretrain_7b.slurm_state) == (ENDED, "CANCELLED")
+    assert (sweep.state, sweep.slurm_state) == (ENDED, "CANCELLED")
+    assert (md_sim.state, md_sim.account) == (JOB_RUNNING, "chem-sim")  # the decoy: untouched
+    assert sweep.started is not None and sweep.started - scenario.DEMO_START >= scenario.HPC_EVAL_STARTS
+    covered = {pretrain_7b.job_id, sweep.job_id}
+    signals, cancels = result.slurm_calls[:2], result.slurm_calls[2:]
+    assert [(c.verb, c.signal, c.ok, c.message) for c in signals] == [
+        ("signal", "TERM", True, "signalled TERM")
+    ] * 2
+    assert [(c.verb, c.ok, c.message) for c in cancels] == [("cancel", True, "cancelled")] * 2
+    assert {c.job_id for c in signals} == {c.job_id for c in cancels} == covered  # by id, only these
+    term_at, cancel_at = max(c.at for c in signals if c.at), min(c.at for c in cancels if c.at)
+    assert cancel_at - term_at >= timedelta(seconds=0.9 * speed)  # the budget's 1 s grace, in demo time
+    assert pretrain_7b.ended == cancel_at
+    hpc = summary[HPC_BUDGET]
+    assert hpc.slurm_jobs == 0  # both cancelled: none live...
+    assert hpc.slurm_spend is not None and hpc.slurm_spend >= Decimal(120)  # ...their spend stays
+    assert hpc.spend == hpc.slurm_spend and hpc.pods == 0 and hpc.vm_spend is None
+    assert actions[HPC_BUDGET, "threshold", "Notify"].result == "Done"
+    hpc_kill = actions[HPC_BUDGET, "threshold", "Kill"]
+    assert hpc_kill.result == "Done"
+    assert set(hpc_kill.targets) == {f"SlurmJob/hpc:{job_id}" for job_id in covered}
+    assert not any(md_sim.job_id in target for a in result.actions for target in a.targets)
+    assert any(f"⚙ {HPC_BUDGET}: 2 live Slurm jobs" in line for line in result.log)
+    assert any(f"✗ Slurm job hpc:{pretrain_7b.job_id}" in line and "CANCELLED" in line for line in result.log)
+    assert summary[PRETRAIN].slurm_spend == 0  # names a SkyPilot cluster: could cover a job, covers none
+    assert summary["research/lr-sweep"].slurm_spend is None  # no spec.slurm, no cluster: covers none
+
     text = out.getvalue()
     assert "Summary" in text
     assert f"Chart: {result.chart.resolve()}" in text
@@ -117,6 +156,8 @@ def test_demo_runs_the_scenario_with_the_real_operator_and_charts_it(tmp_path):
         assert key in text
     assert "VM SPEND" in text and f"{pretrain.vm_spend:,.2f}" in text
     assert "Cloud VMs (simulated aws:us-east-1)" in text and decoy.vm_id in text
+    assert "SLURM SPEND" in text and f"{hpc.slurm_spend:,.2f}" in text
+    assert "Slurm jobs (simulated cluster hpc)" in text and "md-sim" in text
 
 
 def test_demo_and_top_are_commands():
@@ -245,6 +286,97 @@ def test_simulated_cloud_lists_skypilot_vms_and_acts_only_on_the_claimed_cluster
     assert not cloud.describe([other_scope]).complete
     assert [c.verb for c in cloud.calls()] == ["terminate"] * 3 + ["stop"] * 2 + ["terminate"] * 3
     assert STOPPED not in states.values()  # the stopped worker was terminated after
+
+
+def test_simulated_slurm_lists_like_squeue_and_acts_only_by_id_on_its_own_jobs():
+    now = [scenario.DEMO_START]
+    slurm = SimulatedSlurm("hpc", lambda: now[0])
+    alloc = {"partition": "gpu", "cpus": 32, "memory_gib": 256, "gpu_type": "h100", "at": now[0]}
+    ours = slurm.submit("train", user="alice", account="ml", gpus=8, nodes=("gpu-01",), **alloc)
+    queued = slurm.submit("train", user="alice", account="ml", gpus=4, **alloc)
+    theirs = slurm.submit("train", user="dave", account="chem", gpus=8, nodes=("gpu-02",), **alloc)
+    assert slurm.cluster == "hpc" and len({ours.job_id, queued.job_id, theirs.job_id}) == 3
+    assert (ours.state, ours.gpus, ours.cpus, ours.memory_gib, ours.started) == (
+        JOB_RUNNING,
+        8,
+        32,
+        Decimal(256),
+        now[0],
+    )
+    assert (queued.state, queued.gpus, queued.cpus, queued.started) == (
+        PENDING,
+        0,
+        0,
+        None,
+    )  # nothing allocated
+
+    # Another cluster's record and an id this cluster never had: left alone, never matched by name.
+    elsewhere = SlurmJob("other", ours.job_id, "train", "alice", "ml", "gpu", JOB_RUNNING, "RUNNING")
+    unknown = SlurmJob("hpc", "999", "train", "alice", "ml", "gpu", JOB_RUNNING, "RUNNING")
+    assert [(a.ok, a.message) for a in slurm.cancel([elsewhere, unknown])] == [
+        (False, "a job of cluster other, not hpc: left alone"),
+        (False, "Invalid job id specified"),
+    ]
+    assert [(a.ok, a.message) for a in slurm.signal([ours, queued], "TERM")] == [
+        (True, "signalled TERM"),
+        (False, "job is pending execution: not signalled"),
+    ]
+    assert {job.job_id: job.state for job in slurm.jobs().jobs} == {
+        ours.job_id: JOB_RUNNING,  # TERM: it checkpoints and keeps running until cancelled
+        queued.job_id: PENDING,
+        theirs.job_id: JOB_RUNNING,
+    }
+    assert [(a.ok, a.message) for a in slurm.suspend([queued])] == [(True, "held")]
+    assert slurm.start(queued.job_id, ("gpu-03",), now[0]).state == PENDING  # held: not started
+
+    now[0] += timedelta(minutes=10)
+    assert [(a.ok, a.message) for a in slurm.cancel([ours, ours])] == [
+        (True, "cancelled"),
+        (True, "already ended (CANCELLED)"),
+    ]
+    listed = {job.job_id: job for job in slurm.jobs().jobs}
+    assert (listed[ours.job_id].state, listed[ours.job_id].ended) == (ENDED, now[0])
+    assert listed[theirs.job_id].state == JOB_RUNNING  # same name, same user's cluster: untouched
+    now[0] += MIN_JOB_AGE
+    assert ours.job_id not in {job.job_id for job in slurm.jobs().jobs}  # left squeue...
+    (found,) = slurm.history([ours.job_id, "999"]).jobs  # ...accounting still has it
+    assert (found.job_id, found.slurm_state, found.ended) == (ours.job_id, "CANCELLED", now[0] - MIN_JOB_AGE)
+    assert slurm.suspend([theirs])[0].message == "suspended"
+    assert {job.job_id: job.state for job in slurm.all_jobs()}[theirs.job_id] == SUSPENDED
+    assert [c.verb for c in slurm.calls()] == [
+        "cancel",
+        "cancel",
+        "signal",
+        "signal",
+        "suspend",
+        "cancel",
+        "cancel",
+        "suspend",
+    ]
+    assert slurm.calls()[2] == SlurmCall("signal", ours.job_id, True, "signalled TERM", "TERM")
+
+
+def test_chart_splits_pod_vm_and_slurm_spend_and_labels_a_slurm_only_budget(tmp_path):
+    history = History()
+    history.series("ns/mixed", Decimal(300), [(Decimal(100), "Kill")])
+    history.series("ns/jobs", Decimal(120), [(Decimal(100), "Kill")])
+    for hour in (1.0, 2.0, 3.0):
+        history.sample("ns/mixed", hour, Decimal(60 * hour), Decimal(0), Decimal(20 * hour))
+        history.sample("ns/jobs", hour, Decimal(30 * hour), None, Decimal(30 * hour))
+    history.sample("ns/jobs", 3.0, Decimal(91), None, Decimal(91))  # same time: both replaced
+    assert history.budgets["ns/mixed"].slurm_samples[-1] == (3.0, Decimal(60))
+    assert history.budgets["ns/jobs"].slurm_samples == [
+        (1.0, Decimal(30)),
+        (2.0, Decimal(60)),
+        (3.0, Decimal(91)),
+    ]
+    assert history.budgets["ns/jobs"].vm_samples == []
+    split = render_chart(history, tmp_path / "split.png", ChartStyle("test"))
+    for series in history.budgets.values():
+        series.slurm_samples.clear()
+    plain = render_chart(history, tmp_path / "plain.png", ChartStyle("test"))
+    assert png_size(split) == png_size(plain)
+    assert split.read_bytes() != plain.read_bytes()  # the split curves, the "(Slurm jobs)" label
 
 
 P5_PRICE = {
@@ -384,6 +516,10 @@ def test_demo_against_a_given_cluster_seeds_nothing_and_reports_what_the_operato
 
     assert after == before  # no scenario objects added, no timeline applied
     assert {f"{row.namespace}/{row.name}" for row in result.budgets} == BUDGETS
-    assert all(row.spend > 0 for row in result.budgets)  # two hours of GPUs, priced at once
+    rows = {f"{row.namespace}/{row.name}": row for row in result.budgets}
+    hpc = rows.pop(HPC_BUDGET)
+    assert (hpc.spend, hpc.slurm_spend) == (Decimal(0), None)  # the operator reads no Slurm here
+    assert all(row.spend > 0 for row in rows.values())  # two hours of GPUs, priced at once
+    assert result.slurm_jobs == [] and result.slurm_calls == []
     assert "research/lr-sweep-trial-0-2ea4-head" in result.annotated_pods
     assert png_size(result.chart)[0] > 500

@@ -2,8 +2,9 @@
 
 ``History`` collects samples as the demo runs (Decimal in, floats only for drawing);
 ``render_chart`` draws one panel per budget with matplotlib's Agg backend into a PNG. A budget
-whose cloud VMs spent anything (``status.vmSpend``) also gets its spend split in two thinner
-curves: on pods and on VMs.
+whose cloud VMs (``status.vmSpend``) or Slurm jobs (``status.slurmSpend``) spent anything gets
+its spend split in thinner curves, one per part that spent: on pods, on VMs, on Slurm jobs; a
+budget whose whole spend is one such part (Slurm jobs only) gets its spend curve labelled so.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class BudgetSeries:
     thresholds: list[tuple[Decimal, str]] = field(default_factory=list)  # (percent, action)
     samples: list[tuple[float, Decimal]] = field(default_factory=list)  # (hours, spend)
     vm_samples: list[tuple[float, Decimal]] = field(default_factory=list)  # (hours, of which VMs)
+    slurm_samples: list[tuple[float, Decimal]] = field(default_factory=list)  # (hours, of which Slurm)
     marks: dict[str, Mark] = field(default_factory=dict)  # by action id (or event title)
     from_zero: bool = True  # the curve starts at (0, 0): spend began when the chart did
 
@@ -56,28 +58,38 @@ class History:
         found.limit = limit
         return found
 
-    def sample(self, key: str, hours: float, spend: Decimal, vm_spend: Decimal | None = None) -> None:
-        """Add a sample (and what of it VMs spent, when known); a later figure for the same time
-        replaces it, an earlier one is dropped.
+    def sample(
+        self,
+        key: str,
+        hours: float,
+        spend: Decimal,
+        vm_spend: Decimal | None = None,
+        slurm_spend: Decimal | None = None,
+    ) -> None:
+        """Add a sample (and what of it VMs and Slurm jobs spent, when known); a later figure for
+        the same time replaces it, an earlier one is dropped.
 
         Zero figures before the first real one are dropped: they come from evaluations before the
         operator had priced the pods.
         """
         series = self.budgets[key]
-        samples, vms = series.samples, series.vm_samples
+        samples = series.samples
         if not samples and not spend:
             return
-        if samples and samples[-1][0] >= hours:
-            if samples[-1][0] == hours:
-                samples[-1] = (hours, spend)
-                if vm_spend is not None and vms and vms[-1][0] == hours:
-                    vms[-1] = (hours, vm_spend)
-                elif vm_spend is not None:
-                    vms.append((hours, vm_spend))
+        if samples and samples[-1][0] > hours:
             return
-        samples.append((hours, spend))
-        if vm_spend is not None:
-            vms.append((hours, vm_spend))
+        same = bool(samples) and samples[-1][0] == hours
+        if same:
+            samples[-1] = (hours, spend)
+        else:
+            samples.append((hours, spend))
+        for part, value in ((series.vm_samples, vm_spend), (series.slurm_samples, slurm_spend)):
+            if value is None:
+                continue
+            if same and part and part[-1][0] == hours:
+                part[-1] = (hours, value)
+            else:
+                part.append((hours, value))
 
     def mark(self, key: str, mark_id: str, mark: Mark) -> bool:
         """Remember or update the mark of ``mark_id`` (a result may change); True when it is new."""
@@ -141,7 +153,7 @@ def _panel(axes: Axes, budget: tuple[str, BudgetSeries], end: float, style: Char
         points.insert(0, (0.0, 0.0))
     marker = "o" if len(points) == 1 else None  # a lone sample is a dot, not an invisible line
     xs, ys = [x for x, _ in points], [y for _, y in points]
-    axes.plot(xs, ys, color="black", linewidth=2, marker=marker, label="spend")
+    axes.plot(xs, ys, color="black", linewidth=2, marker=marker, label=_spend_label(series))
     split = _split(axes, series, scale)
     axes.axhline(limit, color="tab:red", linestyle="--", linewidth=1.5, label=f"limit {limit:,.2f} USD")
     for percent, action in series.thresholds:
@@ -165,15 +177,28 @@ def _panel(axes: Axes, budget: tuple[str, BudgetSeries], end: float, style: Char
     axes.legend(loc="lower right", fontsize=8, ncols=2 if split else 1)  # a split panel's is longer
 
 
+_PARTS = (("on pods", "tab:cyan"), ("on VMs", "tab:purple"), ("on Slurm jobs", "tab:brown"))
+
+
 def _split(axes: Axes, series: BudgetSeries, scale: float) -> bool:
-    """Pod spend and VM spend as two thinner curves, for a budget whose VMs spent anything;
-    whether it drew them."""
-    if not any(value for _, value in series.vm_samples):
-        return False
+    """Pod spend, VM spend and Slurm spend as thinner curves (each part that spent anything),
+    for a budget whose VMs or Slurm jobs spent anything; whether it drew them. A budget whose
+    whole spend is one outside part draws no split: its spend curve is that part."""
     total = dict(series.samples)
-    vms = [(at, value) for at, value in series.vm_samples if at in total]
-    pods = [(at, total[at] - value) for at, value in vms]
-    for points, colour, label in ((pods, "tab:cyan", "on pods"), (vms, "tab:purple", "on VMs")):
+    vms, jobs = dict(series.vm_samples), dict(series.slurm_samples)
+    if not any(vms.values()) and not any(jobs.values()):
+        return False
+    zero = Decimal(0)
+    times = [at for at in total if at in vms or at in jobs]
+    parts = [
+        [(at, total[at] - vms.get(at, zero) - jobs.get(at, zero)) for at in times],
+        [(at, vms[at]) for at in times if at in vms],
+        [(at, jobs[at]) for at in times if at in jobs],
+    ]
+    spent = [(points, part) for points, part in zip(parts, _PARTS, strict=True) if any(v for _, v in points)]
+    if len(spent) < 2:
+        return False
+    for points, (label, colour) in spent:
         xs = [at * scale for at, _ in points]
         ys = [float(value) for _, value in points]
         if series.from_zero:
@@ -181,6 +206,15 @@ def _split(axes: Axes, series: BudgetSeries, scale: float) -> bool:
             ys.insert(0, 0.0)
         axes.plot(xs, ys, color=colour, linewidth=1.3, linestyle="--", label=label)
     return True
+
+
+def _spend_label(series: BudgetSeries) -> str:
+    """``spend``, or ``spend (Slurm jobs)`` for a budget whose spend is all its Slurm jobs' (or VMs')."""
+    last = series.samples[-1][1] if series.samples else Decimal(0)
+    for part, what in ((series.slurm_samples, "Slurm jobs"), (series.vm_samples, "VMs")):
+        if last and part and part[-1][1] == last:
+            return f"spend ({what})"
+    return "spend"
 
 
 def _marks(axes: Axes, series: BudgetSeries, scale: float) -> None:

@@ -7,9 +7,11 @@ real time instead and only watches: nothing is seeded.
 
 The view reads the cluster through the API like ``costwarden top`` does, so it shows whatever
 the operator recorded: budget status (with the VMs and VM spend of budgets that follow a SkyPilot
-cluster onto cloud VMs), ``status.actions`` (Done, DryRun, Skipped, Pending...), pod annotations,
-and pods disappearing when an action removes them. In simulated mode it also reads the demo's
-simulated cloud region (``demo.cloud``) directly: the VMs launched, stopped or terminated there.
+cluster onto cloud VMs, and the Slurm jobs and Slurm spend of budgets over Slurm jobs),
+``status.actions`` (Done, DryRun, Skipped, Pending...), pod annotations, and pods disappearing
+when an action removes them. In simulated mode it also reads the demo's simulated cloud region
+(``demo.cloud``) and Slurm cluster (``demo.slurm``) directly: the VMs launched, stopped or
+terminated there, and the jobs submitted, started, signalled and cancelled.
 """
 
 from __future__ import annotations
@@ -32,17 +34,22 @@ from costwarden.demo import scenario
 from costwarden.demo.chart import ChartStyle, History, Mark, render_chart
 from costwarden.demo.clock import AcceleratedClock
 from costwarden.demo.cloud import CloudCall, SimulatedCloud
+from costwarden.demo.slurm import SimulatedSlurm, SlurmCall
 from costwarden.demo.view import (
     Frame,
     action_hours,
     action_label,
     hours_text,
+    job_allocation,
     render_live,
+    slurm_table,
     status_line,
     summary_table,
     vm_role,
     vms_table,
 )
+from costwarden.engine.slurm import RUNNING as JOB_RUNNING
+from costwarden.engine.slurm import SlurmJob
 from costwarden.engine.vms import VMRecord
 from costwarden.records import format_time, parse_decimal, parse_time
 from costwarden.top import (
@@ -81,6 +88,8 @@ class DemoResult:
     log: list[str] = field(default_factory=list)
     vms: list[VMRecord] = field(default_factory=list)  # the simulated cloud's VMs at the end
     cloud_calls: list[CloudCall] = field(default_factory=list)  # stops/terminates the operator asked for
+    slurm_jobs: list[SlurmJob] = field(default_factory=list)  # the simulated Slurm's jobs at the end
+    slurm_calls: list[SlurmCall] = field(default_factory=list)  # signals/cancels/suspends asked for
 
 
 class Tracker:
@@ -97,6 +106,9 @@ class Tracker:
         self._action_results: dict[str, str] = {}
         self._vm_states: dict[str, str] = {}  # VM id -> state, as last seen
         self._budget_vms: dict[str, int] = {}  # budget key -> status.vms, as last seen
+        self._job_states: dict[str, str] = {}  # Slurm job key -> Slurm state, as last seen
+        self._slurm_calls = 0  # calls to the simulated Slurm already logged
+        self._budget_jobs: dict[str, int] = {}  # budget key -> status.slurmJobs, as last seen
         self._printed = 0
 
     def event(self, step: scenario.Step, now: datetime) -> None:
@@ -148,6 +160,31 @@ class Tracker:
                 self.log.append(f"{stamp} ✗ VM {vm.vm_id} ({what}) {vm.state}")
             self._vm_states[vm.vm_id] = vm.state
 
+    def observe_slurm(self, jobs: Sequence[SlurmJob], calls: Sequence[SlurmCall]) -> None:
+        """Log Slurm jobs submitted, jobs whose state changed (started, suspended, cancelled) and
+        the operator's signals and cancels (each job's answer)."""
+        stamp = hours_text(self.clock.hours())
+        for call in calls[self._slurm_calls :]:
+            what = f"{call.verb} {call.signal}" if call.signal else call.verb
+            mark = "⚑" if call.ok else "⚠"
+            self.log.append(f"{stamp} {mark} Slurm: {what} job {call.job_id}: {call.message}")
+        self._slurm_calls = len(calls)
+        for job in jobs:
+            before = self._job_states.get(job.key)
+            who = f"{job.name}, {job.user}/{job.account or '-'}"
+            if before is None:
+                held = f" on {','.join(job.nodes)}" if job.nodes else " in the queue"
+                self.log.append(
+                    f"{stamp} ✚ Slurm job {job.cluster}:{job.job_id} ({who}) {job.slurm_state}{held}"
+                )
+            elif before != job.slurm_state:
+                mark = "✗" if job.is_terminal else "▷"
+                alloc = f": {job_allocation(job)}" if job.state == JOB_RUNNING else ""
+                self.log.append(
+                    f"{stamp} {mark} Slurm job {job.cluster}:{job.job_id} ({who}) {job.slurm_state}{alloc}"
+                )
+            self._job_states[job.key] = job.slurm_state
+
     def _sample(self, body: Mapping[str, Any], now_hours: float) -> None:
         meta, spec, status = body.get("metadata") or {}, body.get("spec") or {}, body.get("status") or {}
         key = f"{meta.get('namespace')}/{meta.get('name')}"
@@ -163,8 +200,10 @@ class Tracker:
         fresh = evaluated is not None and evaluated >= self.clock.start
         hours = self.clock.hours(evaluated) if evaluated is not None and fresh else now_hours
         vm_spend = parse_decimal(status.get("vmSpend"))
-        self.history.sample(key, hours, spend, vm_spend)
+        slurm_spend = parse_decimal(status.get("slurmSpend"))
+        self.history.sample(key, hours, spend, vm_spend, slurm_spend)
         self._follow_vms(key, status, hours)
+        self._follow_jobs(key, status, hours)
 
     def _follow_vms(self, key: str, status: Mapping[str, Any], hours: float) -> None:
         """Log when the number of VMs a budget covers changes (it followed its cluster onto VMs)."""
@@ -178,6 +217,20 @@ class Tracker:
         self.log.append(
             f"{hours_text(hours)} ☁ {key}: {count} live VM{'s' if count != 1 else ''}, "
             f"spend {usd(vm_spend)} on VMs + {usd(pods)} on pods, rate {rate}"
+        )
+
+    def _follow_jobs(self, key: str, status: Mapping[str, Any], hours: float) -> None:
+        """Log when the number of live Slurm jobs a budget covers changes."""
+        count = status.get("slurmJobs")
+        if not isinstance(count, int) or count == self._budget_jobs.get(key, 0):
+            return
+        self._budget_jobs[key] = count
+        jobs = parse_decimal(status.get("slurmSpend")) or Decimal(0)
+        spend = parse_decimal(status.get("spend")) or Decimal(0)
+        rate = per_hour(parse_decimal(status.get("hourlyRate")) or Decimal(0))
+        self.log.append(
+            f"{hours_text(hours)} ⚙ {key}: {count} live Slurm job{'s' if count != 1 else ''}, "
+            f"spend {usd(jobs)} on Slurm jobs of {usd(spend)}, rate {rate}"
         )
 
     def _action(self, row: ActionRow) -> None:
@@ -213,11 +266,13 @@ class _Loop:
         console: Console,
         clock: AcceleratedClock,
         cloud: SimulatedCloud | None = None,
+        slurm: SimulatedSlurm | None = None,
     ) -> None:
         self.options = options
         self.console = console
         self.clock = clock
         self.cloud = cloud
+        self.slurm = slurm
         # A real cluster's budgets had spend before the demo began: no curve from (0, 0) there.
         self.tracker = Tracker(clock, from_zero=options.kubeconfig is None)
         self.snapshot = Snapshot(budgets=(), pods=())
@@ -246,6 +301,8 @@ class _Loop:
                 self.tracker.observe(self.snapshot)
                 if self.cloud is not None:
                     self.tracker.observe_vms(self.cloud.vms())
+                if self.slurm is not None:
+                    self.tracker.observe_slurm(self.slurm.all_jobs(), self.slurm.calls())
                 fresh = self.tracker.unprinted()
                 frame = self._frame(elapsed)
                 if live is not None:
@@ -276,6 +333,7 @@ class _Loop:
             log=self.tracker.log,
             simulated=self.options.kubeconfig is None,
             vms=tuple(self.cloud.vms()) if self.cloud is not None else (),
+            slurm_jobs=tuple(self.slurm.all_jobs()) if self.slurm is not None else (),
         )
 
     @contextlib.contextmanager
@@ -297,10 +355,12 @@ def _simulated(options: DemoOptions, console: Console) -> _Loop:
     clock = AcceleratedClock(scenario.DEMO_START, options.speed)
     interval = _interval(options.speed)
     cloud = SimulatedCloud()
+    slurm = SimulatedSlurm(scenario.HPC, clock)
     with ThreadedSimCluster(options.out / "sim.kubeconfig", clock=clock) as sim:
         sim.create(load_crd())
         scenario.seed(sim, clock.start)  # pods run from the start, however long startup takes
         scenario.seed_cloud(cloud, clock.start)
+        scenario.seed_slurm(slurm, clock.start)
         settings = OperatorSettings(
             kubeconfig=sim.kubeconfig,
             interval=interval,
@@ -311,13 +371,17 @@ def _simulated(options: DemoOptions, console: Console) -> _Loop:
             telemetry_interval=interval,
             cloud_interval=interval,
             cloud_stale_after=max(2.0, 5 * interval),  # a busy machine's late poll is not an outage
+            slurm_interval=interval,
+            slurm_stale_after=max(2.0, 5 * interval),
         )
-        loop = _Loop(options, console, clock, cloud)
+        loop = _Loop(options, console, clock, cloud, slurm)
         reader = ClusterReader(sim.kubeconfig)
         dcgm = SimulatedDcgm(lambda: sim.list("v1", "pods"))
         try:
-            with OperatorThread(settings, clock=clock, gpu_sources=(dcgm,), vm_inventories=(cloud,)):
-                loop.run(reader, sim, scenario.timeline(cloud))
+            with OperatorThread(
+                settings, clock=clock, gpu_sources=(dcgm,), vm_inventories=(cloud,), job_sources=(slurm,)
+            ):
+                loop.run(reader, sim, scenario.timeline(cloud, slurm))
             loop.snapshot = reader.snapshot()
         finally:
             reader.close()
@@ -355,6 +419,9 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
     tracker.observe(loop.snapshot)
     vms = loop.cloud.vms() if loop.cloud is not None else []
     tracker.observe_vms(vms)
+    jobs = loop.slurm.all_jobs() if loop.slurm is not None else []
+    slurm_calls = loop.slurm.calls() if loop.slurm is not None else []
+    tracker.observe_slurm(jobs, slurm_calls)
     rows = budget_rows(loop.snapshot.budgets)
     actions = latest_actions(loop.snapshot.budgets, limit=None)
     hours = loop.clock.hours()
@@ -370,6 +437,10 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
     console.print(summary_table(rows, actions))
     if loop.cloud is not None:
         console.print(vms_table(vms, loop.clock.start, f"Cloud VMs (simulated {loop.cloud.scope})"))
+    if loop.slurm is not None:
+        console.print(
+            slurm_table(jobs, loop.clock.start, f"Slurm jobs (simulated cluster {loop.slurm.cluster})")
+        )
     console.print(f"Chart: {chart.resolve()}", highlight=False)
     return DemoResult(
         budgets=rows,
@@ -380,6 +451,8 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
         log=list(tracker.log),
         vms=vms,
         cloud_calls=loop.cloud.calls() if loop.cloud is not None else [],
+        slurm_jobs=jobs,
+        slurm_calls=slurm_calls,
     )
 
 
@@ -396,7 +469,8 @@ def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
         help="the guardrail demo on an embedded stand-in cluster",
         description=(
             "Starts the Kubernetes API stand-in in this process, creates priced GPU nodes, SkyPilot-style "
-            "pods, CostBudgets and a simulated AWS region for SkyPilot's VMs, and runs the real operator on "
+            "pods, CostBudgets, a simulated AWS region for SkyPilot's VMs and a simulated Slurm cluster, and "
+            "runs the real operator on "
             "an accelerated clock; ends with a summary "
             "and a PNG chart of spend against limit. With --kubeconfig it runs the operator against that "
             "cluster in real time instead (it seeds nothing, but the operator acts on the budgets it finds "

@@ -21,6 +21,14 @@ hours from ``DEMO_START``:
   (``demo.cloud``): status.vms and vmSpend rise, a burn-rate Notify, 80 % Notify, and Kill at
   100 % terminates the VMs, workers first. ``eval-harness``, another cluster's VM in the same
   region, keeps running.
+- ``research-hpc``: the research team's budget over its jobs on ``hpc``, the demo's simulated
+  Slurm cluster (``demo.slurm``), selected by Slurm account (``spec.slurm``). ``pretrain-7b``
+  (16 H100s on two nodes) runs from the start; ``eval-sweep`` (4 H100s) waits in the queue and
+  starts at 1 h; ``md-sim``, a chemistry job of another account on the same partition, runs
+  throughout. No overrides file is passed, so the jobs are priced at the default per-GPU, vCPU
+  and GiB rates from their allocations. status.slurmJobs and slurmSpend rise, 80 % Notify, and
+  Kill at 100 % sends TERM to the two covered jobs, waits the budget's 1 s grace period and
+  cancels them by id; ``md-sim`` keeps running.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from costwarden.demo.shapes import (
     running_status,
     skypilot_pod,
 )
+from costwarden.demo.slurm import SimulatedSlurm
 from costwarden.demo.telemetry import SIMULATED_GPU_UTIL
 from costwarden.records import ANNOTATION_NODE_PRICE
 
@@ -51,6 +60,7 @@ FAILOVER_AT = timedelta(hours=2)
 RESEARCH = "research"
 SERVING = "serving"
 TRAINING = "training"
+SLURM = "slurm"  # the namespace of budgets over Slurm jobs only: no pod runs there
 
 P5_NODE = "ip-10-0-1-10.ec2.internal"
 SPOT_T4_NODE = "ip-10-0-2-20.ec2.internal"
@@ -76,6 +86,14 @@ IDLE_TRIAL = 3
 FINETUNE = ("finetune-llama", "finetune-llama-3b1d")
 PRETRAIN = ("llama-pretrain", "llama-pretrain-5f2a")
 DECOY = ("eval-harness", "eval-harness-9a0c")  # another SkyPilot cluster's VM: no budget names it
+
+# The simulated Slurm cluster (``--slurm hpc``) and its jobs: (name, user, account).
+HPC = "hpc"
+HPC_ACCOUNT = "nlp-research"
+HPC_PRETRAIN = ("pretrain-7b", "alice", HPC_ACCOUNT)
+HPC_EVAL = ("eval-sweep", "bob", HPC_ACCOUNT)
+HPC_DECOY = ("md-sim", "dave", "chem-sim")  # another account's job on the same partition
+HPC_EVAL_STARTS = timedelta(hours=1)  # pending until then
 
 
 class Cluster(Protocol):
@@ -301,6 +319,17 @@ def budgets() -> list[dict[str, Any]]:
                 "anomalies": {"burnRate": {"multiplier": 2, "action": "Notify"}},
             },
         ),
+        budget(
+            SLURM,
+            "research-hpc",
+            {
+                "limit": 120,
+                "period": "Lifetime",
+                "slurm": {"cluster": HPC, "account": HPC_ACCOUNT},  # the team's jobs, whoever runs them
+                "thresholds": [{"percent": 80, "action": "Notify"}, {"percent": 100, "action": "Kill"}],
+                "enforcement": {"gracePeriodSeconds": 1},  # TERM, 1 s (wall) to checkpoint, scancel
+            },
+        ),
     ]
 
 
@@ -324,7 +353,7 @@ def start_pod(cluster: Cluster, pod: dict[str, Any], now: datetime) -> dict[str,
 
 def seed(cluster: Cluster, now: datetime) -> None:
     """Namespaces, nodes, running pods (inference with its owners), then the budgets."""
-    for name in (RESEARCH, SERVING, TRAINING):
+    for name in (RESEARCH, SERVING, TRAINING, SLURM):
         cluster.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     for node in nodes():
         cluster.create(node)
@@ -352,6 +381,59 @@ def seed_cloud(cloud: SimulatedCloud, now: datetime) -> None:
     cloud.launch("g5.12xlarge", skypilot_tags(DECOY[1], head=True, user="dave"), now, zone="us-east-1b")
 
 
+def seed_slurm(slurm: SimulatedSlurm, now: datetime) -> None:
+    """The Slurm cluster's queue at the start: the team's pretraining running on two 8-GPU nodes,
+    its evaluation sweep waiting for one, another account's simulation running on a third."""
+    name, user, account = HPC_PRETRAIN
+    slurm.submit(
+        name,
+        user=user,
+        account=account,
+        partition="gpu",
+        gpus=16,
+        cpus=128,
+        memory_gib=1024,
+        gpu_type="h100",
+        at=now,
+        nodes=("gpu-01", "gpu-02"),
+    )
+    name, user, account = HPC_EVAL
+    slurm.submit(
+        name,
+        user=user,
+        account=account,
+        partition="gpu",
+        gpus=4,
+        cpus=32,
+        memory_gib=256,
+        gpu_type="h100",
+        at=now,
+    )
+    name, user, account = HPC_DECOY
+    slurm.submit(
+        name,
+        user=user,
+        account=account,
+        partition="gpu",
+        gpus=8,
+        cpus=64,
+        memory_gib=512,
+        gpu_type="h100",
+        at=now,
+        nodes=("gpu-03",),
+    )
+
+
+def start_eval(slurm: SimulatedSlurm) -> Callable[[Cluster, datetime], None]:
+    """The scheduler starts the pending evaluation sweep on a freed node."""
+
+    def apply(_cluster: Cluster, now: datetime) -> None:
+        pending = next(job for job in slurm.all_jobs() if job.name == HPC_EVAL[0])
+        slurm.start(pending.job_id, ("gpu-04",), now)
+
+    return apply
+
+
 def spot_reclaim(cluster: Cluster, now: datetime) -> None:
     """Both spot p5 nodes are reclaimed: the nodes and the pretraining pods on them are gone."""
     for pod in pretrain_pods():
@@ -371,7 +453,7 @@ def relaunch_on_vms(cloud: SimulatedCloud) -> Callable[[Cluster, datetime], None
     return apply
 
 
-def timeline(cloud: SimulatedCloud) -> list[Step]:
+def timeline(cloud: SimulatedCloud, slurm: SimulatedSlurm) -> list[Step]:
     pretrain = (f"{TRAINING}/{PRETRAIN[0]}",)
     return [
         Step(
@@ -394,6 +476,13 @@ def timeline(cloud: SimulatedCloud) -> list[Step]:
             relaunch_on_vms(cloud),
             budgets=pretrain,
             mark="relaunched on AWS VMs",
+        ),
+        Step(
+            HPC_EVAL_STARTS,
+            f"Slurm {slurm.cluster} starts {HPC_EVAL[0]} (4 H100s), pending until now",
+            start_eval(slurm),
+            budgets=(f"{SLURM}/research-hpc",),
+            mark=f"{HPC_EVAL[0]} starts",
         ),
     ]
 

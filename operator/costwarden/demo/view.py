@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from costwarden.engine.slurm import ENDED, SlurmJob
+from costwarden.engine.slurm import RUNNING as JOB_RUNNING
 from costwarden.engine.vms import RUNNING, TERMINATED, VMRecord
 from costwarden.records import parse_time
 from costwarden.top import (
@@ -41,6 +44,7 @@ class Frame:
     log: Sequence[str]  # the latest happenings, oldest first
     simulated: bool = True
     vms: Sequence[VMRecord] = ()  # the simulated cloud's VMs (simulated mode only)
+    slurm_jobs: Sequence[SlurmJob] = ()  # the simulated Slurm cluster's jobs (simulated mode only)
 
 
 def hours_text(hours: float) -> str:
@@ -119,6 +123,36 @@ def vms_table(vms: Iterable[VMRecord], start: datetime, title: str = "Cloud VMs"
     return table
 
 
+def job_allocation(job: SlurmJob) -> str:
+    """``16 h100 GPUs, 128 CPUs, 1024 GiB``; a pending job is allocated nothing yet."""
+    if not job.cpus and not job.gpus:
+        return "-"
+    gpus = f"{job.gpus} {job.gpu_type} GPUs" if job.gpu_type else f"{job.gpus} GPUs"
+    return f"{gpus}, {job.cpus} CPUs, {job.memory_gib.normalize():f} GiB"
+
+
+def slurm_table(jobs: Iterable[SlurmJob], start: datetime, title: str = "Slurm jobs") -> Table:
+    """The jobs of the simulated Slurm cluster: whose they are, what they hold, and their state."""
+    table = Table(title=title, title_justify="left")
+    for name in ("JOB", "NAME", "USER", "ACCOUNT", "PARTITION", "ALLOCATED", "NODES", "STATE", "STARTED"):
+        table.add_column(name, no_wrap=True)
+    for job in jobs:
+        started = (job.started - start).total_seconds() / 3600 if job.started is not None else None
+        style = {JOB_RUNNING: "green", ENDED: "red"}.get(job.state, "yellow")
+        table.add_row(
+            f"{job.cluster}:{job.job_id}",
+            job.name,
+            job.user,
+            job.account or "-",
+            job.partition,
+            job_allocation(job),
+            ",".join(job.nodes) or "-",
+            f"[{style}]{job.slurm_state}[/]",
+            hours_text(started) if started is not None else "-",
+        )
+    return table
+
+
 def render_live(frame: Frame) -> Group:
     parts: list[Panel | Table] = [_header(frame), budgets_table(budget_rows(frame.snapshot.budgets))]
     actions = latest_actions(frame.snapshot.budgets, limit=6)
@@ -127,6 +161,8 @@ def render_live(frame: Frame) -> Group:
     parts.append(groups_table(group_pods(frame.snapshot.pods, "pod", 7), "pod", "Most expensive pods"))
     if frame.vms:
         parts.append(vms_table(frame.vms, frame.start, "Cloud VMs (the simulated AWS region)"))
+    if frame.slurm_jobs:
+        parts.append(slurm_table(frame.slurm_jobs, frame.start, "Slurm jobs (the simulated cluster)"))
     if frame.log:
         parts.append(
             Panel("\n".join(frame.log[-6:]), title="what happened", title_align="left", expand=False)
@@ -135,20 +171,28 @@ def render_live(frame: Frame) -> Group:
 
 
 def status_line(frame: Frame) -> str:
-    """One plain line: every budget's spend (and what of it VMs spent), limit, use and phase."""
+    """One plain line: every budget's spend (and what of it VMs and Slurm jobs spent), limit,
+    use and phase."""
     figures = []
     for row in budget_rows(frame.snapshot.budgets):
-        on_vms = f" (VMs {usd(row.vm_spend)})" if row.vm_spend else ""
+        outside = (("VMs", row.vm_spend), ("Slurm", row.slurm_spend))
+        parts = [f"{kind} {usd(value)}" for kind, value in outside if value]
+        note = f" ({', '.join(parts)})" if parts else ""
         figures.append(
-            f"{row.name} {usd(row.spend)}/{row.limit.normalize():f} {row.percent:.0f}% {row.phase}{on_vms}"
+            f"{row.name} {usd(row.spend)}/{row.limit.normalize():f} {row.percent:.0f}% {row.phase}{note}"
         )
     return f"[{hours_text(frame.hours)}] " + " | ".join(figures)
 
 
+def pod_spend(row: BudgetRow) -> Decimal:
+    """What a budget's pods spent: its spend less what VMs and Slurm jobs spent."""
+    return row.spend - (row.vm_spend or Decimal(0)) - (row.slurm_spend or Decimal(0))
+
+
 def summary_table(rows: Sequence[BudgetRow], actions: Sequence[ActionRow]) -> Table:
     table = Table(title="Summary", title_justify="left")
-    numeric = ("SPEND", "POD SPEND", "VM SPEND", "LIMIT", "USED", "RATE")
-    for name in ("BUDGET", "SPEND", "POD SPEND", "VM SPEND", "LIMIT", "USED", "RATE", "PHASE", "ACTIONS"):
+    numeric = ("SPEND", "POD SPEND", "VM SPEND", "SLURM SPEND", "LIMIT", "USED", "RATE")
+    for name in ("BUDGET", *numeric, "PHASE", "ACTIONS"):
         table.add_column(name, justify="right" if name in numeric else "left")
     for row in rows:
         done = [a for a in actions if (a.namespace, a.budget) == (row.namespace, row.name)]
@@ -157,8 +201,9 @@ def summary_table(rows: Sequence[BudgetRow], actions: Sequence[ActionRow]) -> Ta
         table.add_row(
             f"{row.namespace}/{row.name}",
             usd(row.spend),
-            usd(row.spend - row.vm_spend) if row.vm_spend is not None else usd(row.spend),
+            usd(pod_spend(row)),
             usd_or_dash(row.vm_spend),
+            usd_or_dash(row.slurm_spend),
             usd(row.limit),
             f"{row.percent:.0f}%",
             per_hour(row.rate),
