@@ -138,9 +138,41 @@ app.kubernetes.io/component: agent
 {{- end }}
 {{- end }}
 
+{{/* slurmrestd's JWT: the Secret's key, mounted read-only as a file (a Secret volume, not a
+subPath, so that the kubelet refreshes it when the Secret is rotated). */}}
+{{- define "costwarden.slurmTokenDir" -}}
+/etc/costwarden/slurmrestd
+{{- end }}
+
+{{- define "costwarden.slurmTokenFile" -}}
+{{- printf "%s/token" (include "costwarden.slurmTokenDir" .) }}
+{{- end }}
+
+{{- define "costwarden.validateSlurm" -}}
+{{- with .Values.slurm }}
+{{- $restd := .restd }}
+{{- if $restd.url }}
+{{- if ne (len .clusters) 1 }}
+{{- fail (printf "slurm.restd.url serves one Slurm cluster: give exactly one name in slurm.clusters (got %d: %v): the operator reads one cluster through slurmrestd, several only through the client commands" (len .clusters) .clusters) }}
+{{- end }}
+{{- if not $restd.tokenSecret.name }}
+{{- fail "slurm.restd.url needs slurm.restd.tokenSecret.name: the Secret in the release namespace holding slurmrestd's JWT (key slurm.restd.tokenSecret.key, default token), mounted as a file for --slurmrestd-token-file" }}
+{{- end }}
+{{- else }}
+{{- if or $restd.user $restd.tokenSecret.name }}
+{{- fail "slurm.restd.user and slurm.restd.tokenSecret need slurm.restd.url: without slurmrestd the operator runs the client commands and sends no token" }}
+{{- end }}
+{{- end }}
+{{- if and .clusters .staleAfter (le (float64 .staleAfter) (float64 .interval)) }}
+{{- fail (printf "slurm.staleAfter must be more than slurm.interval (got %v <= %v): a cluster is read once per interval, so every read would be stale and no job could ever be cancelled or suspended. Use 0 (three intervals) or a larger value" .staleAfter .interval) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "costwarden.validate" -}}
 {{- include "costwarden.validateBilling" . }}
 {{- include "costwarden.validateClouds" . }}
+{{- include "costwarden.validateSlurm" . }}
 {{- $le := .Values.leaderElection }}
 {{- if and (gt (int .Values.replicaCount) 1) (not $le.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled: without a Lease to elect one leader, every replica would price, evaluate and enforce at once" }}
@@ -203,6 +235,26 @@ app.kubernetes.io/component: agent
 - --cloud-interval={{ .interval }}
 {{- if .staleAfter }}
 - --cloud-stale-after={{ .staleAfter }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.slurm }}
+{{- if .clusters }}
+{{- range .clusters }}
+- {{ printf "--slurm=%s" . | quote }}
+{{- end }}
+{{- with .restd }}
+{{- if .url }}
+- {{ printf "--slurmrestd-url=%s" .url | quote }}
+- --slurmrestd-token-file={{ include "costwarden.slurmTokenFile" $ }}
+{{- if .user }}
+- {{ printf "--slurmrestd-user=%s" .user | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+- --slurm-interval={{ .interval }}
+{{- if .staleAfter }}
+- --slurm-stale-after={{ .staleAfter }}
 {{- end }}
 {{- end }}
 {{- end }}
