@@ -33,15 +33,17 @@ prometheus:
 	  || echo "make: prometheus is not installed (installing it needs root and apt-get); set PROMETHEUS=/path/to/prometheus"
 
 # The Slurm tests run a real single-node Slurm (tests/slurm_cluster.py): slurmctld, slurmd, the
-# client commands, slurmrestd, munge, and slurmdbd on MariaDB so that sacct answers; Debian's
-# packages, installed here when missing. Without root or apt-get this says so and those tests
-# explain themselves (skip, or fail under CI).
-SLURM_PACKAGES := munge slurmctld slurmd slurm-client slurmrestd slurmdbd mariadb-server
+# client commands, slurmrestd with the auth/jwt plugin (its tokens), munge, and slurmdbd on MariaDB
+# so that sacct answers; Debian's packages, installed here when missing. Without root or apt-get
+# this says so and those tests explain themselves (skip, or fail under CI).
+SLURM_PACKAGES := munge slurmctld slurmd slurm-client slurmrestd slurm-wlm-jwt-plugin slurmdbd mariadb-server
 .PHONY: slurm
 test: slurm
 slurm:
 	@PATH="$$PATH:/usr/sbin:/sbin"; for b in munged slurmctld slurmd sbatch sacct slurmrestd slurmdbd mariadbd; do \
-	  command -v $$b >/dev/null || missing="$$missing $$b"; done; [ -z "$$missing" ] \
+	  command -v $$b >/dev/null || missing="$$missing $$b"; done; \
+	  ls /usr/lib/*/slurm-wlm/auth_jwt.so /usr/lib64/slurm/auth_jwt.so 2>/dev/null | grep -q . || missing="$$missing auth_jwt.so"; \
+	  [ -z "$$missing" ] \
 	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq \
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES); } \
 	  || echo "make: Slurm is not installed (missing:$$missing; installing $(SLURM_PACKAGES) needs root and apt-get)"

@@ -13,7 +13,11 @@ naming what is missing, and the fixture (tests/conftest.py) fails under CI and s
   (NodeAddr 127.0.0.1; 16 CPUs, 64 GiB and ``gpu:h100:4`` declared, ``config_overrides`` so that
   slurmd accepts more than the machine has: the jobs only sleep), GPUs on dummy files
   ``<dir>/dev/nvidia[0-3]``, partitions ``gpu`` (default) and ``debug``, cons_tres,
-  proctrack/linuxproc, task/none, no cgroup.
+  proctrack/linuxproc, task/none, no cgroup;
+* JWT as an alternative authentication (``AuthAltTypes=auth/jwt``, a key in ``<dir>/etc/jwt.key``;
+  Debian's ``slurm-wlm-jwt-plugin``), so that ``start_slurmrestd()`` can serve slurmrestd on a
+  free port on demand, as user ``nobody`` (slurmrestd refuses root and SlurmUser), with a token
+  from ``scontrol token`` in a file.
 
 ``SLURM_CONF`` (``cluster.conf``) is what every client command needs; the fixture exports it for
 the test process. Daemons are stopped, and processes left by jobs of this cluster killed, at
@@ -59,7 +63,16 @@ OTHER_ACCOUNT = "decoy-team"
 
 # Debian/Ubuntu packages: the daemons, the client commands, slurmrestd, munge, and accounting
 # (slurmdbd on MariaDB). `make test` installs them (see the Makefile's slurm target).
-PACKAGES = ("munge", "slurmctld", "slurmd", "slurm-client", "slurmrestd", "slurmdbd", "mariadb-server")
+PACKAGES = (
+    "munge",
+    "slurmctld",
+    "slurmd",
+    "slurm-client",
+    "slurmrestd",
+    "slurm-wlm-jwt-plugin",
+    "slurmdbd",
+    "mariadb-server",
+)
 # binary -> the package that has it
 BINARIES = {
     "munged": "munge",
@@ -78,11 +91,24 @@ BINARIES = {
     "mariadbd": "mariadb-server",
     "mariadb-install-db": "mariadb-server",
 }
+# plugin file -> the package that has it: auth/jwt, which slurmctld and slurmdbd need to accept
+# slurmrestd's tokens (AuthAltTypes=auth/jwt); Debian ships it apart from the basic plugins.
+PLUGINS = {"auth_jwt.so": "slurm-wlm-jwt-plugin"}
+# where the plugins are: Debian's, then RPMs' (globs under /)
+PLUGIN_DIRS = ("usr/lib/*/slurm-wlm", "usr/lib64/slurm", "usr/lib/slurm")
 SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/bin", "/sbin", "/bin"])
 
 
 class SlurmUnavailable(Exception):
     """Why there is no Slurm to run: what is missing, or the daemon's log line that says why."""
+
+
+def _find_plugin(name: str) -> str | None:
+    for pattern in PLUGIN_DIRS:
+        for directory in sorted(Path("/").glob(pattern)):
+            if (directory / name).exists():
+                return str(directory / name)
+    return None
 
 
 def _find_all() -> tuple[dict[str, str], list[str]]:
@@ -94,12 +120,18 @@ def _find_all() -> tuple[dict[str, str], list[str]]:
             missing.append(name)
         else:
             found[name] = path
+    for name in PLUGINS:
+        path = _find_plugin(name)
+        if path is None:
+            missing.append(name)
+        else:
+            found[name] = path
     return found, missing
 
 
 def _describe(missing: Iterable[str]) -> str:
     names = list(missing)
-    packages = sorted({BINARIES[name] for name in names})
+    packages = sorted({BINARIES.get(name) or PLUGINS[name] for name in names})
     return f"{', '.join(names)} (Debian packages {' '.join(packages)})"
 
 
@@ -178,6 +210,16 @@ def _fake_device(path: Path, index: int) -> None:
 class Daemon:
     name: str
     process: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass(frozen=True)
+class Slurmrestd:
+    """A running slurmrestd: its base URL and the file holding a JWT for ``user``."""
+
+    url: str
+    token_file: Path
+    user: str
     log: Path
 
 
@@ -284,6 +326,7 @@ class SlurmCluster:
     started_s: float = 0.0  # how long start() took
     _daemons: list[Daemon] = field(default_factory=list, init=False)
     _jobs: list[Job] = field(default_factory=list, init=False)
+    _slurmrestd: Slurmrestd | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if os.geteuid() != 0:
@@ -351,6 +394,13 @@ class SlurmCluster:
         self._daemons.clear()
         self._kill_leftovers()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def stop_daemon(self, name: str) -> None:
+        """Stop one daemon (``slurmctld``, ``slurmdbd``, ``slurmrestd``, ...) of this cluster, to see
+        what clients make of its absence; the cluster is not meant to be used further after that."""
+        for daemon in self._daemons:
+            if daemon.name == name:
+                self._terminate(daemon.process)
 
     @staticmethod
     def _terminate(process: subprocess.Popen[bytes]) -> None:
@@ -516,6 +566,66 @@ class SlurmCluster:
         daemon = self._spawn("slurmd", [self.binaries["slurmd"], "-D", "-N", NODE])
         self._wait(daemon, lambda: _port_open(self.ports["slurmd"]), timeout, [log])
 
+    # -- slurmrestd ---------------------------------------------------------------------------
+
+    def start_slurmrestd(self, timeout: float = 30, token_lifespan_s: int = 7200) -> Slurmrestd:
+        """slurmrestd on a free 127.0.0.1 port with JWT authentication (``-a rest_auth/jwt``,
+        ``SLURM_JWT=daemon``), started on the first call and kept until ``stop()``; later calls
+        return the same one.
+
+        slurmrestd 22.05 refuses to run as root or SlurmUser (root here), or in their primary
+        group, unless ``SLURMRESTD_SECURITY=disable_user_check``: as its man page asks, it drops
+        to ``-u nobody -g nogroup`` (the decoy user, who owns no key) before serving. It needs no
+        key itself: it hands each request's token to slurmctld and slurmdbd, which check it
+        against ``AuthAltParameters=jwt_key`` (``AuthAltTypes=auth/jwt``). The token, for root
+        (``scontrol token username=root``; SlurmUser may mint one for any user), is written to
+        ``<dir>/etc/slurmrestd.token`` for ``X-SLURM-USER-TOKEN``, with ``X-SLURM-USER-NAME: root``.
+        """
+        if self._slurmrestd is not None:
+            return self._slurmrestd
+        entry = pwd.getpwnam(OTHER_USER)
+        port = free_port()
+        log = self.workdir / "log" / "slurmrestd.log"
+        env = {**self.env, "SLURM_JWT": "daemon", "SLURMRESTD_DEBUG": "4"}
+        plugins: list[str] = []
+        if not self.accounting:  # the slurmdb plugins refuse to load without slurmdbd
+            directory = Path(self.binaries["auth_jwt.so"]).parent
+            names = sorted(path.stem.removeprefix("openapi_") for path in directory.glob("openapi_v*.so"))
+            plugins = ["-s", ",".join(f"openapi/{name.replace('_', '.')}" for name in names)]
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                [
+                    self.binaries["slurmrestd"],
+                    "-a",
+                    "rest_auth/jwt",
+                    *plugins,
+                    "-u",
+                    str(entry.pw_uid),
+                    "-g",
+                    str(entry.pw_gid),
+                    f"127.0.0.1:{port}",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        daemon = Daemon("slurmrestd", process, log)
+        self._daemons.append(daemon)
+        self._wait(daemon, lambda: _port_open(port), timeout, [log])
+        token_file = self.workdir / "etc" / "slurmrestd.token"
+        token_file.write_text(self.mint_token("root", token_lifespan_s))
+        self._slurmrestd = Slurmrestd(f"http://127.0.0.1:{port}", token_file, "root", log)
+        return self._slurmrestd
+
+    def mint_token(self, user: str = "root", lifespan_s: int = 7200) -> str:
+        """A JWT for ``user`` from ``scontrol token`` (signed with the cluster's jwt key)."""
+        done = self.run("scontrol", "token", f"username={user}", f"lifespan={lifespan_s}")
+        for line in done.stdout.splitlines():
+            if line.startswith("SLURM_JWT="):
+                return line.removeprefix("SLURM_JWT=").strip()
+        raise AssertionError(f"`scontrol token` printed no SLURM_JWT=: {done.stdout.strip()!r}")
+
     def node_state(self) -> str:
         """The node's state as sinfo prints it (idle, mixed, allocated, down*, ...)."""
         done = self.run("sinfo", "-h", "-N", "-n", NODE, "-o", "%T", check=False)
@@ -545,6 +655,12 @@ class SlurmCluster:
         for index in range(self.gpus):
             _fake_device(dev / f"nvidia{index}", index)
         auth = f"AuthInfo=socket={self.munge_socket}"
+        # slurmrestd's JSON Web Tokens (start_slurmrestd): slurmctld and slurmdbd check them with
+        # this key; munge stays the main authentication of the daemons and client commands.
+        jwt_key = w / "etc" / "jwt.key"
+        jwt_key.write_bytes(os.urandom(32).hex().encode())
+        jwt_key.chmod(0o600)
+        jwt = ["AuthAltTypes=auth/jwt", f"AuthAltParameters=jwt_key={jwt_key}"]
         accounting = (
             [
                 "AccountingStorageType=accounting_storage/slurmdbd",
@@ -573,6 +689,7 @@ class SlurmCluster:
             "AuthType=auth/munge",
             auth,
             "CredType=cred/munge",
+            *jwt,
             f"StateSaveLocation={w / 'state'}",
             f"SlurmdSpoolDir={w / 'spool'}",
             f"SlurmctldPidFile={w / 'run' / 'slurmctld.pid'}",
@@ -612,6 +729,7 @@ class SlurmCluster:
         dbd = [
             "AuthType=auth/munge",
             auth,
+            *jwt,
             "DbdHost=localhost",
             "DbdAddr=127.0.0.1",
             f"DbdPort={self.ports['slurmdbd']}",
@@ -714,14 +832,32 @@ class SlurmCluster:
         return dict(json.loads(self.run("scontrol", "show", "job", job_id, "--json").stdout))
 
     def job(self, job_id: str) -> dict[str, Any] | None:
-        """The job's entry in ``squeue --json`` (None once slurmctld has forgotten it)."""
+        """The job's entry in ``squeue --json`` (None once slurmctld has forgotten it);
+        ``<array id>_<task id>`` finds an array task once it has a record of its own."""
         done = self.run("squeue", "--json", f"--jobs={job_id}", check=False)
         if done.returncode != 0:
             return None
+        array, _, task = str(job_id).partition("_")
         for job in json.loads(done.stdout).get("jobs", []):
-            if str(job.get("job_id")) == str(job_id):
+            if task:
+                if str(job.get("array_job_id")) == array and str(job.get("array_task_id")) == task:
+                    return dict(job)
+            elif str(job.get("job_id")) == str(job_id):
                 return dict(job)
         return None
+
+    @staticmethod
+    def cancel_id(job: dict[str, Any]) -> str:
+        """The id that names this squeue entry alone in scancel: ``<array>_<task>`` for an array
+        task (22.05's scancel reads a task's own job id as an array of that id, and finds none)."""
+
+        def number(value: Any) -> Any:
+            return value.get("number") if isinstance(value, dict) and value.get("set") else value
+
+        task, array = number(job.get("array_task_id")), number(job.get("array_job_id"))
+        if isinstance(task, int) and array:
+            return f"{array}_{task}"
+        return str(job["job_id"])
 
     @staticmethod
     def state_of(job: dict[str, Any]) -> str:
@@ -775,7 +911,8 @@ class SlurmCluster:
         completing (a free node for the next test)."""
         active = {"PENDING", "RUNNING", "SUSPENDED", "COMPLETING", "CONFIGURING", "REQUEUED", "RESIZING"}
         jobs = self.squeue_json().get("jobs", [])
-        ids = sorted({str(job["job_id"]) for job in jobs if self.state_of(job) in active})
+        # an array task by <array>_<task>: scancel takes a task's own job id for an array's id
+        ids = sorted({self.cancel_id(job) for job in jobs if self.state_of(job) in active})
         if ids:
             self.run("scancel", *ids, check=False)
         deadline = time.monotonic() + timeout
