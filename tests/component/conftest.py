@@ -66,9 +66,10 @@ def start_operator(
             "annotation_interval": 60.0,
         }
         inventories = overrides.pop("vm_inventories", ())  # a simulated cloud, beside --cloud
+        job_sources = overrides.pop("job_sources", ())  # job sources, beside --slurm
         options.update(overrides)
         operator = OperatorThread(
-            OperatorSettings(**options), clock=clock, vm_inventories=inventories
+            OperatorSettings(**options), clock=clock, vm_inventories=inventories, job_sources=job_sources
         ).start()
         running.append(operator)
         return operator

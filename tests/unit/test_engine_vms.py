@@ -14,7 +14,7 @@ from costwarden.engine.budget_ledger import settle, settle_at
 from costwarden.engine.enforcement import EnforcementPolicy, plan_record, vm_key
 from costwarden.engine.evaluation import BudgetInput, evaluate_budget
 from costwarden.engine.ledger import PodAccrual
-from costwarden.engine.outside import CoveredOutside, Mark, OutsideGroup, OutsideView, VM
+from costwarden.engine.outside import VM, CoveredOutside, Mark, OutsideGroup, OutsideView
 from costwarden.engine.vms import (
     RUNNING,
     STOPPED,

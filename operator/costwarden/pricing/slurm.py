@@ -62,7 +62,8 @@ def slurm_unit_price(book: PriceBook, nodes: Sequence[str], partition: str) -> S
                 return _filled(rates, defaults.rates("on-demand"), f"overrides:{origin} slurm.nodes {key}")
     in_partition = overrides.slurm.partitions.get(partition)
     if in_partition is not None:
-        return _filled(in_partition, defaults.rates("on-demand"), f"overrides:{origin} slurm.partitions {partition}")
+        source = f"overrides:{origin} slurm.partitions {partition}"
+        return _filled(in_partition, defaults.rates("on-demand"), source)
     gpu, cpu, ram = defaults.rates("on-demand")
     source = f"defaults: overrides:{origin}" if overrides.defaults_changed else "defaults: opencost"
     return SlurmUnitPrice(gpu, cpu, ram, source)
