@@ -26,7 +26,9 @@ DOCS_PAGE = re.compile(r"(?<![\w./-])docs/[\w-]+\.md")
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]")
 # Other programs' flags the docs quote: etcd's (docs/ledger.md); Slurm's sbatch, scancel and the
 # client commands' (docs/slurm.md).
-FOREIGN_FLAGS = frozenset({"--max-request-bytes", "--clusters", "--signal", "--full", "--name", "--job-name"})
+FOREIGN_FLAGS = frozenset(
+    {"--max-request-bytes", "--clusters", "--signal", "--full", "--name", "--job-name", "--jobs"}
+)
 SKIPPED_DIRS = frozenset({".git", ".venv", ".tools", "out", "build", "dist", "__pycache__"})
 
 
