@@ -20,6 +20,7 @@ from costwarden.operator.polling import PollSettings
 from costwarden.operator.workloads import Outcome
 from costwarden.pricing import PriceBook, load_bundled_catalog
 from costwarden.slurm.base import JobActionResult, JobListing
+from tests.outside_runtime import FakeKube, FakeRuntime
 
 NOV_3 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 CLUSTER = "hpc"
@@ -131,24 +132,6 @@ def test_a_failed_read_keeps_the_jobs_and_a_failed_lookup_is_asked_again() -> No
     assert [j.job_id for j in other.records()] == ["1"] and "squeue: exit 1" in other.problems(31.0)[0]
 
 
-@dataclass
-class FakeKube:
-    dry_run: bool = False
-
-
-@dataclass
-class FakeRuntime:
-    slurm: JobFeed | None
-    now: float = 1.0
-    kube: FakeKube = field(default_factory=FakeKube)
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def acting(self) -> bool:
-        return True
-
-
 def plan_for(action: Action, jobs: Sequence[SlurmJob]) -> ActionPlan:
     targets = tuple(job_target("research", j) for j in jobs)
     return ActionPlan("threshold/100/x", action, "spend reached 100%", targets, False, 0, None)
@@ -159,7 +142,7 @@ def test_kill_signals_the_running_jobs_then_cancels_every_live_one_by_id() -> No
     source = ScriptedSource([JobListing((running, pending), True)])
     feed = feed_of(source)
     asyncio.run(feed.poll(0.0))
-    runtime: Any = FakeRuntime(feed)
+    runtime: Any = FakeRuntime(slurm=feed)
     plan = plan_for(Action.KILL, [running, pending])
     assert waiting_on_slurm(runtime, plan) is None
     results = asyncio.run(act_on_jobs(runtime, Action.KILL, plan.targets, grace_seconds=0))
@@ -175,18 +158,17 @@ def test_suspend_stale_data_vanished_jobs_and_dry_run() -> None:
     source = ScriptedSource([JobListing((running,), True)])
     feed = feed_of(source)
     asyncio.run(feed.poll(0.0))
-    assert (
-        asyncio.run(
-            act_on_jobs(FakeRuntime(feed), Action.SUSPEND, plan_for(Action.SUSPEND, [running]).targets, 0)
-        )[0].result
-        == Outcome.DONE
-    )  # type: ignore[arg-type]
-    stale: Any = FakeRuntime(feed, now=1000.0)
+    runtime: Any = FakeRuntime(slurm=feed)
+    suspended = asyncio.run(
+        act_on_jobs(runtime, Action.SUSPEND, plan_for(Action.SUSPEND, [running]).targets, 0)
+    )
+    assert suspended[0].result == Outcome.DONE
+    stale: Any = FakeRuntime(slurm=feed, now=1000.0)
     plan = plan_for(Action.KILL, [running, job("99")])
     assert "hpc" in (waiting_on_slurm(stale, plan) or "")
     results = asyncio.run(act_on_jobs(stale, Action.KILL, plan.targets, 0))
     assert {r.result for r in results} == {Outcome.THROTTLED, Outcome.GONE}
-    dry: Any = FakeRuntime(feed, kube=FakeKube(dry_run=True))
+    dry: Any = FakeRuntime(slurm=feed, kube=FakeKube(dry_run=True))
     results = asyncio.run(act_on_jobs(dry, Action.KILL, plan_for(Action.KILL, [running]).targets, 0))
     assert [(r.result, r.message) for r in results] == [(Outcome.DRY_RUN, "would cancel")]
     assert [c[0] for c in source.calls] == ["jobs", "suspend"]  # nothing else was sent

@@ -19,6 +19,7 @@ from costwarden.operator.vmactions import act_on_vms, waiting_on_clouds
 from costwarden.operator.vmfeed import VMFeed, VMFeedSettings
 from costwarden.operator.workloads import Outcome
 from costwarden.pricing import PriceBook, load_bundled_catalog
+from tests.outside_runtime import FakeKube, FakeRuntime
 
 NOV_3 = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 SCOPE = "aws:us-east-1"
@@ -149,24 +150,6 @@ def test_accrual_is_computed_once_per_pass_and_resumes_from_the_budget_ledger() 
     assert fresh.accrual.spend == 3 * hourly  # no ledger entry: since launch
 
 
-@dataclass
-class FakeKube:
-    dry_run: bool = False
-
-
-@dataclass
-class FakeRuntime:
-    vms: VMFeed | None
-    now: float = 1.0
-    kube: FakeKube = field(default_factory=FakeKube)
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def acting(self) -> bool:
-        return True
-
-
 def plan_for(action: Action, vms: Sequence[VMRecord]) -> ActionPlan:
     targets = tuple(vm_target("research", v) for v in vms)
     return ActionPlan("threshold/100/x", action, "spend reached 100%", targets, False, 30, None)
@@ -175,7 +158,7 @@ def plan_for(action: Action, vms: Sequence[VMRecord]) -> ActionPlan:
 def test_vm_actions_terminate_workers_first_and_only_on_a_fresh_scope() -> None:
     head, worker = vm("i-head", head=True), vm("i-w1")
     feed, inventory = feed_of(Discovery((head, worker), complete=True))
-    runtime: Any = FakeRuntime(feed)
+    runtime: Any = FakeRuntime(vms=feed)
     plan = plan_for(Action.KILL, [head, worker])
     asyncio.run(feed.poll(0.0))
     assert waiting_on_clouds(runtime, plan) is None
@@ -191,7 +174,7 @@ def test_vm_actions_on_stale_data_or_vanished_vms_do_nothing_and_say_why() -> No
     head, gone = vm("i-head", head=True), vm("i-gone")
     feed, inventory = feed_of(Discovery((head,), complete=True))
     asyncio.run(feed.poll(0.0))
-    runtime: Any = FakeRuntime(feed, now=1000.0)  # last complete poll 1000 s ago: stale
+    runtime: Any = FakeRuntime(vms=feed, now=1000.0)  # last complete poll 1000 s ago: stale
     plan = plan_for(Action.SUSPEND, [head, gone])
     assert "aws:us-east-1" in (waiting_on_clouds(runtime, plan) or "")
     results = asyncio.run(act_on_vms(runtime, Action.SUSPEND, plan.targets))
@@ -206,13 +189,13 @@ def test_dry_run_reaches_vm_actions() -> None:
     head = vm("i-head", head=True)
     feed, inventory = feed_of(Discovery((head,), complete=True))
     asyncio.run(feed.poll(0.0))
-    runtime: Any = FakeRuntime(feed, kube=FakeKube(dry_run=True))
+    runtime: Any = FakeRuntime(vms=feed, kube=FakeKube(dry_run=True))
     results = asyncio.run(act_on_vms(runtime, Action.KILL, plan_for(Action.KILL, [head]).targets))
     assert [(r.result, r.message) for r in results] == [(Outcome.DRY_RUN, "would terminate")]
     assert [name for name, _ in inventory.calls] == ["discover"]
 
 
 def test_without_clouds_vm_targets_are_skipped() -> None:
-    runtime: Any = FakeRuntime(None)
+    runtime: Any = FakeRuntime(vms=None)
     results = asyncio.run(act_on_vms(runtime, Action.KILL, plan_for(Action.KILL, [vm("i-1")]).targets))
     assert results[0].result == Outcome.SKIPPED

@@ -21,6 +21,7 @@ from costwarden.engine.enforcement import ActionPlan, Target, job_key
 from costwarden.engine.slurm import RUNNING, SlurmJob
 from costwarden.models import Action
 from costwarden.operator.jobfeed import JobFeed
+from costwarden.operator.polling import publish, waiting_on
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.workloads import Outcome, TargetResult
 from costwarden.slurm.base import JobActionResult
@@ -35,11 +36,7 @@ async def poll_slurm(runtime: Runtime, feed: JobFeed) -> dict[str, bool]:
     now = runtime.monotonic()
     polled = await feed.poll(now)
     metrics = runtime.metrics
-    for cluster, complete in polled.items():
-        metrics.slurm_polls.labels(cluster, "complete" if complete else "failed").inc()
-    for cluster in feed.clusters:
-        metrics.slurm_jobs.labels(cluster).set(feed.sources.held(cluster))
-        metrics.slurm_up.labels(cluster).set(1 if feed.fresh(cluster, now) else 0)
+    publish(feed.sources, polled, now, (metrics.slurm_polls, metrics.slurm_jobs, metrics.slurm_up))
     return polled
 
 
@@ -51,11 +48,7 @@ def waiting_on_slurm(runtime: Runtime, plan: ActionPlan) -> str | None:
         return None
     now = runtime.monotonic()
     jobs = [job for job in (feed.record(job_key(t)) for t in targets) if job is not None]
-    stale = sorted({job.cluster for job in jobs if not feed.fresh(job.cluster, now)})
-    if not stale:
-        return None
-    clusters = ", ".join(stale)
-    return f"waiting: no recent complete answer from Slurm {clusters}; no job is touched on stale data"
+    return waiting_on((f"Slurm {job.cluster}" for job in jobs if not feed.fresh(job.cluster, now)), "job")
 
 
 async def act_on_jobs(

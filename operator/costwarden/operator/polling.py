@@ -13,11 +13,11 @@ budgets cover it, resumed after a restart from the first covering budget's ledge
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from costwarden.engine.ledger import PodAccrual
 from costwarden.engine.outside import CoveredOutside, Mark, OutsideRecord
@@ -122,6 +122,31 @@ class Sources(Generic[R]):
             elif now - state.complete_at > self.settings.stale_seconds:
                 found.append(f"{name}: last read {now - state.complete_at:.0f} s ago")
         return tuple(found)
+
+
+class _Labelled(Protocol):
+    def labels(self, *values: str) -> Any: ...
+
+
+def publish(
+    sources: Sources[Any], polled: Mapping[str, bool], now: float, series: tuple[_Labelled, ...]
+) -> None:
+    """The metrics of one kind after a poll: ``series`` is (polls counter by name and result,
+    records gauge by name, up gauge by name)."""
+    polls, held, up = series
+    for name, complete in polled.items():
+        polls.labels(name, "complete" if complete else "failed").inc()
+    for name in sources.states:
+        held.labels(name).set(sources.held(name))
+        up.labels(name).set(1 if sources.fresh(name, now) else 0)
+
+
+def waiting_on(stale: Iterable[str], what: str) -> str | None:
+    """Why a destructive plan must wait: these sources have no recent complete answer."""
+    names = sorted(set(stale))
+    if not names:
+        return None
+    return f"waiting: no recent complete answer from {', '.join(names)}; no {what} is touched on stale data"
 
 
 Accrue = Callable[[Decimal, PodAccrual | None, Mark | None], PodAccrual]  # rate, figure, mark

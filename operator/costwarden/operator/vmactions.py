@@ -16,6 +16,7 @@ from costwarden.clouds.base import VMActionResult
 from costwarden.engine.enforcement import ActionPlan, Target, vm_key
 from costwarden.engine.vms import VMRecord
 from costwarden.models import Action
+from costwarden.operator.polling import publish, waiting_on
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.vmfeed import VMFeed
 from costwarden.operator.workloads import Outcome, TargetResult
@@ -31,11 +32,7 @@ async def poll_clouds(runtime: Runtime, feed: VMFeed) -> dict[str, bool]:
     now = runtime.monotonic()
     polled = await feed.poll(now)
     metrics = runtime.metrics
-    for scope, complete in polled.items():
-        metrics.cloud_polls.labels(scope, "complete" if complete else "failed").inc()
-    for scope in feed.scopes:
-        metrics.cloud_vms.labels(scope).set(feed.sources.held(scope))
-        metrics.cloud_up.labels(scope).set(1 if feed.fresh(scope, now) else 0)
+    publish(feed.sources, polled, now, (metrics.cloud_polls, metrics.cloud_vms, metrics.cloud_up))
     return polled
 
 
@@ -46,10 +43,7 @@ def waiting_on_clouds(runtime: Runtime, plan: ActionPlan) -> str | None:
     if feed is None or not targets or plan.dry_run or plan.skipped:
         return None
     now = runtime.monotonic()
-    stale = sorted({vm.scope for vm in _records(feed, targets) if not feed.fresh(vm.scope, now)})
-    if not stale:
-        return None
-    return f"waiting: no recent complete answer from {', '.join(stale)}; no VM is touched on stale data"
+    return waiting_on((vm.scope for vm in _records(feed, targets) if not feed.fresh(vm.scope, now)), "VM")
 
 
 async def act_on_vms(runtime: Runtime, action: Action, targets: Sequence[Target]) -> list[TargetResult]:
