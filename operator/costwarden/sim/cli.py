@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from costwarden.sim.cluster import SimCluster
+from costwarden.sim.faults import Faults, FaultSpecError
 
 logger = logging.getLogger(__name__)
 
@@ -25,18 +26,36 @@ def add_subparser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
     serve.add_argument(
         "--crds", type=Path, default=None, help="a directory (or file) of manifests to apply at start"
     )
+    serve.add_argument(
+        "--faults",
+        type=_faults,
+        default=None,
+        metavar="SPEC",
+        help="inject faults into resource requests, e.g. 'error=0.05,throttle=0.05:1,delay=0.05:0.5,"
+        "conflict=0.05,gone=0.02,lost=0.02,cut-watch=20:10,seed=7' (shares of requests; "
+        "throttle=SHARE:RETRY_AFTER, delay=SHARE:SECONDS, cut-watch=EVENTS:SECONDS; "
+        "see costwarden.sim.faults)",
+    )
     serve.set_defaults(func=run)
 
 
-async def serve(
+def _faults(text: str) -> Faults:
+    try:
+        return Faults.parse(text)
+    except FaultSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+async def serve(  # noqa: PLR0917 -- tests call it with stop and ready by position
     port: int,
     kubeconfig: Path,
     crds: Path | None,
     stop: asyncio.Event | None = None,
     ready: asyncio.Event | None = None,
+    faults: Faults | None = None,
 ) -> None:
     """Serve until ``stop`` is set (or forever); ``ready`` is set once the kubeconfig is written."""
-    cluster = SimCluster(access_log=True)
+    cluster = SimCluster(access_log=True, faults=faults)
     await cluster.start(port)
     try:
         if crds is not None:
@@ -44,6 +63,8 @@ async def serve(
             logger.info("applied %d manifests from %s", len(applied), crds)
         cluster.write_kubeconfig(kubeconfig)
         print(f"Kubernetes API stand-in at {cluster.url}; kubeconfig: {kubeconfig}", flush=True)
+        if faults is not None and faults.any:
+            print(f"injecting faults: {faults.spec()}", flush=True)
         if ready is not None:
             ready.set()
         await (stop or asyncio.Event()).wait()
@@ -57,5 +78,5 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.port, args.kubeconfig, args.crds))
+        asyncio.run(serve(args.port, args.kubeconfig, args.crds, faults=args.faults))
     return 0

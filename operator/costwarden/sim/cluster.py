@@ -15,6 +15,7 @@ import yaml
 
 from costwarden.sim import errors
 from costwarden.sim.addressing import Target, WriteOptions
+from costwarden.sim.faults import FaultInjector, Faults
 from costwarden.sim.objects import ObjectApi
 from costwarden.sim.patching import MERGE
 from costwarden.sim.registry import Registry
@@ -70,17 +71,31 @@ class SimCluster:
         bookmark_interval: float = 30.0,
         host: str = "127.0.0.1",
         access_log: bool = False,
+        faults: Faults | None = None,
     ) -> None:
         self.store = Store(history_limit)
         self.registry = Registry()
         self.api = ObjectApi(self.store, self.registry, clock)
         self.emulator = SimEmulator(api=self.api, clock=clock, bookmark_interval=bookmark_interval)
+        self.set_faults(faults)
         self._host = host
         self._access_log = access_log
         self._port: int | None = None
         self._runner: aiohttp.web.ServerRunner | None = None
         for name in SEEDED_NAMESPACES:
             self.api.create(self._target("v1", "namespaces"), {"metadata": {"name": name}}, WriteOptions())
+
+    # ---- faults (costwarden.sim.faults): HTTP requests only, never the in-process calls below
+
+    def set_faults(self, faults: Faults | None) -> None:
+        """Inject ``faults`` from the next request on (None, or no fault at all: serve as asked);
+        the counts start again from zero."""
+        self.emulator.faults = FaultInjector(faults) if faults is not None and faults.any else None
+
+    def fault_counts(self) -> dict[str, int]:
+        """Requests considered and faults injected so far, by kind (empty without faults)."""
+        injector = self.emulator.faults
+        return injector.counts if injector is not None else {}
 
     # ---- lifecycle
 

@@ -8,6 +8,8 @@ answers is served here, with the apiserver's semantics (kmock's own emulation is
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -24,6 +26,7 @@ from kmock._internal import enums, references, rendering
 from costwarden.sim import discovery, errors, openapi, protobuf, routing, tables
 from costwarden.sim.addressing import Target, WriteResult
 from costwarden.sim.errors import ApiError
+from costwarden.sim.faults import NO_FAULT, FaultInjector, FaultPlan, lost_answer
 from costwarden.sim.objects import ObjectApi
 from costwarden.sim.selectors import FieldSelector, LabelSelector, SelectorError
 from costwarden.sim.watching import Watch, WatchQuery
@@ -33,9 +36,15 @@ logger = logging.getLogger(__name__)
 JSON = "application/json"
 
 
-def _json(body: Any, status: int = 200, warnings: list[str] | None = None) -> aiohttp.web.Response:
-    headers = [("Warning", f"299 - {json.dumps(warning)}") for warning in warnings or []]
-    return aiohttp.web.Response(text=json.dumps(body), status=status, content_type=JSON, headers=headers)
+def _json(
+    body: Any,
+    status: int = 200,
+    warnings: list[str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> aiohttp.web.Response:
+    sent = [("Warning", f"299 - {json.dumps(warning)}") for warning in warnings or []]
+    sent += list((headers or {}).items())
+    return aiohttp.web.Response(text=json.dumps(body), status=status, content_type=JSON, headers=sent)
 
 
 def _decode(body: bytes, content_type: str) -> Any:
@@ -69,6 +78,7 @@ class SimEmulator(kmock.KubernetesEmulator):
     webhooks: AdmissionWebhooks = attrs.field(
         default=attrs.Factory(lambda self: AdmissionWebhooks(self.api), takes_self=True)
     )
+    faults: FaultInjector | None = None  # costwarden.sim.faults: None serves every request as asked
 
     def __attrs_post_init__(self) -> None:
         """Skip kmock's default reactions: ``_dispatch`` serves everything no test reaction takes."""
@@ -76,11 +86,23 @@ class SimEmulator(kmock.KubernetesEmulator):
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         body = await raw_request.read()
         request = self._record(raw_request, body)
+        injector = self.faults
+        plan = NO_FAULT
+        if injector is not None:
+            plan = injector.plan(raw_request.method, raw_request.path, raw_request.query)
+            await injector.wait(plan)
         try:
+            if plan.answer is not None:
+                error, headers = plan.answer
+                return _json(error.status(), error.code, headers=headers)
             try:
-                return await kmock.RawHandler._handle(self, request)
+                response = await kmock.RawHandler._handle(self, request)
             except NotImplementedError:
-                return await self._dispatch(raw_request, body)
+                response = await self._dispatch(raw_request, body, plan)
+            if plan.lost and injector is not None and 200 <= response.status < 300:
+                injector.count("lost")  # carried out, and the client is told it timed out
+                return _json(lost_answer().status(), 504)
+            return response
         except ApiError as exc:
             return _json(exc.status(), exc.code)
         except Exception as exc:
@@ -119,7 +141,9 @@ class SimEmulator(kmock.KubernetesEmulator):
             del self._requests[: -self.request_log_limit]
         return request
 
-    async def _dispatch(self, raw: aiohttp.web.BaseRequest, body: bytes) -> aiohttp.web.StreamResponse:
+    async def _dispatch(
+        self, raw: aiohttp.web.BaseRequest, body: bytes, plan: FaultPlan = NO_FAULT
+    ) -> aiohttp.web.StreamResponse:
         path = raw.path.rstrip("/") or "/"
         if raw.method == "GET":
             document = self._static_document(path)
@@ -135,7 +159,7 @@ class SimEmulator(kmock.KubernetesEmulator):
             if listing is None:
                 raise errors.no_such_resource()
             return _json(listing)
-        return await self._respond_resource(raw, api_path, body)
+        return await self._respond_resource(raw, api_path, body, plan)
 
     def _static_document(self, path: str) -> aiohttp.web.StreamResponse | None:
         registry = self.api.registry
@@ -180,7 +204,7 @@ class SimEmulator(kmock.KubernetesEmulator):
         return Target(info, api_path.version, api_path.namespace, api_path.name, api_path.subresource)
 
     async def _respond_resource(
-        self, raw: aiohttp.web.BaseRequest, api_path: routing.ApiPath, body: bytes
+        self, raw: aiohttp.web.BaseRequest, api_path: routing.ApiPath, body: bytes, plan: FaultPlan
     ) -> aiohttp.web.StreamResponse:
         target = self._target(api_path)
         query = raw.query
@@ -190,7 +214,7 @@ class SimEmulator(kmock.KubernetesEmulator):
             raise ApiError(406, "NotAcceptable", f"only the following media types are accepted: {JSON}")
         method = raw.method
         if method == "GET" and routing.flag(query, "watch"):
-            return await self._respond_watch(raw, target)
+            return await self._respond_watch(raw, target, plan)
         if method == "GET" and target.name is None:
             return self._respond_list(target, query, accept)
         if method == "GET":
@@ -324,7 +348,7 @@ class SimEmulator(kmock.KubernetesEmulator):
         )
 
     async def _respond_watch(
-        self, raw: aiohttp.web.BaseRequest, target: Target
+        self, raw: aiohttp.web.BaseRequest, target: Target, plan: FaultPlan = NO_FAULT
     ) -> aiohttp.web.StreamResponse:
         query = raw.query
         labels, fields = self._selectors(target, query)
@@ -346,28 +370,58 @@ class SimEmulator(kmock.KubernetesEmulator):
         response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": JSON})
         response.enable_chunked_encoding()
         await response.prepare(raw)
+        if plan.gone_watch:  # as the watch cache answers a resourceVersion it no longer has
+            since, now = query.get("resourceVersion"), self.api.store.resource_version
+            gone = errors.gone(f"too old resource version: {since} ({now})")
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await response.write(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
+                await response.write_eof()
+            return response
         first = True
+        sent = 0
         try:
-            async for raw_event in watch.events():
-                event = raw_event
-                if as_table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                    event = dict(
-                        event,
-                        object=tables.table(
-                            target.info,
-                            target.version,
-                            [event["object"]],
-                            self.clock(),
-                            include=query.get("includeObject", "Metadata"),
-                            with_columns=first,
-                        ),
-                    )
-                    first = False
-                await response.write(json.dumps(event).encode() + b"\n")
+            async with (
+                asyncio.timeout(plan.cut_seconds or None),
+                contextlib.aclosing(watch.events()) as events,
+            ):
+                async for raw_event in events:
+                    event = raw_event
+                    if as_table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        event = dict(
+                            event,
+                            object=tables.table(
+                                target.info,
+                                target.version,
+                                [event["object"]],
+                                self.clock(),
+                                include=query.get("includeObject", "Metadata"),
+                                with_columns=first,
+                            ),
+                        )
+                        first = False
+                    line = json.dumps(event).encode() + b"\n"
+                    if plan.cut_events and sent >= plan.cut_events:
+                        await self._cut(raw, response, line)
+                        return response
+                    await response.write(line)
+                    sent += 1
             await response.write_eof()
+        except TimeoutError:  # the fault layer's time limit on this stream
+            await self._cut(raw, response, b'{"type": "BOOKMARK", "object": {"kind": ')
         except (ConnectionError, RuntimeError):
             pass  # the client went away
         return response
+
+    async def _cut(
+        self, raw: aiohttp.web.BaseRequest, response: aiohttp.web.StreamResponse, line: bytes
+    ) -> None:
+        """Cut a watch stream mid-event: half of ``line``, then the connection is dropped."""
+        if self.faults is not None:
+            self.faults.count("cut_watch")
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await response.write(line[: max(1, len(line) // 2)])
+        if raw.transport is not None:
+            raw.transport.close()
 
 
 def parsing_action(

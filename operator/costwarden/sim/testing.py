@@ -2,6 +2,8 @@
 
 kopf's ``KopfRunner`` blocks the calling thread and kubectl runs as a subprocess, so tests need the
 server elsewhere; the synchronous wrappers here hop onto its loop with ``run_coroutine_threadsafe``.
+``ThreadedSimCluster(faults=Faults(...))`` (or ``set_faults`` later) puts the fault layer
+(costwarden.sim.faults) in front of its HTTP API; the wrappers here are in-process, never faulted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from costwarden.sim.cluster import SimCluster
+from costwarden.sim.faults import Faults
 
 T = TypeVar("T")
 
@@ -97,6 +100,23 @@ class ThreadedSimCluster:
             coro.close()
             raise RuntimeError("ThreadedSimCluster is not running")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def set_faults(self, faults: Faults | None) -> None:
+        """Inject ``faults`` into HTTP requests from now on (None: none); see costwarden.sim.faults."""
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("ThreadedSimCluster is not running")
+        done = threading.Event()
+
+        def apply() -> None:
+            self.cluster.set_faults(faults)
+            done.set()
+
+        loop.call_soon_threadsafe(apply)
+        done.wait(10)
+
+    def fault_counts(self) -> dict[str, int]:
+        return self.cluster.fault_counts()
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.call(self.cluster.create(obj))

@@ -8,7 +8,7 @@ in a 200 stream, as the watch cache answers.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +86,7 @@ class Watch:
             "object": {"kind": info.kind, "apiVersion": info.api_version(version), "metadata": metadata},
         }
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         store = self._api.store
         info = self._query.target.info
         subscription = store.subscribe((info.group, info.plural))
