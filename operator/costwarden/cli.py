@@ -337,6 +337,9 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="cap on Scale/Suspend/Kill actions",
     )
     run.add_argument("--verbose", "-v", action="store_true")
+    # Tests only (docs/design.md): the operator's clock reads an RFC 3339 time from this file, so a
+    # test running `costwarden run` as a process moves time by hand (operator/fileclock.py).
+    run.add_argument("--clock-file", type=Path, help=argparse.SUPPRESS)
 
 
 def operator_settings(args: argparse.Namespace) -> OperatorSettings:
@@ -404,15 +407,22 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
 
 def _run(args: argparse.Namespace) -> int:
     from costwarden.operator.app import ConfigurationError, run_operator
+    from costwarden.operator.fileclock import FileClock
+    from costwarden.operator.runtime import utc_now
 
     settings = dataclasses.replace(operator_settings(args), freeze_heap_when_synced=True)
+    try:
+        clock = utc_now if args.clock_file is None else FileClock(args.clock_file)
+    except ValueError as exc:
+        print(f"costwarden: {exc}", file=sys.stderr)
+        return 2
     # The engine allocates many small, short-lived objects per pass; freezing the startup heap (and
     # again once the cluster is loaded) and collecting less often keeps full collections out of
     # the passes (bench/RESULTS.md).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
     try:
-        asyncio.run(run_operator(settings))
+        asyncio.run(run_operator(settings, clock=clock))
     except ConfigurationError as exc:
         print(f"costwarden: {exc}", file=sys.stderr)
         return 2

@@ -214,8 +214,9 @@ async def run_operator(
     *,
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
+    clock: Callable[[], datetime] = utc_now,
 ) -> None:
-    runtime = runtime or build_runtime(settings)
+    runtime = runtime or build_runtime(settings, clock)
     metrics_server = None
     if settings.metrics_port:
         metrics_server, _ = start_http_server(
