@@ -114,6 +114,19 @@ def _cloud(text: str) -> str:
     return text
 
 
+def _outside_namespace(text: str) -> str:
+    """A namespace name (an RFC 1123 label), or ``*`` for every namespace."""
+    label = text.strip()
+    if label == "*" or (
+        0 < len(label) <= 63
+        and label[0].isalnum()
+        and label[-1].isalnum()
+        and all(c.isdigit() or ("a" <= c <= "z") or c == "-" for c in label)
+    ):
+        return label
+    raise argparse.ArgumentTypeError(f"not a namespace name (or *): {text!r}")
+
+
 def _factor(text: str) -> Decimal:
     try:
         value = Decimal(text)
@@ -174,6 +187,17 @@ def _add_outside(run: argparse.ArgumentParser) -> None:
         default=None,
         help="seconds without a complete read after which no job is cancelled or suspended "
         "(default: 3 x --slurm-interval)",
+    )
+    fence = run.add_argument_group("which budgets may reach VMs and Slurm jobs (docs/security.md)")
+    fence.add_argument(
+        "--outside-namespace",
+        type=_outside_namespace,
+        action="append",
+        default=[],
+        dest="outside_namespaces",
+        metavar="NAMESPACE",
+        help="only CostBudgets of this namespace may cover and stop cloud VMs and Slurm jobs "
+        "(repeatable; * for every namespace, the default, warned about at start)",
     )
 
 
@@ -387,6 +411,7 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         billing_anomaly_factor=args.billing_anomaly_factor,
         price_feeds=tuple(args.price_feeds),
         price_feed_interval=args.price_feed_interval,
+        outside_namespaces=tuple(sorted(set(args.outside_namespaces))) or ("*",),
         clouds=tuple(args.clouds),
         cloud_interval=args.cloud_interval,
         cloud_stale_after=args.cloud_stale_after or 0.0,

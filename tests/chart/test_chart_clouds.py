@@ -44,6 +44,14 @@ SCOPES = ["aws:us-east-1,us-west-2", "gcp:ml-research", f"azure:{SUBSCRIPTION}"]
 CLOUDS: dict[str, Any] = {"clouds": {"scopes": SCOPES, "interval": 30, "staleAfter": 120}}
 
 Render = Callable[[dict[str, Any]], list[Manifest]]
+# The chart needs operator.outsideNamespaces with clouds or Slurm (tests/chart/test_chart_security.py
+# holds that and what the flag does); these tests name one namespace unless they set it themselves.
+OUTSIDE_NAMESPACES = ["research"]
+
+
+def with_outside(values: dict[str, Any]) -> dict[str, Any]:
+    operator = {"outsideNamespaces": OUTSIDE_NAMESPACES, **values.get("operator", {})}
+    return {**values, "operator": operator}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +63,7 @@ def render(tmp_path_factory: pytest.TempPathFactory, helm_home: Path) -> Render:
 
     def render(values: dict[str, Any]) -> list[Manifest]:
         path = folder / f"values-{next(numbers)}.yaml"
-        path.write_text(yaml.safe_dump(values))
+        path.write_text(yaml.safe_dump(with_outside(values)))
         return template(path, home=helm_home)
 
     return render
@@ -159,7 +167,9 @@ def test_clouds_keep_the_pod_hardened(
     assert container["env"] == default_container["env"]
     assert container["volumeMounts"] == default_container["volumeMounts"]
     assert pod["volumes"] == default["volumes"]
-    assert [a for a in container["args"] if not a.startswith("--cloud")] == default_container["args"]
+    assert [
+        a for a in container["args"] if not a.startswith(("--cloud", "--outside-namespace="))
+    ] == default_container["args"]
 
 
 # --- what the chart refuses ----------------------------------------------------------------------
@@ -272,7 +282,7 @@ def test_schema_accepts_only_what_the_operator_takes(scope: str) -> None:
 def test_notes_list_the_scopes(helm_home: Path, tmp_path: Path) -> None:
     require_helm()
     path = tmp_path / "clouds.yaml"
-    path.write_text(yaml.safe_dump({"clouds": {"scopes": SCOPES, "interval": 30}}))
+    path.write_text(yaml.safe_dump(with_outside({"clouds": {"scopes": SCOPES, "interval": 30}})))
     out = helm(
         "install",
         RELEASE,

@@ -55,6 +55,14 @@ RESTD: dict[str, Any] = {
 COMMANDS: dict[str, Any] = {"slurm": {"clusters": ["hpc", "lab"]}}
 
 Render = Callable[[dict[str, Any]], list[Manifest]]
+# The chart needs operator.outsideNamespaces with clouds or Slurm (tests/chart/test_chart_security.py
+# holds that and what the flag does); these tests name one namespace unless they set it themselves.
+OUTSIDE_NAMESPACES = ["research"]
+
+
+def with_outside(values: dict[str, Any]) -> dict[str, Any]:
+    operator = {"outsideNamespaces": OUTSIDE_NAMESPACES, **values.get("operator", {})}
+    return {**values, "operator": operator}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +74,7 @@ def render(tmp_path_factory: pytest.TempPathFactory, helm_home: Path) -> Render:
 
     def render(values: dict[str, Any]) -> list[Manifest]:
         path = folder / f"values-{next(numbers)}.yaml"
-        path.write_text(yaml.safe_dump(values))
+        path.write_text(yaml.safe_dump(with_outside(values)))
         return template(path, home=helm_home)
 
     return render
@@ -244,7 +252,9 @@ def test_slurm_keeps_the_pod_hardened(
         [("slurmrestd-token", True)] if values is RESTD else []
     )
     assert [v["name"] for v in pod["volumes"] if v not in default["volumes"]] == [m["name"] for m in added]
-    assert [a for a in container["args"] if not a.startswith("--slurm")] == default_container["args"]
+    assert [
+        a for a in container["args"] if not a.startswith(("--slurm", "--outside-namespace="))
+    ] == default_container["args"]
 
 
 def test_no_rbac_for_the_token(restd_manifests: list[Manifest], default_manifests: list[Manifest]) -> None:
@@ -390,7 +400,7 @@ def test_accepted_cluster_names_are_ones_budgets_can_give(name: str) -> None:
 def notes(helm_home: Path, tmp_path: Path, values: dict[str, Any]) -> str:
     require_helm()
     path = tmp_path / "slurm.yaml"
-    path.write_text(yaml.safe_dump(values))
+    path.write_text(yaml.safe_dump(with_outside(values)))
     out = helm(
         "install",
         RELEASE,

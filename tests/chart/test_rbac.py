@@ -69,6 +69,12 @@ def assert_grants(manifests: list[Manifest], expected: frozenset[Permission]) ->
     assert rules == expected, explain(set(expected - rules), set(rules - expected))
 
 
+def lease_role(manifests: list[Manifest], kind: str = "Role") -> Manifest:
+    """The leader-election Role (or its RoleBinding), named as the ClusterRole; with
+    operator.namespaces a Role per watched namespace is there too (test_chart_security.py)."""
+    return find(manifests, kind, find(manifests, "ClusterRole")["metadata"]["name"])
+
+
 def lease_flag(manifests: list[Manifest]) -> str:
     args = find(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     (name,) = [a.split("=", 1)[1] for a in args if a.startswith("--lease=")]
@@ -98,7 +104,7 @@ def test_leases_are_granted_in_the_release_namespace_only(
 ) -> None:
     manifests = request.getfixturevalue(render)
     assert not {p for p in rule_triples(find(manifests, "ClusterRole")) if p[1] == "leases"}
-    role = find(manifests, "Role")
+    role = lease_role(manifests)
     assert role["metadata"]["namespace"] == NAMESPACE
     assert rule_triples(role) == LEASES
     name = lease_flag(manifests)
@@ -111,7 +117,7 @@ def test_leases_are_granted_in_the_release_namespace_only(
 
 def test_lease_name_override_reaches_the_role(all_manifests: list[Manifest]) -> None:
     assert lease_flag(all_manifests) == "costwarden-leader"
-    names = [r.get("resourceNames") for r in find(all_manifests, "Role")["rules"]]
+    names = [r.get("resourceNames") for r in lease_role(all_manifests)["rules"]]
     assert ["costwarden-leader"] in names
 
 
@@ -131,20 +137,20 @@ def test_secrets_are_read_only(all_manifests: list[Manifest]) -> None:
 def test_bindings_name_the_deployments_service_account(
     all_manifests: list[Manifest], binding_kind: str, role_kind: str
 ) -> None:
-    binding = find(all_manifests, binding_kind)
+    binding = lease_role(all_manifests, binding_kind)
     account = find(all_manifests, "ServiceAccount")
     pod = find(all_manifests, "Deployment")["spec"]["template"]["spec"]
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": role_kind,
-        "name": find(all_manifests, role_kind)["metadata"]["name"],
+        "name": lease_role(all_manifests, role_kind)["metadata"]["name"],
     }
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
     ]
     assert pod["serviceAccountName"] == account["metadata"]["name"] == "costwarden-operator"
     if binding_kind == "RoleBinding":
-        assert binding["metadata"]["namespace"] == find(all_manifests, "Role")["metadata"]["namespace"]
+        assert binding["metadata"]["namespace"] == lease_role(all_manifests)["metadata"]["namespace"]
 
 
 def test_rbac_off_renders_no_roles(helm_home: Path) -> None:

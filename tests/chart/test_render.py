@@ -74,8 +74,7 @@ def test_every_option_renders_its_objects(all_manifests: list[Manifest]) -> None
             "PersistentVolumeClaim",
             "PodDisruptionBudget",
             "PrometheusRule",
-            "Role",
-            "RoleBinding",
+            *["Role", "RoleBinding"] * 3,  # the Lease's, and one per namespace of operator.namespaces
             "Service",
             "Service",
             "ServiceAccount",

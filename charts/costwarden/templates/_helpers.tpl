@@ -169,10 +169,27 @@ subPath, so that the kubelet refreshes it when the Secret is rotated). */}}
 {{- end }}
 {{- end }}
 
+{{- /*
+Cloud VMs and Slurm jobs are in no namespace: the release chooses which namespaces' CostBudgets may
+reach them (docs/security.md), rather than every namespace by default.
+*/ -}}
+{{- define "costwarden.validateOutside" -}}
+{{- $outside := .Values.operator.outsideNamespaces }}
+{{- if and (or .Values.clouds.scopes .Values.slurm.clusters) (not $outside) }}
+{{- fail "clouds.scopes and slurm.clusters need operator.outsideNamespaces: the namespaces whose CostBudgets may cover and stop cloud VMs and Slurm jobs with the operator's cloud and Slurm identity (VMs and jobs are in no namespace, so a budget in any namespace could otherwise name them). List them, or give [\"*\"] to allow every namespace; see docs/security.md" }}
+{{- end }}
+{{- if .Values.operator.outsideNamespacesPolicy }}
+{{- if or (not $outside) (has "*" $outside) }}
+{{- fail "operator.outsideNamespacesPolicy needs operator.outsideNamespaces naming namespaces (not *): the policy refuses spec.slurm in every other namespace" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "costwarden.validate" -}}
 {{- include "costwarden.validateBilling" . }}
 {{- include "costwarden.validateClouds" . }}
 {{- include "costwarden.validateSlurm" . }}
+{{- include "costwarden.validateOutside" . }}
 {{- $le := .Values.leaderElection }}
 {{- if and (gt (int .Values.replicaCount) 1) (not $le.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled: without a Lease to elect one leader, every replica would price, evaluate and enforce at once" }}
@@ -197,6 +214,9 @@ subPath, so that the kubelet refreshes it when the Secret is rotated). */}}
 - --operator-namespace={{ .Release.Namespace }}
 {{- range $op.protectedNamespaces }}
 - --protected-namespace={{ . }}
+{{- end }}
+{{- range $op.outsideNamespaces }}
+- {{ printf "--outside-namespace=%s" . | quote }}
 {{- end }}
 - --max-destructive-per-minute={{ $op.maxDestructivePerMinute }}
 {{- with .Values.leaderElection }}
@@ -292,4 +312,43 @@ subPath, so that the kubelet refreshes it when the Secret is rotated). */}}
 {{- range $op.extraArgs }}
 - {{ . | quote }}
 {{- end }}
+{{- end }}
+
+{{/*
+The operator's rules on namespaced objects: in the ClusterRole when it watches the whole cluster,
+else in a Role in each namespace of operator.namespaces (rbac.yaml).
+*/}}
+{{- define "costwarden.namespacedRules" -}}
+# Pods: the informer's index (list, watch); spend annotations (patch); Kill (delete).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch, patch, delete]
+# Events on budgets and pods: the operator's notices and kopf's own.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+# Notification credentials a budget names (Slack token, webhook URL, PagerDuty key), read in the
+# budget's own namespace: one Secret by name, never list or watch.
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+# Scale: a pod's owner chain, and replicas to 0 (the previous count kept in an annotation).
+- apiGroups: [apps]
+  resources: [deployments, replicasets, statefulsets]
+  verbs: [get, patch]
+# Suspend: spec.suspend on Jobs and JobSets.
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, patch]
+- apiGroups: [jobset.x-k8s.io]
+  resources: [jobsets]
+  verbs: [get, patch]
+# The budgets: the informer's index (list, watch), re-read after a conflict (get), annotated
+# (patch), status written by the operator.
+- apiGroups: [costwarden.dev]
+  resources: [costbudgets]
+  verbs: [get, list, watch, patch]
+- apiGroups: [costwarden.dev]
+  resources: [costbudgets/status]
+  verbs: [patch]
 {{- end }}

@@ -22,7 +22,9 @@ acts. The rules (docs/enforcement.md):
   ones and holds the pending ones; Scale leaves them alone. A job target names the job
   (``SlurmJob/<cluster>:<job id>``).
 - Nothing outside the budget's namespace is ever a target, and nothing destructive happens in a
-  protected namespace or with ``--enforcement=off``. ``dry_run`` (the budget's ``dryRun`` or
+  protected namespace or with ``--enforcement=off``. VMs and Slurm jobs, which are in no
+  namespace, are targets only of budgets in the namespaces ``--outside-namespace`` allows
+  (``EnforcementPolicy.outside``; docs/security.md). ``dry_run`` (the budget's ``dryRun`` or
   ``--enforcement=dry-run``) means "record what would have been done".
 - Notify is never blocked by these switches: a Notify plan has no targets and no ``skipped``;
   its ``dry_run`` only tells the message to say that destructive actions are in dry run.
@@ -36,6 +38,7 @@ from typing import Final
 
 from costwarden.engine.anomalies import idle_pod_uid
 from costwarden.engine.evaluation import BudgetDecision
+from costwarden.engine.outside import EVERY_NAMESPACE_FENCE, OutsideFence
 from costwarden.engine.slurm import SlurmJob
 from costwarden.engine.thresholds import DESTRUCTIVE_ACTIONS
 from costwarden.engine.vms import PENDING, RUNNING, VMRecord, kill_order
@@ -79,10 +82,12 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class EnforcementPolicy:
-    """The operator's switches: ``--enforcement`` and its protected namespaces."""
+    """The operator's switches: ``--enforcement``, its protected namespaces, and the namespaces
+    whose budgets may act on VMs and Slurm jobs (``--outside-namespace``)."""
 
     mode: str = "on"  # "off" | "dry-run" | "on"
     protected_namespaces: frozenset[str] = DEFAULT_PROTECTED_NAMESPACES
+    outside: OutsideFence = EVERY_NAMESPACE_FENCE
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -261,6 +266,8 @@ def plan_record(
         targets = _kill_targets(running, _running(namespace_pods, budget_namespace))
     else:
         targets, left_alone = _owner_targets(running, record.action)
+    if not policy.outside.allows(budget_namespace):
+        vms, jobs = (), ()  # the shell selects none for such a budget; this holds even if it did
     if idle_uid is None:
         vm_targets, vms_alone = _vm_targets(budget_namespace, vms, record.action)
         job_targets, jobs_alone = _job_targets(budget_namespace, jobs, record.action)

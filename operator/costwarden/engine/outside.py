@@ -7,7 +7,7 @@ its own (``vmSpend``, ``slurmSpend``) and its closed part kept beside ``closedSp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +21,43 @@ SLURM: Final = "slurm:"
 KINDS: Final = (VM, SLURM)  # ledger key prefixes
 # The ledger field holding each kind's closed spend.
 CLOSED_FIELDS: Final = {VM: "closed_vm_spend", SLURM: "closed_slurm_spend"}
+EVERY_NAMESPACE: Final = "*"  # ``--outside-namespace=*``: budgets of every namespace may reach outside
+NOT_ALLOWED: Final = "NamespaceNotAllowed"  # the Unavailable conditions' reason for a fenced budget
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideFence:
+    """Which namespaces' budgets may cover workloads outside Kubernetes (``--outside-namespace``).
+
+    VMs and Slurm jobs are in no namespace: a budget that covers them reaches past its own
+    namespace with the operator's cloud or Slurm identity (docs/security.md). A budget of a
+    namespace outside the fence covers no VM and no job (its pods are unaffected) and says why
+    in its CloudUnavailable / SlurmUnavailable condition. ``*`` lets every namespace through.
+    """
+
+    namespaces: frozenset[str] = frozenset({EVERY_NAMESPACE})
+
+    @classmethod
+    def of(cls, namespaces: Iterable[str]) -> OutsideFence:
+        return cls(frozenset(namespaces))
+
+    @property
+    def open(self) -> bool:
+        """Every namespace may reach outside (the operator's default, with a warning)."""
+        return EVERY_NAMESPACE in self.namespaces
+
+    def allows(self, namespace: str) -> bool:
+        return self.open or namespace in self.namespaces
+
+    def refusal(self, namespace: str, what: str) -> str | None:
+        """Why a budget in ``namespace`` covers no ``what`` (e.g. "cloud VMs"); None if it may."""
+        if self.allows(namespace):
+            return None
+        allowed = ", ".join(sorted(self.namespaces)) or "none"
+        return (
+            f"CostBudgets in namespace {namespace} may not cover {what}: the operator allows "
+            f"only namespaces {allowed} (--outside-namespace)"
+        )
 
 
 class OutsideRecord(Protocol):
@@ -40,6 +77,9 @@ class OutsideRecord(Protocol):
 
     @property
     def is_terminal(self) -> bool: ...
+
+
+EVERY_NAMESPACE_FENCE: Final = OutsideFence()  # the operator's default: no --outside-namespace
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +115,7 @@ class OutsideView:
     items: tuple[CoveredOutside, ...] = ()
     problems: tuple[str, ...] = ()
     all_read: bool = True
+    refused: str | None = None  # why this budget covers none of this kind (``OutsideFence``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +124,11 @@ class OutsideGroup:
     view: OutsideView
 
 
-def condition_state(problems: Sequence[str], what: str) -> tuple[str, str, str]:
-    """(status, reason, message) of a kind's Unavailable condition."""
+def condition_state(problems: Sequence[str], what: str, refused: str | None = None) -> tuple[str, str, str]:
+    """(status, reason, message) of a kind's Unavailable condition; ``refused`` (the budget's
+    namespace is outside ``--outside-namespace``) wins over the sources' state."""
+    if refused is not None:
+        return ("True", NOT_ALLOWED, refused)
     if problems:
         message = "; ".join(problems)
         return ("True", "SourceUnreadable", f"spend continues from the last known state: {message}")

@@ -17,7 +17,7 @@ from typing import Final
 
 from costwarden.engine.ledger import PodAccrual
 from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between
-from costwarden.engine.outside import Mark, OutsideView, condition_state
+from costwarden.engine.outside import Mark, OutsideFence, OutsideView, condition_state
 from costwarden.engine.selection import cloud_name_test
 from costwarden.models import CostBudgetSpec, SlurmSelector
 
@@ -84,7 +84,7 @@ def slurm_condition(spec: CostBudgetSpec, view: OutsideView) -> tuple[str, str, 
     Slurm jobs (``spec.slurm`` or ``skypilotCluster``); None for the rest."""
     if spec.slurm is None and not spec.skypilot_cluster:
         return None
-    return condition_state(view.problems, "--slurm cluster")
+    return condition_state(view.problems, "--slurm cluster", view.refused)
 
 
 # SkyPilot's longest cluster name on Slurm (``_MAX_CLUSTER_NAME_LEN_LIMIT`` of sky/clouds/slurm.py).
@@ -107,6 +107,19 @@ def covered_jobs(spec: CostBudgetSpec, jobs: Iterable[SlurmJob]) -> list[SlurmJo
             continue
         chosen.append(job)
     return chosen
+
+
+def budget_jobs(
+    spec: CostBudgetSpec, namespace: str, jobs: Iterable[SlurmJob], fence: OutsideFence
+) -> tuple[list[SlurmJob], str | None]:
+    """The jobs a budget in ``namespace`` covers, and why none when its namespace is outside the
+    fence (``--outside-namespace``): ``covered_jobs`` behind the namespace allow-list."""
+    if spec.slurm is None and not spec.skypilot_cluster:
+        return [], None
+    refused = fence.refusal(namespace, "Slurm jobs")
+    if refused is not None:
+        return [], refused
+    return covered_jobs(spec, jobs), None
 
 
 def _selected(selector: SlurmSelector, job: SlurmJob) -> bool:

@@ -18,7 +18,7 @@ from typing import Final
 
 from costwarden.engine.ledger import PodAccrual
 from costwarden.engine.money import MONEY_CONTEXT, ZERO, cost_between
-from costwarden.engine.outside import Mark, OutsideView, condition_state
+from costwarden.engine.outside import Mark, OutsideFence, OutsideView, condition_state
 from costwarden.engine.selection import cloud_name_test
 from costwarden.models import CostBudgetSpec
 from costwarden.records import NodeRecord
@@ -133,7 +133,7 @@ def cloud_condition(spec: CostBudgetSpec, view: OutsideView) -> tuple[str, str, 
     SkyPilot cluster (the others cover no VM); None for the rest."""
     if not spec.skypilot_cluster:
         return None
-    return condition_state(view.problems, "--cloud scope")
+    return condition_state(view.problems, "--cloud scope", view.refused)
 
 
 def vm_node(vm: VMRecord) -> NodeRecord:
@@ -164,6 +164,19 @@ def covered_vms(spec: CostBudgetSpec, vms: Iterable[VMRecord]) -> list[VMRecord]
         if cluster is not None and test is not None and test(cluster):
             chosen.append(vm)
     return chosen
+
+
+def budget_vms(
+    spec: CostBudgetSpec, namespace: str, vms: Iterable[VMRecord], fence: OutsideFence
+) -> tuple[list[VMRecord], str | None]:
+    """The VMs a budget in ``namespace`` covers, and why none when its namespace is outside the
+    fence (``--outside-namespace``): ``covered_vms`` behind the namespace allow-list."""
+    if not spec.skypilot_cluster:
+        return [], None
+    refused = fence.refusal(namespace, "cloud VMs")
+    if refused is not None:
+        return [], refused
+    return covered_vms(spec, vms), None
 
 
 def accrue_vm(

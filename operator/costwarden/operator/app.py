@@ -91,6 +91,9 @@ def build_runtime(
         )
     runtime.vms = vm_feed(settings, vm_inventories)
     runtime.slurm = job_feed(settings, job_sources)
+    warning = settings.outside_warning()
+    if warning is not None:
+        log.warning("SECURITY: %s", warning)
     if settings.lease_name:
         runtime.leader = LeaderElector(
             kube,

@@ -29,9 +29,9 @@ from costwarden.engine.evaluation import (
 )
 from costwarden.engine.outcomes import ActionOutcome, first_outcomes, fold, pending_notifications, resumable
 from costwarden.engine.outside import OutsideView
-from costwarden.engine.slurm import SlurmJob, covered_jobs
+from costwarden.engine.slurm import SlurmJob, budget_jobs
 from costwarden.engine.thresholds import DESTRUCTIVE_ACTIONS
-from costwarden.engine.vms import VMRecord, covered_vms
+from costwarden.engine.vms import VMRecord, budget_vms
 from costwarden.models import (
     GROUP,
     KIND,
@@ -159,8 +159,8 @@ def evaluate(
         price = runtime.pods.price_of(node, runtime.prices) if node is not None else None
         covered.append(CoveredPod(pod, runtime.pods.figure(pod, price, now)))
     billing = runtime.billing
-    clouds = _cloud_view(runtime, spec, state.status, now)
-    slurm = _slurm_view(runtime, spec, state.status, now)
+    clouds = _cloud_view(runtime, spec, (budget.namespace, state.status), now)
+    slurm = _slurm_view(runtime, spec, (budget.namespace, state.status), now)
     decision = evaluate_budget(
         BudgetInput(budget.namespace, budget.name, budget.generation, spec, state.status),
         covered,
@@ -214,32 +214,38 @@ def _note_billing(
 
 
 def _cloud_view(
-    runtime: Runtime, spec: CostBudgetSpec, status: CostBudgetStatus, now: datetime
+    runtime: Runtime, spec: CostBudgetSpec, budget: tuple[str, CostBudgetStatus], now: datetime
 ) -> OutsideView | None:
-    """The budget's covered VMs and the failing --cloud scopes; None without --cloud."""
+    """The budget's covered VMs and the failing --cloud scopes; None without --cloud. A budget
+    of a namespace --outside-namespace does not allow covers none, and says so."""
     feed = runtime.vms
     if feed is None:
         return None
-    chosen = covered_vms(spec, feed.records()) if spec.skypilot_cluster else []
+    namespace, status = budget
+    fence = runtime.limits.enforcement.outside
+    chosen, refused = budget_vms(spec, namespace, feed.records() if spec.skypilot_cluster else (), fence)
     vms = tuple(feed.covered(vm, runtime.prices, now, status.ledger) for vm in chosen)
-    problems = feed.problems(runtime.monotonic()) if spec.skypilot_cluster else ()
-    return OutsideView(vms, problems, feed.all_read())
+    problems = feed.problems(runtime.monotonic()) if spec.skypilot_cluster and not refused else ()
+    return OutsideView(vms, problems, feed.all_read(), refused)
 
 
 def _slurm_view(
-    runtime: Runtime, spec: CostBudgetSpec, status: CostBudgetStatus, now: datetime
+    runtime: Runtime, spec: CostBudgetSpec, budget: tuple[str, CostBudgetStatus], now: datetime
 ) -> OutsideView | None:
-    """The budget's covered Slurm jobs and the failing --slurm clusters; None without --slurm."""
+    """The budget's covered Slurm jobs and the failing --slurm clusters; None without --slurm.
+    A budget of a namespace --outside-namespace does not allow covers none, and says so."""
     feed = runtime.slurm
     if feed is None:
         return None
+    namespace, status = budget
     covers_jobs = spec.slurm is not None or bool(spec.skypilot_cluster)
-    if covers_jobs:
+    fence = runtime.limits.enforcement.outside
+    chosen, refused = budget_jobs(spec, namespace, feed.records() if covers_jobs else (), fence)
+    if covers_jobs and not refused:
         feed.want(status.ledger)
-    chosen = covered_jobs(spec, feed.records()) if covers_jobs else []
     jobs = tuple(feed.covered(job, runtime.prices, now, status.ledger) for job in chosen)
-    problems = feed.problems(runtime.monotonic()) if covers_jobs else ()
-    return OutsideView(jobs, problems, feed.all_read())
+    problems = feed.problems(runtime.monotonic()) if covers_jobs and not refused else ()
+    return OutsideView(jobs, problems, feed.all_read(), refused)
 
 
 def _plan(  # noqa: PLR0917

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from costwarden.engine.enforcement import EnforcementPolicy
+from costwarden.engine.outside import OutsideFence
 from costwarden.notify.delivery import Notifier
 from costwarden.notify.retry import RetryPolicy
 from costwarden.operator.budgetstate import BudgetBook, BudgetKey
@@ -67,7 +68,9 @@ class Limits:
             destructive=TokenBucket(per_minute / 60.0, per_minute, now),
             policy=WritePolicy(settings.annotation_interval, settings.annotation_rate_change),
             enforcement=EnforcementPolicy(
-                mode=settings.enforcement, protected_namespaces=frozenset(settings.protected_namespaces)
+                mode=settings.enforcement,
+                protected_namespaces=frozenset(settings.protected_namespaces),
+                outside=OutsideFence.of(settings.outside_namespaces),
             ),
         )
 

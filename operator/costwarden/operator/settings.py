@@ -64,6 +64,9 @@ class OperatorSettings:
     # allocate. costwarden run sets it; in-process operators (tests, the demo) leave it off.
     freeze_heap_when_synced: bool = False
     protected_namespaces: tuple[str, ...] = field(default=("kube-system",))
+    # Namespaces whose budgets may cover (and stop) cloud VMs and Slurm jobs, which are in no
+    # namespace (docs/security.md); "*": every namespace, warned about at start with --cloud/--slurm.
+    outside_namespaces: tuple[str, ...] = ("*",)
     enforcement: str = "on"  # on | dry-run | off: the global switch over Scale/Suspend/Kill
     max_destructive_per_minute: int = 30  # cap on Scale/Suspend/Kill plans carried out, all budgets
     slack_api_url: str | None = None  # slack-sdk base_url (tests, Slack Enterprise proxies)
@@ -77,3 +80,20 @@ class OperatorSettings:
     webhook_failure_policy: str = "Ignore"  # Ignore | Fail
     webhook_cert_dir: Path | None = None  # tls.crt, tls.key (ca.crt); None: a self-signed certificate
     webhook_managed: bool = True  # kopf maintains the ValidatingWebhookConfiguration "costwarden.dev"
+
+    def outside_warning(self) -> str | None:
+        """What the operator warns about at start: every namespace's CostBudgets may stop the
+        cloud VMs or Slurm jobs it reads (no ``--outside-namespace``); None otherwise."""
+        reach = [
+            what
+            for what, on in (("cloud VMs (--cloud)", self.clouds), ("Slurm jobs (--slurm)", self.slurm))
+            if on
+        ]
+        if not reach or "*" not in self.outside_namespaces:
+            return None
+        return (
+            f"anyone who may create a CostBudget in any namespace can have the operator stop or "
+            f"delete {' and '.join(reach)} with its own cloud and Slurm credentials: name the "
+            "namespaces allowed to with --outside-namespace (chart: operator.outsideNamespaces); "
+            "see docs/security.md"
+        )
