@@ -243,7 +243,7 @@ class Writes:
         self.patched: list[tuple[str, dict[str, str | None]]] = []
 
     async def patch_pod_annotations(
-        self, namespace: str, name: str, notes: dict[str, str | None]
+        self, namespace: str, name: str, notes: dict[str, str | None], *, uid: str | None = None
     ) -> WriteResult:
         self.patched.append((name, notes))
         return WriteResult.DONE

@@ -33,7 +33,7 @@ acts. The rules (docs/enforcement.md):
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from costwarden.engine.anomalies import idle_pod_uid
@@ -75,6 +75,9 @@ class Target:
     kind: str  # Pod, ReplicaSet, StatefulSet, Job, JobSet, VM (<cloud>:<id>), SlurmJob (<cluster>:<id>)
     namespace: str
     name: str
+    # A pod's uid: the shell deletes exactly that pod, never a new one of the same name (a
+    # relaunched SkyPilot cluster). Not part of a target's identity, nor of its record text.
+    uid: str = field(default="", compare=False)
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.name}"
@@ -127,7 +130,7 @@ def _running(pods: Iterable[PodRecord], namespace: str) -> list[PodRecord]:
 
 
 def _pod_target(pod: PodRecord) -> Target:
-    return Target(kind="Pod", namespace=pod.namespace, name=pod.name)
+    return Target(kind="Pod", namespace=pod.namespace, name=pod.name, uid=pod.uid)
 
 
 def _kill_targets(pods: Sequence[PodRecord], namespace_pods: Sequence[PodRecord]) -> list[Target]:

@@ -174,7 +174,7 @@ async def _write_due(runtime: Runtime, pending: list[Pending], counts: Counter[s
             if not runtime.acting():
                 continue
             result = await runtime.kube.patch_pod_annotations(
-                pod.namespace, pod.name, spend_annotations(accrual, names, gpu)
+                pod.namespace, pod.name, spend_annotations(accrual, names, gpu), uid=pod.uid or None
             )
             counts[f"write_{result.value}"] += 1
             if result in (WriteResult.DONE, WriteResult.DRY_RUN):

@@ -98,7 +98,9 @@ def build_runtime(
         runtime.leader = LeaderElector(
             kube,
             lease_settings(settings),
-            clock=clock,
+            # Real time, whatever the operator's clock (a test's or the demo's): a renewal must
+            # change the record, or a standby sees it unrenewed and takes over from a live leader.
+            clock=utc_now,
             monotonic=runtime.monotonic,
             on_transition=runtime.leadership_changed,
         )

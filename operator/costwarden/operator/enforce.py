@@ -4,8 +4,9 @@ These run as background jobs (``runtime.work``), never inside the evaluation pas
 first waits until the status holding its record is stored (a destructive record Pending with its
 targets and attempt, a notification Pending), so a crash or a handover after that point retries
 rather than forgets, and a failed write means the job does nothing (the next pass tries again).
-Each job checks the leader fence before every side effect, and reports its outcome as data
-(``engine.outcomes``), folded into the budget's next status.
+Each job checks the leader fence before every side effect (each pod deleted, each object
+scaled or suspended, each Event), deletes a pod only if it is still the one decided on (its uid),
+and reports its outcome as data (``engine.outcomes``), folded into the budget's next status.
 """
 
 from __future__ import annotations
@@ -91,13 +92,23 @@ async def execute(runtime: Runtime, plan: ActionPlan) -> list[TargetResult]:
     if plan.action is Action.KILL:
         pods = [t for t in plan.targets if t.kind == "Pod"]
         namespace = pods[0].namespace if pods else ""
-        results = await kill_pods(kube, namespace, [t.name for t in pods], plan.grace_period_seconds)
+        results = await kill_pods(
+            kube,
+            namespace,
+            [t.name for t in pods],
+            plan.grace_period_seconds,
+            uids={t.name: t.uid for t in pods if t.uid},
+            acting=runtime.acting,
+        )
     else:
         act_on = scale_to_zero if plan.action is Action.SCALE else suspend
-        outside = ("VM", "SlurmJob")
-        results = [
-            await act_on(kube, t.namespace, t.kind, t.name) for t in plan.targets if t.kind not in outside
-        ]
+        results = []
+        for t in plan.targets:
+            if t.kind in ("VM", "SlurmJob"):
+                continue
+            if not runtime.acting():  # the fence, before every object
+                return results
+            results.append(await act_on(kube, t.namespace, t.kind, t.name))
     if vms:
         results.extend(await act_on_vms(runtime, plan.action, vms))
     if jobs:
@@ -107,7 +118,7 @@ async def execute(runtime: Runtime, plan: ActionPlan) -> list[TargetResult]:
 
 async def _post_pod_events(runtime: Runtime, state: BudgetState, plan: ActionPlan) -> None:
     for target in plan.targets:
-        if target.kind == "Pod":
+        if target.kind == "Pod" and runtime.acting():
             result = await runtime.kube.post_event(
                 ObjectRef("v1", "Pod", target.namespace, target.name),
                 reason=f"CostBudget{plan.action.value}",

@@ -493,9 +493,14 @@ class KubeClient:
     # ---- writes (all through _write)
 
     async def patch_pod_annotations(
-        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+        self, namespace: str, name: str, annotations: Mapping[str, str | None], *, uid: str | None = None
     ) -> WriteResult:
-        body = {"metadata": {"annotations": dict(annotations)}}
+        """Merge-patch a pod's annotations; with ``uid`` only that pod's: the API server refuses
+        (422, uid is immutable) to write them onto a new pod of the same name."""
+        metadata: dict[str, Any] = {"annotations": dict(annotations)}
+        if uid:
+            metadata["uid"] = uid
+        body = {"metadata": metadata}
         return await self._write(
             f"annotate pod {namespace}/{name} {dict(annotations)}",
             lambda a: a.core.patch_namespaced_pod,
@@ -504,13 +509,24 @@ class KubeClient:
             body,
         )
 
-    async def delete_pod(self, namespace: str, name: str, grace_period_seconds: int) -> WriteResult:
+    async def delete_pod(
+        self, namespace: str, name: str, grace_period_seconds: int, *, uid: str | None = None
+    ) -> WriteResult:
+        """A graceful delete; with ``uid`` only of that pod (a precondition): CONFLICT if the pod
+        of that name is another one now."""
+        body: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "gracePeriodSeconds": grace_period_seconds,
+        }
+        if uid:
+            body["preconditions"] = {"uid": uid}
         return await self._write(
             f"delete pod {namespace}/{name} (grace period {grace_period_seconds}s)",
             lambda a: a.core.delete_namespaced_pod,
             name,
             namespace,
-            body={"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": grace_period_seconds},
+            body=body,
         )
 
     async def scale(

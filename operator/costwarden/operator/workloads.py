@@ -7,7 +7,7 @@ the ``KubeClient`` (reads still run, so a "would ..." message names the real obj
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -40,22 +40,33 @@ def describe(kind: str, namespace: str, name: str) -> str:
 
 
 async def kill_pods(
-    kube: KubeClient, namespace: str, pod_names: Sequence[str], grace_period_seconds: int
+    kube: KubeClient,
+    namespace: str,
+    pod_names: Sequence[str],
+    grace_period_seconds: int,
+    *,
+    uids: Mapping[str, str] | None = None,
+    acting: Callable[[], bool] = lambda: True,
 ) -> list[TargetResult]:
-    """One graceful delete per pod, in the given order (a SkyPilot plan puts the head last)."""
+    """One graceful delete per pod, in the given order (a SkyPilot plan puts the head last).
+
+    ``uids`` (name to uid) makes each delete one of exactly the pod decided on: a pod of that
+    name created since (a relaunched SkyPilot cluster) is left alone, by the API server's
+    precondition. ``acting`` is the leader fence, checked before every delete: a replica that
+    lost its Lease midway (paused, cut off from the API server) deletes nothing more.
+    """
     results = []
     for name in pod_names:
-        write = await kube.delete_pod(namespace, name, grace_period_seconds)
+        if not acting():
+            break
+        uid = (uids or {}).get(name) or None
+        write = await kube.delete_pod(namespace, name, grace_period_seconds, uid=uid)
+        target = describe("Pod", namespace, name)
+        if write is WriteResult.CONFLICT and uid is not None:
+            results.append(_gone(target, f" as uid {uid} (a new pod has the name; it is left alone)"))
+            continue
         grace = f"with grace period {grace_period_seconds}s"
-        results.append(
-            _result(
-                kube,
-                describe("Pod", namespace, name),
-                write,
-                done=f"deleted {grace}",
-                would=f"delete {grace}",
-            )
-        )
+        results.append(_result(kube, target, write, done=f"deleted {grace}", would=f"delete {grace}"))
     return results
 
 

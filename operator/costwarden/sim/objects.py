@@ -179,6 +179,9 @@ class ObjectApi:
             if "status" in old:
                 new["status"] = copy.deepcopy(old["status"])
         meta, old_meta = new.setdefault("metadata", {}), old["metadata"]
+        if meta.get("uid") and meta["uid"] != old_meta.get("uid"):  # ValidateObjectMetaUpdate
+            immutable = f'Invalid value: "{meta["uid"]}": field is immutable'
+            raise self._invalid(target, name, [Cause("metadata.uid", "FieldValueInvalid", immutable)])
         for key in (
             "uid",
             "creationTimestamp",
