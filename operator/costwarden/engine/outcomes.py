@@ -104,7 +104,7 @@ def first_outcomes(
                     plan.record_id,
                     ActionResult.PENDING,
                     f"acting on {', '.join(names)}",
-                    targets=names,
+                    targets=(*acted_before(record, names), *names),
                     attempted=True,
                     notify=notify,
                 )
@@ -114,6 +114,16 @@ def first_outcomes(
 
 def _acted_before_restart(record: ActionRecord) -> bool:
     return record.action in DESTRUCTIVE_ACTIONS and record.attempts > 0 and bool(record.targets)
+
+
+def acted_before(record: ActionRecord, names: Sequence[str]) -> tuple[str, ...]:
+    """Targets an earlier attempt of ``record`` named that a new plan (``names``) no longer finds:
+    acted on by that attempt (before a restart, or before one of its targets failed). They stay in
+    the record, so that its targets say what the action did, however many attempts it took."""
+    if not _acted_before_restart(record):
+        return ()
+    planned = set(names)
+    return tuple(target for target in record.targets if target not in planned)
 
 
 def destructive_result(record: ActionRecord, failed: bool, summary: str) -> ActionOutcome:

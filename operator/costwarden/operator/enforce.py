@@ -23,6 +23,7 @@ from costwarden.engine.outcomes import (
     VERBS,
     NotificationOutcome,
     Outcome,
+    acted_before,
     destructive_result,
     fold,
 )
@@ -73,7 +74,13 @@ async def act(runtime: Runtime, state: BudgetState, plan: ActionPlan, revision: 
         if record is None:
             return
         failed = any(r.result in (TargetOutcome.FAILED, TargetOutcome.THROTTLED) for r in results)
-        summary = "; ".join(f"{r.target}: {r.message}" for r in results)
+        earlier = acted_before(record, [str(t) for t in plan.targets])
+        summary = "; ".join(
+            [
+                *(f"{t}: gone (acted on by an earlier attempt)" for t in earlier),
+                *(f"{r.target}: {r.message}" for r in results),
+            ]
+        )
         outcome = destructive_result(record, failed, summary)
         apply(runtime, state, [outcome])
         runtime.metrics.actions.labels(str(outcome.result)).inc()
