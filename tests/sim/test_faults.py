@@ -161,3 +161,28 @@ async def test_watch_streams_are_cut_mid_event(sim: SimCluster, api: Api) -> Non
                 pass
     assert 0.3 <= time.monotonic() - started < 3
     assert not sim.store._subscriptions.get(("", "pods"))  # the cut streams let go of the store
+
+
+async def test_a_busy_watch_is_cut_on_time(sim: SimCluster, api: Api) -> None:
+    """The time limit holds while events keep coming (it is no cancellation that a change
+    arriving at the same moment could swallow)."""
+    await sim.create(pod("a"))
+
+    async def churn() -> None:
+        for i in range(10_000):
+            await sim.patch("v1", "pods", "a", {"metadata": {"labels": {"n": str(i)}}})
+            await asyncio.sleep(0.01)
+
+    sim.set_faults(Faults(cut_watch_s=0.3))
+    busy = asyncio.create_task(churn())
+    try:
+        for _ in range(3):
+            started = time.monotonic()
+            with pytest.raises(aiohttp.ClientPayloadError):
+                async with asyncio.timeout(5), api.session.get(f"{PODS}?watch=true") as response:
+                    async for _ in response.content:
+                        pass
+            assert time.monotonic() - started < 2
+    finally:
+        busy.cancel()
+    assert sim.fault_counts()["cut_watch"] == 3

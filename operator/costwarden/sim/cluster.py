@@ -97,6 +97,11 @@ class SimCluster:
         injector = self.emulator.faults
         return injector.counts if injector is not None else {}
 
+    def faults_injected(self) -> list[tuple[str, str, str]]:
+        """The latest faults injected: (kind, method, path), oldest first."""
+        injector = self.emulator.faults
+        return injector.injected if injector is not None else []
+
     # ---- lifecycle
 
     async def start(self, port: int = 0) -> None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -47,6 +47,7 @@ WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 UPDATES = frozenset({"PUT", "PATCH"})
 KINDS = ("error", "throttle", "delay", "conflict", "gone", "lost", "cut_watch")
 _SHARES = ("error", "throttle", "delay", "conflict", "gone", "lost")
+INJECTED_KEPT = 10_000
 
 CONTINUE_EXPIRED = (
     "The provided continue parameter is too old to display a consistent list result. You can start "
@@ -174,6 +175,7 @@ class FaultInjector:
         self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()  # counts are read from other threads (tests, benches)
         self._counts: Counter[str] = Counter()
+        self._injected: deque[tuple[str, str, str]] = deque(maxlen=INJECTED_KEPT)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -181,9 +183,16 @@ class FaultInjector:
         with self._lock:
             return dict(self._counts)
 
-    def count(self, kind: str) -> None:
+    @property
+    def injected(self) -> list[tuple[str, str, str]]:
+        """The latest faults injected (at most ``INJECTED_KEPT``): kind, method, path."""
+        with self._lock:
+            return list(self._injected)
+
+    def count(self, kind: str, method: str = "", path: str = "") -> None:
         with self._lock:
             self._counts[kind] += 1
+            self._injected.append((kind, method, path))
 
     def _draw(self, kind: str, key: str, n: int) -> float:
         digest = hashlib.blake2b(f"{self.faults.seed}|{kind}|{key}|{n}".encode(), digest_size=8).digest()
@@ -212,12 +221,12 @@ class FaultInjector:
         since = query.get("resourceVersion", "")
         delay = faults.delay_s if hit("delay") else 0.0
         if delay:
-            self.count("delay")
+            self.count("delay", method, path)
         answer: tuple[ApiError, Mapping[str, str]] | None = None
         gone_watch = False
         if hit("error"):
             answer = (ApiError(500, "InternalError", "Internal error occurred: injected fault"), {})
-            self.count("error")
+            self.count("error", method, path)
         elif hit("throttle"):
             seconds = faults.retry_after
             error = ApiError(
@@ -227,14 +236,14 @@ class FaultInjector:
                 {"retryAfterSeconds": seconds},
             )
             answer = (error, {"Retry-After": str(seconds)})
-            self.count("throttle")
+            self.count("throttle", method, path)
         elif method in UPDATES and api_path.name is not None and hit("conflict"):
             resource = f"{api_path.plural}.{api_path.group}" if api_path.group else api_path.plural
             answer = (errors.conflict(resource, api_path.name), {})
-            self.count("conflict")
+            self.count("conflict", method, path)
         elif watch and since not in ("", "0") and hit("gone"):
             gone_watch = True
-            self.count("gone")
+            self.count("gone", method, path)
         elif (
             method == "GET"
             and not watch
@@ -243,7 +252,7 @@ class FaultInjector:
             and hit("gone")
         ):
             answer = (errors.gone(CONTINUE_EXPIRED), {})
-            self.count("gone")
+            self.count("gone", method, path)
         lost = answer is None and not gone_watch and method in WRITES and hit("lost")
         cuts = watch and answer is None and not gone_watch
         return FaultPlan(

@@ -100,7 +100,7 @@ class SimEmulator(kmock.KubernetesEmulator):
             except NotImplementedError:
                 response = await self._dispatch(raw_request, body, plan)
             if plan.lost and injector is not None and 200 <= response.status < 300:
-                injector.count("lost")  # carried out, and the client is told it timed out
+                injector.count("lost", raw_request.method, raw_request.path)  # done, told it timed out
                 return _json(lost_answer().status(), 504)
             return response
         except ApiError as exc:
@@ -352,6 +352,13 @@ class SimEmulator(kmock.KubernetesEmulator):
     ) -> aiohttp.web.StreamResponse:
         query = raw.query
         labels, fields = self._selectors(target, query)
+        timeout = routing.parse_timeout(query)
+        loop = asyncio.get_running_loop()
+        # The fault layer's time limit ends the stream as timeoutSeconds would (no cancellation,
+        # which asyncio.wait_for may swallow), then cuts it.
+        cut_at: float | None = None
+        if plan.cut_seconds and (timeout is None or plan.cut_seconds < timeout):
+            timeout, cut_at = plan.cut_seconds, loop.time() + plan.cut_seconds
         watch = Watch(
             self.api,
             WatchQuery(
@@ -361,7 +368,7 @@ class SimEmulator(kmock.KubernetesEmulator):
                 since=query.get("resourceVersion"),
                 send_initial_events=routing.flag(query, "sendInitialEvents"),
                 bookmarks=routing.flag(query, "allowWatchBookmarks"),
-                timeout=routing.parse_timeout(query),
+                timeout=timeout,
             ),
             self.bookmark_interval,
         )
@@ -380,10 +387,7 @@ class SimEmulator(kmock.KubernetesEmulator):
         first = True
         sent = 0
         try:
-            async with (
-                asyncio.timeout(plan.cut_seconds or None),
-                contextlib.aclosing(watch.events()) as events,
-            ):
+            async with contextlib.aclosing(watch.events()) as events:
                 async for raw_event in events:
                     event = raw_event
                     if as_table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
@@ -405,9 +409,10 @@ class SimEmulator(kmock.KubernetesEmulator):
                         return response
                     await response.write(line)
                     sent += 1
+            if cut_at is not None and loop.time() >= cut_at and not self.api.store.closed:
+                await self._cut(raw, response, b'{"type": "BOOKMARK", "object": {"kind": ')
+                return response
             await response.write_eof()
-        except TimeoutError:  # the fault layer's time limit on this stream
-            await self._cut(raw, response, b'{"type": "BOOKMARK", "object": {"kind": ')
         except (ConnectionError, RuntimeError):
             pass  # the client went away
         return response
@@ -417,7 +422,7 @@ class SimEmulator(kmock.KubernetesEmulator):
     ) -> None:
         """Cut a watch stream mid-event: half of ``line``, then the connection is dropped."""
         if self.faults is not None:
-            self.faults.count("cut_watch")
+            self.faults.count("cut_watch", raw.method, raw.path)
         with contextlib.suppress(ConnectionError, RuntimeError):
             await response.write(line[: max(1, len(line) // 2)])
         if raw.transport is not None:

@@ -48,6 +48,7 @@ class Store:
         self._history_limit = history_limit
         self._compacted = 0  # watches may start from any rv >= this
         self._subscriptions: dict[GroupPlural, set[Subscription]] = {}
+        self.closed = False  # close_all() was called: the server is stopping
 
     @property
     def resource_version(self) -> int:
@@ -105,6 +106,7 @@ class Store:
 
     def close_all(self) -> None:
         """End every watch (each gets a None); used when the server stops."""
+        self.closed = True
         for subscriptions in self._subscriptions.values():
             for subscription in subscriptions:
                 subscription.queue.put_nowait(None)

@@ -118,6 +118,9 @@ class ThreadedSimCluster:
     def fault_counts(self) -> dict[str, int]:
         return self.cluster.fault_counts()
 
+    def faults_injected(self) -> builtins.list[tuple[str, str, str]]:
+        return self.cluster.faults_injected()
+
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.call(self.cluster.create(obj))
 
