@@ -11,7 +11,8 @@ Each body becomes a frozen record at once (``PodRecord.from_body``/``NodeRecord.
 whole bodies are never kept. Work on the event loop is cut into chunks of ``chunk`` objects with
 a yield between chunks, so a 10,000-pod list never stalls the admission webhook or enforcement.
 A stream never ends on an error: it logs, backs off (capped, jittered, at least Retry-After on a
-429) and tries again; only ``stop()`` ends it.
+429) and tries again; only ``stop()`` ends it. A watch that broke after it had been open a while
+(``healthy_watch_s``) was cut, not refused: its back-off starts over.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ class BudgetSink(Protocol):
     def forget_budget(self, key: str) -> None: ...
 
 
+HEALTHY_WATCH_S = 1.0  # a watch that broke after this long was cut, not refused: no failure streak
+
+
 class _Expired(Exception):
     """The watch's resourceVersion is older than the server keeps: list again."""
 
@@ -121,6 +125,7 @@ class Informer:
         backoff: Backoff = Backoff(),
         rng: random.Random | None = None,
         budgets: BudgetSink | None = None,
+        healthy_watch_s: float = HEALTHY_WATCH_S,
     ) -> None:
         self.kube = kube
         self.index = index
@@ -128,6 +133,7 @@ class Informer:
         self.watch_timeout_s = watch_timeout_s
         self.chunk = max(1, chunk)
         self.backoff = backoff
+        self.healthy_watch_s = healthy_watch_s
         self.stats = InformerStats()
         self.synced = asyncio.Event()
         self._rng = rng or random.Random()
@@ -272,13 +278,22 @@ class Informer:
         events = self.kube.watch_raw(
             stream.resource, stream.resource_version or "", self.watch_timeout_s, namespace=stream.namespace
         )
-        async with contextlib.aclosing(events):
-            async for event in events:
-                self._apply(stream, event)
-                applied += 1
+        try:
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    self._apply(stream, event)
+                    applied += 1
+                    stream.failures = 0
+                    if applied % self.chunk == 0:
+                        await asyncio.sleep(0)
+        except KubeError as exc:
+            if exc.status is None and loop.time() - opened >= self.healthy_watch_s:
+                # The stream broke after a while, not refused (a proxy's cut, a restart): the
+                # server answered, so the back-off starts over. Otherwise a quiet resource, whose
+                # streams carry no event to reset it, would wait ever longer (up to the cap) to
+                # watch again after each cut, and see a new node that much later.
                 stream.failures = 0
-                if applied % self.chunk == 0:
-                    await asyncio.sleep(0)
+            raise
         if applied == 0 and loop.time() - opened < 1.0:
             # closed at once with nothing to say: do not spin on a server that keeps doing that
             await self._pause(stream, f"watch of {stream.name} closed at once", None)
