@@ -4,6 +4,9 @@ These run as background jobs (``runtime.work``), never inside the evaluation pas
 first waits until the status holding its record is stored (a destructive record Pending with its
 targets and attempt, a notification Pending), so a crash or a handover after that point retries
 rather than forgets, and a failed write means the job does nothing (the next pass tries again).
+An attempt that failed makes the record Failed once it has had ``engine.outcomes.MAX_ATTEMPTS``
+tries; one that was only throttled never does: the next pass tries again, for as long as the
+throttling lasts (its try still shows in ``attempts``).
 Each job checks the leader fence before every side effect (each pod deleted, each object
 scaled or suspended, each Event), deletes a pod only if it is still the one decided on (its uid),
 and reports its outcome as data (``engine.outcomes``), folded into the budget's next status.
@@ -21,13 +24,14 @@ from costwarden.engine.enforcement import ActionPlan
 from costwarden.engine.ledger import CoveredPod
 from costwarden.engine.outcomes import (
     VERBS,
+    ActionOutcome,
     NotificationOutcome,
     Outcome,
     acted_before,
     destructive_result,
     fold,
 )
-from costwarden.models import Action, CostBudgetSpec, CostBudgetStatus, NotificationState
+from costwarden.models import Action, ActionResult, CostBudgetSpec, CostBudgetStatus, NotificationState
 from costwarden.notify.delivery import Channels
 from costwarden.notify.message import Notification, PodSpend
 from costwarden.operator.budgetstate import BudgetState
@@ -73,7 +77,7 @@ async def act(runtime: Runtime, state: BudgetState, plan: ActionPlan, revision: 
         record = next((r for r in state.status.actions if r.id == plan.record_id), None)
         if record is None:
             return
-        failed = any(r.result in (TargetOutcome.FAILED, TargetOutcome.THROTTLED) for r in results)
+        failing = [r for r in results if r.result in (TargetOutcome.FAILED, TargetOutcome.THROTTLED)]
         earlier = acted_before(record, [str(t) for t in plan.targets])
         summary = "; ".join(
             [
@@ -81,7 +85,12 @@ async def act(runtime: Runtime, state: BudgetState, plan: ActionPlan, revision: 
                 *(f"{r.target}: {r.message}" for r in results),
             ]
         )
-        outcome = destructive_result(record, failed, summary)
+        if failing and all(r.result is TargetOutcome.THROTTLED for r in failing):
+            # Throttled (a 429, a cloud or Slurm answer that is stale or transient) means "not
+            # now", not "cannot": the next pass tries again, however often; never Failed for it.
+            outcome = ActionOutcome(record.id, ActionResult.PENDING, f"throttled, will retry: {summary}")
+        else:
+            outcome = destructive_result(record, bool(failing), summary)
         apply(runtime, state, [outcome])
         runtime.metrics.actions.labels(str(outcome.result)).inc()
         if outcome.result.value != "Pending":

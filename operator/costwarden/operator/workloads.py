@@ -83,7 +83,7 @@ async def scale_to_zero(kube: KubeClient, namespace: str, kind: str, name: str) 
         try:
             found = await _scale_target(kube, namespace, kind, name)
         except KubeError as exc:
-            return TargetResult(describe(kind, namespace, name), Outcome.FAILED, str(exc))
+            return TargetResult(describe(kind, namespace, name), _read_outcome(exc), str(exc))
         if found is None:
             return _gone(describe(kind, namespace, name))
         target, obj, via = found
@@ -119,7 +119,7 @@ async def resume_scaled(kube: KubeClient, namespace: str, kind: str, name: str) 
         try:
             found = await _scale_target(kube, namespace, kind, name)
         except KubeError as exc:
-            return TargetResult(describe(kind, namespace, name), Outcome.FAILED, str(exc))
+            return TargetResult(describe(kind, namespace, name), _read_outcome(exc), str(exc))
         if found is None:
             return _gone(describe(kind, namespace, name))
         target, obj, via = found
@@ -246,6 +246,11 @@ def _count(text: str) -> int | None:
     except ValueError:
         return None
     return value if value >= 0 else None
+
+
+def _read_outcome(exc: KubeError) -> Outcome:
+    """A read that a 429 refused is throttled (worth retrying), any other failure failed."""
+    return Outcome.THROTTLED if exc.status == 429 else Outcome.FAILED
 
 
 def _gone(target: str, why: str = "") -> TargetResult:
