@@ -63,6 +63,14 @@ sim: install
 bench: install
 	$(PY) bench/run.py
 
+# Issue 12's long resilience runs (tests/resilience/test_campaign.py, about 10 minutes): the real
+# operator killed with SIGKILL at every named point of a guardrail scenario and at random ones
+# (40+ kills), and two replicas with the leader killed, paused and partitioned at six points.
+# Figures to RESILIENCE_OUT (out/resilience.json); RESILIENCE_SEED=N draws other random points.
+.PHONY: crash
+crash: install
+	RESILIENCE_CAMPAIGN=1 $(PY) -m pytest -s -p no:cacheprovider tests/resilience/test_campaign.py $(PYTEST_ARGS)
+
 demo: install
 	$(VENV)/bin/costwarden demo $(ARGS)
 

@@ -48,14 +48,32 @@ RELAUNCH_STEP = 10  # the step of the Kill: after it the cluster comes back, und
 EXPECTED_SPEND_RELAUNCHED = EXPECTED_SPEND + Decimal(2) * (STEPS - RELAUNCH_STEP)
 
 
-def lease_args(identity: str) -> list[str]:
+@dataclass(frozen=True)
+class LeaseTimes:
+    duration: float = LEASE_DURATION
+    renew_deadline: float = RENEW_DEADLINE
+    retry_period: float = RETRY_PERIOD
+
+    @property
+    def takeover_bound(self) -> float:
+        """The standby takes over once it has seen the same record for the duration: at most a
+        retry period to first see the leader's last renewal, the duration, a retry period to its
+        next try; + 0.5 s to write the Lease on a busy machine."""
+        return self.duration + 2 * self.retry_period + 0.5
+
+
+TEST_LEASE = LeaseTimes()  # the chart's scaled down, so that a takeover takes seconds
+CHART_LEASE = LeaseTimes(15.0, 10.0, 2.0)  # the chart's and the flags' defaults
+
+
+def lease_args(identity: str, times: LeaseTimes = TEST_LEASE) -> list[str]:
     return [
         "--lease=costwarden",
         "--lease-namespace=default",
         f"--lease-identity={identity}",
-        f"--lease-duration={LEASE_DURATION:g}",
-        f"--renew-deadline={RENEW_DEADLINE:g}",
-        f"--retry-period={RETRY_PERIOD:g}",
+        f"--lease-duration={times.duration:g}",
+        f"--renew-deadline={times.renew_deadline:g}",
+        f"--retry-period={times.retry_period:g}",
     ]
 
 
@@ -85,17 +103,23 @@ class FailoverResult:
     # Writes it sent while it still led that the network delivered after the standby took over
     # (a partition holds them, as unacknowledged TCP data): (method, path, answer, records).
     late: list[tuple[str, str, int | None, str]]
+    # For each late status write the API server took: seconds until the new leader's next one
+    # replaced it (the stored status was the old leader's meanwhile).
+    stale_s: list[float]
     relaunched_alive: bool
     lease_transitions: int
     seconds: float
 
 
-def run_failover(tmp: Path, disruption: str, point: str, *, timeout: float = 240.0) -> FailoverResult:
+def run_failover(
+    tmp: Path, disruption: str, point: str, *, times: LeaseTimes = TEST_LEASE, timeout: float = 240.0
+) -> FailoverResult:
     """``disruption`` is kill, pause or partition, applied to the leader at ``point`` (a name of
     scenario.POINTS at the proxy: request or response stage)."""
     assert disruption in ("kill", "pause", "partition")
     where = POINTS[point]
     assert where.stage in ("request", "response")
+    tmp.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     clock = SharedClock(T0, tmp / "clock")
     disrupted_at: float | None = None
@@ -107,10 +131,16 @@ def run_failover(tmp: Path, disruption: str, point: str, *, timeout: float = 240
     ):
         names = seed(cluster, receiver.url)
         a = OperatorProcess(
-            proxy_a.write_kubeconfig(tmp / "a.kubeconfig"), clock.path, tmp / "a.log", lease_args("replica-a")
+            proxy_a.write_kubeconfig(tmp / "a.kubeconfig"),
+            clock.path,
+            tmp / "a.log",
+            lease_args("replica-a", times),
         )
         b = OperatorProcess(
-            proxy_b.write_kubeconfig(tmp / "b.kubeconfig"), clock.path, tmp / "b.log", lease_args("replica-b")
+            proxy_b.write_kubeconfig(tmp / "b.kubeconfig"),
+            clock.path,
+            tmp / "b.log",
+            lease_args("replica-b", times),
         )
 
         def disrupt(stage: str, exchange: Exchange) -> Verdict:
@@ -157,7 +187,7 @@ def run_failover(tmp: Path, disruption: str, point: str, *, timeout: float = 240
                         a.resume()
                     elif disruption == "partition":
                         proxy_a.heal(deliver=True)
-                    time.sleep(LEASE_DURATION)  # room for the old leader to misbehave
+                    time.sleep(min(times.duration, 5.0))  # room for the old leader to misbehave
             time.sleep(1.0)
             raw = status_of(cluster)
             alive = {
@@ -185,7 +215,7 @@ def run_failover(tmp: Path, disruption: str, point: str, *, timeout: float = 240
             for p in proxy_a.passed
             if _lease(p) and p.method in ("PUT", "POST") and p.status in (200, 201)
         ]
-        fence = max(renewed, default=started) + RENEW_DEADLINE
+        fence = max(renewed, default=started) + times.renew_deadline
         taken = (disrupted_at or started) + takeover_s
         accepted = [p for p in proxy_a.passed if acts(p) and p.status is not None and p.status < 300]
         after = [(p.method, p.path, p.status) for p in accepted if p.received >= fence]
@@ -193,6 +223,12 @@ def run_failover(tmp: Path, disruption: str, point: str, *, timeout: float = 240
             (p.method, p.path, p.status, _said(p))
             for p in proxy_a.passed
             if acts(p) and p.received < fence and p.at >= taken
+        ]
+        writes_b = sorted(p.at for p in proxy_b.passed if _status_write(p) and p.status == 200)
+        stale = [
+            min((at for at in writes_b if at > p.at), default=float("inf")) - p.at
+            for p in proxy_a.passed
+            if _status_write(p) and p.status == 200 and p.received < fence and p.at >= taken
         ]
         lease = cluster.get("coordination.k8s.io/v1", "leases", "costwarden", namespace="default") or {}
         return FailoverResult(
@@ -209,6 +245,7 @@ def run_failover(tmp: Path, disruption: str, point: str, *, timeout: float = 240
             deliveries=receiver.counts(),
             after_fence=after,
             late=late,
+            stale_s=stale,
             relaunched_alive=sorted(alive) == sorted(names),
             lease_transitions=int((lease.get("spec") or {}).get("leaseTransitions") or 0),
             seconds=time.monotonic() - started,
@@ -224,6 +261,10 @@ def relaunch(cluster: ThreadedSimCluster, names: list[str], now: Any) -> None:
         cluster.patch(
             "v1", "pods", name, {"status": shapes.running_status(now)}, namespace=NS, subresource="status"
         )
+
+
+def _status_write(passed: Passed) -> bool:
+    return passed.method == "PATCH" and passed.path.endswith("/status")
 
 
 def _lease(passed: Passed) -> bool:
