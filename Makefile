@@ -48,6 +48,17 @@ slurm:
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SLURM_PACKAGES); } \
 	  || echo "make: Slurm is not installed (missing:$$missing; installing $(SLURM_PACKAGES) needs root and apt-get)"
 
+# Fault injection (issue 12): the chaos scenario under every fault profile (bench/chaos.py, about
+# 3 minutes: the stand-in's fault layer, a failing and a hanging webhook, Prometheus answering
+# garbage), then the other chaos tests (tests/chaos: watch cuts, throttled actions, a billing export
+# cut in half). Prints a Markdown table and JSON (bench/RESULTS.md, "Chaos"); fails if a profile
+# does not converge like the fault-free run. make test runs the fast slice, tests/chaos/test_chaos.py.
+.PHONY: chaos
+chaos: install tools
+	$(PY) bench/chaos.py $(CHAOS_PROFILES)
+	KUBECTL=$(abspath $(TOOLS))/kubectl HELM=$(abspath $(TOOLS))/helm $(PY) -m pytest tests/chaos \
+	  --ignore=tests/chaos/test_chaos.py $(PYTEST_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff check operator tests bench tools
 	$(VENV)/bin/ruff format --check operator tests bench tools
