@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import Any
 
 # Contract names (docs/design.md, Contract): never rename.
@@ -35,6 +35,7 @@ GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "google.com/tpu")
 
 _ZERO = Decimal(0)
 _GIB = Decimal(1024**3)
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 _SUFFIXES: dict[str, Decimal] = {
     "": Decimal(1),
@@ -56,30 +57,50 @@ _SUFFIXES: dict[str, Decimal] = {
 }
 
 
-def parse_quantity(value: object) -> Decimal | None:
-    """A Kubernetes resource quantity ("500m", "16Gi", "2") as a Decimal, or None if unparsable."""
-    if value is None:
+# Figures beyond these magnitudes are no amount, count or size anybody means; they are taken as
+# malformed, like text. Exact arithmetic on them downstream would be slow or out of range: money
+# is charged through integer ratios (engine.money), and "1e-999999999" as one is a billion digits.
+_QUANTITY_LIMIT = Decimal(2**63)  # Kubernetes keeps quantities in an int64
+_QUANTITY_FLOOR = Decimal("1e-9")  # Kubernetes' smallest, "1n"
+_DECIMAL_LIMIT = Decimal("1e15")  # USD figures, rates and percentages in our annotations
+_DECIMAL_FLOOR = Decimal("1e-15")
+
+
+def _within(value: Decimal, floor: Decimal, limit: Decimal) -> Decimal | None:
+    if not value.is_finite():
         return None
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        return Decimal(str(value))
-    match = _QUANTITY.match(str(value).strip())
-    if not match or match.group(2) not in _SUFFIXES:
+    if not value:
+        return _ZERO  # 0E-999999999 included
+    return value if floor <= value.copy_abs() < limit else None
+
+
+def parse_quantity(value: object) -> Decimal | None:
+    """A Kubernetes resource quantity ("500m", "16Gi", "2") as a Decimal, or None if unparsable
+    (NaN, infinite, or beyond what Kubernetes holds: 2^63, or below a nano)."""
+    if value is None or isinstance(value, bool):
         return None
     try:
-        return Decimal(match.group(1)) * _SUFFIXES[match.group(2)]
-    except InvalidOperation:
+        if isinstance(value, int | float | Decimal):
+            return _within(Decimal(str(value)), _QUANTITY_FLOOR, _QUANTITY_LIMIT)
+        match = _QUANTITY.match(str(value).strip())
+        if not match or match.group(2) not in _SUFFIXES:
+            return None
+        quantity = _EXACT.multiply(Decimal(match.group(1)), _SUFFIXES[match.group(2)])
+    except ArithmeticError:
         return None
+    return _within(quantity, _QUANTITY_FLOOR, _QUANTITY_LIMIT)
 
 
 def parse_decimal(value: object) -> Decimal | None:
-    """A plain decimal string (as in our annotations), or None if absent or malformed."""
+    """A plain decimal string (as in our annotations), or None if absent or malformed (NaN,
+    infinite, or of a magnitude no USD figure or percentage has: 10^15 and more, or below 10^-15)."""
     if value is None or isinstance(value, bool):
         return None
     try:
         result = Decimal(str(value).strip())
-    except InvalidOperation:
+    except ArithmeticError:
         return None
-    return result if result.is_finite() else None
+    return _within(result, _DECIMAL_FLOOR, _DECIMAL_LIMIT)
 
 
 def parse_time(value: object) -> datetime | None:
@@ -89,11 +110,11 @@ def parse_time(value: object) -> datetime | None:
     text = value.strip().replace("Z", "+00:00")
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one that leaves datetime's range in UTC
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def format_time(value: datetime) -> str:
@@ -101,8 +122,36 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _frozen(mapping: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((str(k), str(v)) for k, v in (mapping or {}).items()))
+def _frozen(mapping: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(mapping, Mapping):
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in mapping.items()))
+
+
+def _map(value: object) -> Mapping[str, Any]:
+    """A field that should hold an object: itself, else empty (a missing or mistyped field)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _maps(value: object) -> list[Mapping[str, Any]]:
+    """A field that should hold a list of objects: its objects, else none."""
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _count(value: object) -> int:
+    """A resource quantity as a whole count (GPUs): 0 when unparsable or not above zero."""
+    quantity = parse_quantity(value)
+    return int(quantity) if quantity is not None and quantity > 0 else 0
+
+
+def _amount(value: object) -> Decimal:
+    """A resource quantity (cores, bytes): 0 when unparsable or not above zero."""
+    quantity = parse_quantity(value)
+    return quantity if quantity is not None and quantity > 0 else _ZERO
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +174,15 @@ class NodeRecord:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> NodeRecord:
-        meta = body.get("metadata") or {}
-        spec = body.get("spec") or {}
-        status = body.get("status") or {}
-        capacity = status.get("capacity") or {}
-        allocatable = status.get("allocatable") or {}
-        resources = capacity or allocatable
+        meta = _map(body.get("metadata"))
+        status = _map(body.get("status"))
+        resources = _map(status.get("capacity")) or _map(status.get("allocatable"))
         gpus = 0
         for key in GPU_RESOURCES:
-            qty = parse_quantity(resources.get(key))
-            if qty:
-                gpus = int(qty)
+            gpus = _count(resources.get(key))
+            if gpus:
                 break
-        annotations = meta.get("annotations") or {}
+        annotations = _map(meta.get("annotations"))
         raw_price = annotations.get(ANNOTATION_NODE_PRICE)
         instance_id = annotations.get(GKE_INSTANCE_ID_ANNOTATION)
         price = parse_decimal(raw_price) if raw_price is not None else None
@@ -146,13 +191,12 @@ class NodeRecord:
             name = meta.get("name")
             error = f"node {name}: annotation {ANNOTATION_NODE_PRICE}={raw_price!r} is not a USD amount"
             price = None
-        memory = parse_quantity(resources.get("memory")) or _ZERO
         return cls(
-            name=str(meta.get("name", "")),
+            name=_str(meta.get("name")) or "",
             labels=_frozen(meta.get("labels")),
-            provider_id=str(spec.get("providerID") or ""),
-            cpu_cores=parse_quantity(resources.get("cpu")) or _ZERO,
-            memory_gib=memory / _GIB,
+            provider_id=_str(_map(body.get("spec")).get("providerID")) or "",
+            cpu_cores=_amount(resources.get("cpu")),
+            memory_gib=_amount(resources.get("memory")) / _GIB,
             gpus=gpus,
             price_override=price,
             price_override_error=error,
@@ -214,20 +258,20 @@ class PodRecord:
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PodRecord:
-        meta = body.get("metadata") or {}
-        spec = body.get("spec") or {}
-        status = body.get("status") or {}
-        labels = meta.get("labels") or {}
-        annotations = meta.get("annotations") or {}
+        meta = _map(body.get("metadata"))
+        spec = _map(body.get("spec"))
+        status = _map(body.get("status"))
+        labels = _map(meta.get("labels"))
+        annotations = _map(meta.get("annotations"))
         gpus, cpu, memory = _pod_requests(spec)
-        owners = meta.get("ownerReferences") or []
+        owners = _maps(meta.get("ownerReferences"))
         owner = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
         return cls(
-            namespace=str(meta.get("namespace", "")),
-            name=str(meta.get("name", "")),
-            uid=str(meta.get("uid", "")),
-            node_name=spec.get("nodeName"),
-            phase=str(status.get("phase") or "Pending"),
+            namespace=_str(meta.get("namespace")) or "",
+            name=_str(meta.get("name")) or "",
+            uid=_str(meta.get("uid")) or "",
+            node_name=_str(spec.get("nodeName")),
+            phase=_str(status.get("phase")) or "Pending",
             labels=_frozen(labels),
             gpus=gpus,
             cpu_request=cpu,
@@ -237,39 +281,39 @@ class PodRecord:
             finished=_finished_at(status),
             deleting=bool(meta.get("deletionTimestamp")),
             skypilot_cluster=(
-                annotations.get(SKYPILOT_CLUSTER_ANNOTATION) or labels.get(SKYPILOT_CLUSTER_LABEL)
+                _str(annotations.get(SKYPILOT_CLUSTER_ANNOTATION)) or _str(labels.get(SKYPILOT_CLUSTER_LABEL))
             ),
-            skypilot_user=annotations.get(SKYPILOT_USER_ANNOTATION) or labels.get("skypilot-user"),
+            skypilot_user=(
+                _str(annotations.get(SKYPILOT_USER_ANNOTATION)) or _str(labels.get("skypilot-user"))
+            ),
             spend_mark=_spend_mark(annotations),
-            budgets_annotation=annotations.get(ANNOTATION_BUDGETS),
+            budgets_annotation=_str(annotations.get(ANNOTATION_BUDGETS)),
             gpu_utilization=parse_decimal(annotations.get(ANNOTATION_GPU_UTIL)),
-            owner_kind=owner.get("kind") if owner else None,
-            owner_name=owner.get("name") if owner else None,
+            owner_kind=_str(owner.get("kind")) if owner else None,
+            owner_name=_str(owner.get("name")) if owner else None,
             pod_ip=str(status["podIP"]) if status.get("podIP") else None,
         )
 
 
 def _container_requests(container: Mapping[str, Any]) -> tuple[int, Decimal, Decimal]:
-    resources = container.get("resources") or {}
-    requests = resources.get("requests") or {}
-    limits = resources.get("limits") or {}
+    resources = _map(container.get("resources"))
+    requests = _map(resources.get("requests"))
+    limits = _map(resources.get("limits"))
     gpus = 0
     for key in GPU_RESOURCES:
-        qty = parse_quantity(requests.get(key, limits.get(key)))
-        if qty:
-            gpus += int(qty)
-    cpu = parse_quantity(requests.get("cpu", limits.get("cpu"))) or _ZERO
-    memory = parse_quantity(requests.get("memory", limits.get("memory"))) or _ZERO
+        gpus += _count(requests.get(key, limits.get(key)))
+    cpu = _amount(requests.get("cpu", limits.get("cpu")))
+    memory = _amount(requests.get("memory", limits.get("memory")))
     return gpus, cpu, memory
 
 
 def _pod_requests(spec: Mapping[str, Any]) -> tuple[int, Decimal, Decimal]:
     """Effective pod requests: sum over containers, at least the largest init container."""
     gpus, cpu, memory = 0, _ZERO, _ZERO
-    for container in spec.get("containers") or []:
+    for container in _maps(spec.get("containers")):
         g, c, m = _container_requests(container)
         gpus, cpu, memory = gpus + g, cpu + c, memory + m
-    for container in spec.get("initContainers") or []:
+    for container in _maps(spec.get("initContainers")):
         g, c, m = _container_requests(container)
         gpus, cpu, memory = max(gpus, g), max(cpu, c), max(memory, m)
     return gpus, cpu, memory
@@ -279,8 +323,8 @@ def _finished_at(status: Mapping[str, Any]) -> datetime | None:
     if status.get("phase") not in ("Succeeded", "Failed"):
         return None
     times = []
-    for cs in status.get("containerStatuses") or []:
-        terminated = (cs.get("state") or {}).get("terminated") or {}
+    for cs in _maps(status.get("containerStatuses")):
+        terminated = _map(_map(cs.get("state")).get("terminated"))
         finished = parse_time(terminated.get("finishedAt"))
         if finished:
             times.append(finished)
