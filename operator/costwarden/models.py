@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import re
+import sys
 import weakref
 import zlib
 from collections import Counter
@@ -23,6 +24,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -36,6 +38,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 GROUP = "costwarden.dev"
 VERSION = "v1alpha1"
@@ -79,7 +82,26 @@ def _json_number(value: Any) -> Any:
 
 
 JsonNumber = BeforeValidator(_json_number)
-PositiveMoney = Annotated[Decimal, JsonNumber, Field(gt=0, max_digits=20, decimal_places=6)]
+# Below 1e14 (14 integer digits, as the CRD has it) with any number of decimal places: a JSON number
+# such as 70.00000000000001, which a tool that computes limits may well send, is taken exactly
+# rather than marked Invalid after the API server took it. At least a millionth of a dollar, which
+# the CRD does not say (Helm would render its minimum as 1e-06, which YAML 1.1 reads as text): a
+# smaller limit or expected rate would make percentUsed and the burn-rate ratio too large to show.
+_MICRODOLLAR = Decimal("0.000001")
+
+
+def _not_below_a_microdollar(amount: Decimal) -> Decimal:
+    if amount < _MICRODOLLAR:
+        raise PydanticCustomError("greater_than_equal", "Input should be at least 0.000001")
+    return amount
+
+
+PositiveMoney = Annotated[
+    Decimal,
+    JsonNumber,
+    Field(gt=0, lt=100_000_000_000_000, allow_inf_nan=False),
+    AfterValidator(_not_below_a_microdollar),
+]
 
 
 class LabelSelectorRequirement(_Strict):
@@ -418,32 +440,40 @@ class CostBudgetStatus(BaseModel):
         for key, places in _DISPLAY_PLACES.items():
             value = getattr(self, _DISPLAY_ATTRS[key])
             if value is not None:
-                body[key] = float(round(Decimal(value), places))
+                body[key] = _shown(value, places)
         if self.unit_economics is not None:
             units = self.unit_economics
             body["unitEconomics"] = {"unit": units.unit, "count": int(units.count)}
             if units.cost_per_million is not None:
-                body["unitEconomics"]["costPerMillion"] = float(round(units.cost_per_million, 4))
+                body["unitEconomics"]["costPerMillion"] = _shown(units.cost_per_million, 4)
         if self.node_prices is not None:
             body["nodePrices"] = [
-                {"name": p.name, "hourlyRate": float(round(p.hourly_rate, 4)), "source": p.source}
+                {"name": p.name, "hourlyRate": _shown(p.hourly_rate, 4), "source": p.source}
                 for p in self.node_prices
             ]
         if self.billing is not None:
             billing = self.billing
             body["billing"] = {
-                "estimatedSpend": float(round(billing.estimated_spend, 2)),
-                "billedSpend": float(round(billing.billed_spend, 2)),
-                "nonComputeSpend": float(round(billing.non_compute_spend, 2)),
+                "estimatedSpend": _shown(billing.estimated_spend, 2),
+                "billedSpend": _shown(billing.billed_spend, 2),
+                "nonComputeSpend": _shown(billing.non_compute_spend, 2),
                 "anomalies": billing.anomalies,
             }
             if billing.reconciled_through is not None:
                 body["billing"]["reconciledThrough"] = billing.reconciled_through
             if billing.effective_rate_factor is not None:
-                body["billing"]["effectiveRateFactor"] = float(round(billing.effective_rate_factor, 4))
+                body["billing"]["effectiveRateFactor"] = _shown(billing.effective_rate_factor, 4)
         return body
 
 
+def _shown(value: Decimal | float, places: int) -> float:
+    """A figure for display as a JSON number: rounded half-even to ``places`` as ``round`` does,
+    but never out of the context's precision however large the figure, and within a float's range."""
+    rounded = Decimal(value).quantize(Decimal(1).scaleb(-places), context=_EXACT)
+    return float(min(max(rounded, -_FLOAT_MAX), _FLOAT_MAX))
+
+
+_FLOAT_MAX = Decimal(sys.float_info.max)
 _DISPLAY_ATTRS = {
     "spend": "spend",
     "hourlyRate": "hourly_rate",

@@ -178,7 +178,7 @@ def _crossing_event(
         reason="ThresholdCrossed",
         message=(
             f"CostBudget {budget.namespace}/{budget.name}: spend ${usd(spend)} of ${plain(limit)} "
-            f"({percent_used.quantize(Decimal('0.1'))}% used) reached the {plain(crossing.percent)}% "
+            f"({percent_used:.1f}% used) reached the {plain(crossing.percent)}% "
             f"threshold; action {crossing.action.value}"
         ),
         type="Warning" if destructive else "Normal",
