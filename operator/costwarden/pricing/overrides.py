@@ -28,12 +28,40 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from costwarden.pricing.catalog import CAPACITY_TYPES, CLOUDS
 
-Money = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
-PositiveMoney = Annotated[Decimal, Field(gt=0, allow_inf_nan=False)]
+_LARGEST = Decimal(10**15)
+_SMALLEST = Decimal("1e-15")
+
+
+def _no_dust(price: Decimal) -> Decimal:
+    if 0 < price < _SMALLEST:
+        raise PydanticCustomError("greater_than_equal", "Input should be 0 or at least 0.000000000000001")
+    return price
+
+
+def _not_dust(price: Decimal) -> Decimal:
+    if price < _SMALLEST:
+        raise PydanticCustomError("greater_than_equal", "Input should be at least 0.000000000000001")
+    return price
+
+
+# USD/hour, below 10^15 and (other than 0) at least 10^-15: figures beyond those are no price, and
+# the exact arithmetic of pricing (integer ratios in engine.money) cannot afford them (1e999999
+# overflows, 1e-999999 is a million digits).
+Money = Annotated[Decimal, Field(ge=0, lt=_LARGEST, allow_inf_nan=False), AfterValidator(_no_dust)]
+PositiveMoney = Annotated[Decimal, Field(gt=0, lt=_LARGEST, allow_inf_nan=False), AfterValidator(_not_dust)]
 
 # USD/hour, from OpenCost's configs/default.json ("Default prices based on GCP us-central1"):
 # https://github.com/opencost/opencost/blob/develop/configs/default.json
@@ -213,5 +241,15 @@ def _decimals(value: Any) -> Any:
 def _path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        path += f"[{part}]" if isinstance(part, int) else (f".{_key(part)}" if path else _key(part))
     return path or "(top level)"
+
+
+def _key(part: str) -> str:
+    """A key as written, quoted where it would not read as one: empty, with spaces around it,
+    control characters, a quote first, or the message's own separators (``: `` and ``;``)."""
+    text = str(part)
+    odd = not text or text != text.strip() or not text.isprintable() or text[0] in "'\""
+    if odd or ": " in text or ";" in text:
+        return repr(text)
+    return text
