@@ -172,5 +172,14 @@ def money_check(column: str) -> Check:
     return Check(column, "decimal", text(quote(column)), money(quote(column)))
 
 
+# The times a billing line may carry: none before the Unix epoch, none Python cannot hold. DuckDB
+# reads more ("infinity", year 294247, BC dates, "1/2/3" as the year 3), which would come back to
+# Python as a naive datetime.max or as text.
+_EARLIEST = "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
+_LATEST = "TIMESTAMPTZ '9999-12-31 00:00:00+00'"
+
+
 def stamp_check(column: str) -> Check:
-    return Check(column, "timestamp", text(quote(column)), stamp(quote(column)))
+    parsed = stamp(quote(column))
+    in_range = f"CASE WHEN {parsed} >= {_EARLIEST} AND {parsed} < {_LATEST} THEN {parsed} END"
+    return Check(column, "timestamp", text(quote(column)), in_range)
