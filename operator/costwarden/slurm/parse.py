@@ -274,8 +274,8 @@ def _label(raw: Mapping[str, Any], index: int) -> str:
 
 def _squeue_entry(raw: Mapping[str, Any], cluster: str) -> Entry:
     raw_id = _job_id(raw.get("job_id"))
-    array_job = _count(raw.get("array_job_id"), "array_job_id") or 0
-    task = _count(raw.get("array_task_id"), "array_task_id")
+    array_job = _id_part(raw.get("array_job_id"), "array_job_id") or 0
+    task = _id_part(raw.get("array_task_id"), "array_task_id")
     tasks = _text(raw.get("array_task_string"), "array_task_string")
     job_id, action_id = _ids(raw_id, array_job, task, tasks)
     names = _states(raw.get("job_state"), "job_state")
@@ -406,8 +406,8 @@ def _memory_gib(amount: str, field: str) -> Decimal:
 def _sacct_entry(raw: Mapping[str, Any], cluster: str) -> Entry:
     raw_id = _job_id(raw.get("job_id"))
     array = _object(raw.get("array"), "array")
-    array_job = _count(array.get("job_id"), "array.job_id") or 0
-    task = _count(array.get("task_id"), "array.task_id")
+    array_job = _id_part(array.get("job_id"), "array.job_id") or 0
+    task = _id_part(array.get("task_id"), "array.task_id")
     tasks = _array_tasks(array.get("task"), "array.task")
     limits = _object(array.get("limits"), "array.limits")
     limit = _count(
@@ -536,6 +536,15 @@ def _ids(raw_id: int, array_job: int, task: int | None, tasks: str) -> tuple[str
     if array_job and tasks:
         return f"{array_job}_[{tasks}]", f"{array_job}_[{tasks.split('%', 1)[0]}]"
     return str(raw_id), str(raw_id)
+
+
+def _id_part(value: object, field: str) -> int | None:
+    """An array's job id or a task id: a count, never negative (it would make an id such as
+    ``-1_0``, which is no job id)."""
+    number = _count(value, field)
+    if number is not None and number < 0:
+        raise _Fault(f"{field} is {number}, not a job or task id")
+    return number
 
 
 def _job_id(value: object) -> int:
