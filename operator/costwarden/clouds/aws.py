@@ -50,7 +50,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from botocore.exceptions import ConnectionError as BotoConnectionError  # type: ignore[import-untyped]
@@ -298,6 +298,7 @@ class AwsInventory:
             sorted((str(t.get("Key", "")), str(t.get("Value", ""))) for t in instance.get("Tags") or [])
         )
         zone = instance.get("Placement", {}).get("AvailabilityZone") or None
+        zone = zone if isinstance(zone, str) else None  # pricing reads it as a zone name
         launched = instance.get("LaunchTime")
         return VMRecord(
             cloud=CLOUD,
@@ -310,7 +311,7 @@ class AwsInventory:
             capacity_type=SPOT if instance.get("InstanceLifecycle") == SPOT else ON_DEMAND,
             # EC2 has exactly the six states mapped; anything new is taken as billed.
             state=EC2_STATES.get(str(instance.get("State", {}).get("Name", "")), RUNNING),
-            launched=launched if isinstance(launched, datetime) else None,
+            launched=_utc(launched),
             tags=tags,
             provider_id=f"aws:///{zone or self.region}/{vm_id}",
         )
@@ -322,6 +323,13 @@ class AwsInventory:
             error=f"{self.scope} {api}: {_one_line(exc)}",
             retry_after=_retry_after(exc),
         )
+
+
+def _utc(moment: object) -> datetime | None:
+    """LaunchTime as an aware datetime: boto3 gives one in UTC; a naive one is taken as UTC."""
+    if not isinstance(moment, datetime):
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _verdict_on_tags(live: VMRecord, claimed: str | None) -> VMActionResult | None:
