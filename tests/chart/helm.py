@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,37 @@ def kinds(manifests: Iterable[Manifest]) -> list[str]:
 
 def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
+
+
+Render = Callable[[dict[str, Any]], list[Manifest]]
+# The chart needs operator.outsideNamespaces with clouds or Slurm (tests/chart/test_chart_security.py
+# holds that and what the flag does); the tests of those values name one namespace unless they set it.
+OUTSIDE_NAMESPACES = ["research"]
+
+
+def with_outside(values: dict[str, Any]) -> dict[str, Any]:
+    operator = {"outsideNamespaces": OUTSIDE_NAMESPACES, **values.get("operator", {})}
+    return {**values, "operator": operator}
+
+
+def values_renderer(
+    folder: Path, home: Path, prepare: Callable[[dict[str, Any]], dict[str, Any]] = dict
+) -> Render:
+    """Render the chart with a values mapping written to a values file in ``folder`` (lists,
+    dotted keys and commas survive a file, not ``--set``), after ``prepare``."""
+    numbers = itertools.count()
+
+    def render(values: dict[str, Any]) -> list[Manifest]:
+        path = folder / f"values-{next(numbers)}.yaml"
+        path.write_text(yaml.safe_dump(prepare(values)))
+        return template(path, home=home)
+
+    return render
+
+
+def pod_of(manifests: list[Manifest]) -> dict[str, Any]:
+    return dict(find(manifests, "Deployment")["spec"]["template"]["spec"])
+
+
+def args_of(manifests: list[Manifest]) -> list[str]:
+    return [str(a) for a in pod_of(manifests)["containers"][0]["args"]]

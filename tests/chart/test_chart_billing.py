@@ -8,8 +8,6 @@ its settings, so a flag the chart renders and the operator does not take fails h
 from __future__ import annotations
 
 import argparse
-import itertools
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,11 +23,15 @@ from tests.chart.helm import (
     VALUES_ALL,
     HelmError,
     Manifest,
+    Render,
+    args_of,
     find,
     helm,
     kinds,
     needs_helm,
+    pod_of,
     template,
+    values_renderer,
 )
 from tests.chart.test_validate import VERSIONS, validate_all
 
@@ -65,7 +67,6 @@ BILLING: dict[str, Any] = {
     "podLabels": {"azure.workload.identity/use": "true"},
 }
 
-Render = Callable[[dict[str, Any]], list[Manifest]]
 
 RWX_MESSAGE = (
     "billing.store.persistence with replicaCount 2 needs billing.store.persistence.accessModes "
@@ -84,29 +85,13 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def render(tmp_path_factory: pytest.TempPathFactory, helm_home: Path) -> Render:
-    """Render the chart with these values (written to a values file: lists and dotted keys)."""
-    folder = tmp_path_factory.mktemp("billing-values")
-    numbers = itertools.count()
-
-    def render(values: dict[str, Any]) -> list[Manifest]:
-        path = folder / f"values-{next(numbers)}.yaml"
-        path.write_text(yaml.safe_dump(values))
-        return template(path, home=helm_home)
-
-    return render
+    """Render the chart with these values (written to a values file)."""
+    return values_renderer(tmp_path_factory.mktemp("billing-values"), helm_home)
 
 
 @pytest.fixture(scope="module")
 def billing_manifests(render: Render) -> list[Manifest]:
     return render(BILLING)
-
-
-def pod_of(manifests: list[Manifest]) -> dict[str, Any]:
-    return dict(find(manifests, "Deployment")["spec"]["template"]["spec"])
-
-
-def args_of(manifests: list[Manifest]) -> list[str]:
-    return [str(a) for a in pod_of(manifests)["containers"][0]["args"]]
 
 
 def parse_run(manifests: list[Manifest]) -> argparse.Namespace:

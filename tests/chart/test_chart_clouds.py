@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import itertools
 import json
 import re
 from collections.abc import Callable
@@ -32,10 +31,13 @@ from tests.chart.helm import (
     VALUES_ALL,
     HelmError,
     Manifest,
-    find,
+    Render,
+    args_of,
     helm,
+    pod_of,
     require_helm,
-    template,
+    values_renderer,
+    with_outside,
 )
 
 ADAPTERS = ROOT / "operator" / "costwarden" / "clouds"
@@ -43,43 +45,17 @@ SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 SCOPES = ["aws:us-east-1,us-west-2", "gcp:ml-research", f"azure:{SUBSCRIPTION}"]
 CLOUDS: dict[str, Any] = {"clouds": {"scopes": SCOPES, "interval": 30, "staleAfter": 120}}
 
-Render = Callable[[dict[str, Any]], list[Manifest]]
-# The chart needs operator.outsideNamespaces with clouds or Slurm (tests/chart/test_chart_security.py
-# holds that and what the flag does); these tests name one namespace unless they set it themselves.
-OUTSIDE_NAMESPACES = ["research"]
-
-
-def with_outside(values: dict[str, Any]) -> dict[str, Any]:
-    operator = {"outsideNamespaces": OUTSIDE_NAMESPACES, **values.get("operator", {})}
-    return {**values, "operator": operator}
-
 
 @pytest.fixture(scope="module")
 def render(tmp_path_factory: pytest.TempPathFactory, helm_home: Path) -> Render:
-    """Render the chart with these values (a values file: scopes hold commas, which --set splits)."""
+    """Render the chart with these values (written to a values file)."""
     require_helm()
-    folder = tmp_path_factory.mktemp("cloud-values")
-    numbers = itertools.count()
-
-    def render(values: dict[str, Any]) -> list[Manifest]:
-        path = folder / f"values-{next(numbers)}.yaml"
-        path.write_text(yaml.safe_dump(with_outside(values)))
-        return template(path, home=helm_home)
-
-    return render
+    return values_renderer(tmp_path_factory.mktemp("cloud-values"), helm_home, with_outside)
 
 
 @pytest.fixture(scope="module")
 def cloud_manifests(render: Render) -> list[Manifest]:
     return render(CLOUDS)
-
-
-def pod_of(manifests: list[Manifest]) -> dict[str, Any]:
-    return dict(find(manifests, "Deployment")["spec"]["template"]["spec"])
-
-
-def args_of(manifests: list[Manifest]) -> list[str]:
-    return [str(a) for a in pod_of(manifests)["containers"][0]["args"]]
 
 
 def cloud_args(manifests: list[Manifest]) -> list[str]:

@@ -10,7 +10,6 @@ one cluster and needs a token file) are made by the chart before anything is ren
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import stat
 from collections.abc import Callable
@@ -32,10 +31,14 @@ from tests.chart.helm import (
     VALUES_ALL,
     HelmError,
     Manifest,
+    Render,
+    args_of,
     find,
     helm,
+    pod_of,
     require_helm,
-    template,
+    values_renderer,
+    with_outside,
 )
 
 URL = "http://slurmrestd.slurm.svc:6820"
@@ -54,30 +57,12 @@ RESTD: dict[str, Any] = {
 }
 COMMANDS: dict[str, Any] = {"slurm": {"clusters": ["hpc", "lab"]}}
 
-Render = Callable[[dict[str, Any]], list[Manifest]]
-# The chart needs operator.outsideNamespaces with clouds or Slurm (tests/chart/test_chart_security.py
-# holds that and what the flag does); these tests name one namespace unless they set it themselves.
-OUTSIDE_NAMESPACES = ["research"]
-
-
-def with_outside(values: dict[str, Any]) -> dict[str, Any]:
-    operator = {"outsideNamespaces": OUTSIDE_NAMESPACES, **values.get("operator", {})}
-    return {**values, "operator": operator}
-
 
 @pytest.fixture(scope="module")
 def render(tmp_path_factory: pytest.TempPathFactory, helm_home: Path) -> Render:
-    """Render the chart with these values (a values file, as a user would write one)."""
+    """Render the chart with these values (written to a values file)."""
     require_helm()
-    folder = tmp_path_factory.mktemp("slurm-values")
-    numbers = itertools.count()
-
-    def render(values: dict[str, Any]) -> list[Manifest]:
-        path = folder / f"values-{next(numbers)}.yaml"
-        path.write_text(yaml.safe_dump(with_outside(values)))
-        return template(path, home=helm_home)
-
-    return render
+    return values_renderer(tmp_path_factory.mktemp("slurm-values"), helm_home, with_outside)
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +73,6 @@ def restd_manifests(render: Render) -> list[Manifest]:
 @pytest.fixture(scope="module")
 def command_manifests(render: Render) -> list[Manifest]:
     return render(COMMANDS)
-
-
-def pod_of(manifests: list[Manifest]) -> dict[str, Any]:
-    return dict(find(manifests, "Deployment")["spec"]["template"]["spec"])
-
-
-def args_of(manifests: list[Manifest]) -> list[str]:
-    return [str(a) for a in pod_of(manifests)["containers"][0]["args"]]
 
 
 def slurm_args(manifests: list[Manifest]) -> list[str]:
