@@ -157,6 +157,18 @@ class BudgetBook:
     def __len__(self) -> int:
         return len(self._states)
 
+    def sizes(self) -> dict[str, int]:
+        """Budgets held, and what they hold per pod or per record (``costwarden_tracked_objects``)."""
+        states = self._states.values()
+        return {
+            "states": len(self._states),
+            "covered_pods": sum(len(state.covered) for state in states),
+            "ledger_entries": sum(len(state.status.ledger.pods) for state in states),
+            "action_records": sum(len(state.status.actions) for state in states),
+            "acting": sum(len(state.acting) for state in states),
+            "notifying": sum(len(state.notifying) for state in states),
+        }
+
     def budgets_by_pod(self) -> dict[str, str]:
         """uid -> the comma-separated names for the costwarden.dev/budgets annotation."""
         names: dict[str, list[str]] = {}

@@ -39,6 +39,7 @@ class ClusterView(PodSource, Protocol):
     def budgets(self) -> Sequence[BudgetObject]: ...
     def pods(self) -> Iterable[PodRecord]: ...
     def nodes(self) -> Mapping[str, NodeRecord]: ...
+    def sizes(self) -> Mapping[str, int]: ...
 
 
 class StepTimed(Generic[T]):
@@ -115,7 +116,24 @@ async def accrue_all(runtime: Runtime, view: ClusterView) -> Counter[str]:
     for key, value in counts.items():
         if key.startswith("write_"):
             runtime.metrics.api_writes.labels("pod_annotation", key.removeprefix("write_")).inc(value)
+    runtime.metrics.tracked = tracked_objects(runtime, view)
     return counts
+
+
+def tracked_objects(runtime: Runtime, view: ClusterView) -> dict[str, int]:
+    """Entries of each table the operator holds, by name (``costwarden_tracked_objects``): the
+    watches' records, the spend book's per-pod tables, the budgets' states, the queued work.
+    Under pod churn each follows the live pods and budgets, never the ones that came and went."""
+    out = {f"informer_{key}": value for key, value in view.sizes().items()}
+    out.update({f"spend_{key}": value for key, value in runtime.pods.sizes().items()})
+    out.update({f"budget_{key}": value for key, value in runtime.budgets.sizes().items()})
+    work = runtime.work
+    out.update({f"status_{key}": value for key, value in work.writer.sizes().items()})
+    for queue in (work.actions, work.notifications, work.events):
+        out[f"{queue.name}_queued"] = queue.queued
+        out[f"{queue.name}_running"] = queue.running
+    out["gpu_readings"] = len(runtime.gpu.snapshot.readings)
+    return out
 
 
 async def evaluate_all(runtime: Runtime, view: ClusterView) -> Counter[str]:

@@ -74,6 +74,7 @@ class Metrics:
         self.budget_rows: tuple[BudgetRow, ...] = ()
         self.gpu_rows: tuple[tuple[str, str, float], ...] = ()  # (namespace, pod, percent), replaced whole
         self.wasted_rows: tuple[tuple[str, str, float], ...] = ()  # (namespace, pod, USD), replaced whole
+        self.tracked: Mapping[str, int] = {}  # entries per table the operator holds, replaced whole
         self._pods = _PodSnapshot()
         self._rows: tuple[_PodSnapshot, tuple[PodRow, ...], tuple[NodeRow, ...]] = (self._pods, (), ())
         self.reconcile_seconds = Histogram(
@@ -311,6 +312,16 @@ class _SnapshotCollector(Collector):
             idle.add_metric([node.name], node.idle_hourly)
         yield node_cost
         yield idle
+
+        tracked = GaugeMetricFamily(
+            "costwarden_tracked_objects",
+            "Entries the operator holds, by table (informer, spend book, budgets, queues), as of "
+            "the last accrual pass: per-pod tables follow the live pods, never the pods that came and went",
+            labels=["table"],
+        )
+        for table, count in sorted(self._metrics.tracked.items()):
+            tracked.add_metric([table], count)
+        yield tracked
 
 
 def _per_pod(name: str, documentation: str, rows: tuple[tuple[str, str, float], ...]) -> Metric:

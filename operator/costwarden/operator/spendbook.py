@@ -161,3 +161,17 @@ class SpendBook:
 
     def __len__(self) -> int:
         return len(self._accruals)
+
+    def sizes(self) -> dict[str, int]:
+        """Entries of each table (``costwarden_tracked_objects``): the per-pod ones follow the
+        live pods, never the pods that came and went."""
+        return {
+            "accruals": len(self._accruals),
+            "rates": len(self._rates),
+            "rated_pods": len(self._rated_pod),
+            "rated_prices": len(self._rated_price),
+            "written": len(self._written),
+            "wasted": len(self.wasted),
+            "node_prices": len(self.node_prices),
+            "price_notes": len(self._notes),
+        }

@@ -50,6 +50,9 @@ class BudgetStore:
             return set(self._by_key)
         return {key for key, budget in self._by_key.items() if budget.namespace == namespace}
 
+    def __len__(self) -> int:
+        return len(self._by_key)
+
     def budgets(self) -> tuple[BudgetObject, ...]:
         if self._view is None:
             self._view = tuple(self._by_key[key] for key in sorted(self._by_key))
@@ -86,6 +89,10 @@ class WatchedCluster:
         if spec.skypilot_cluster:
             return self.index.records(self.index.with_label_key(namespace, SKYPILOT_CLUSTER_LABEL))
         return self.index.pods_in(namespace)
+
+    def sizes(self) -> dict[str, int]:
+        """Entries of the index's tables and the budgets held (``costwarden_tracked_objects``)."""
+        return {**self.index.sizes(), "budgets": len(self.budget_store)}
 
     async def stop(self) -> None:
         await self.informer.stop()

@@ -45,6 +45,11 @@ class KeyedWorkQueue:
     def queued(self) -> int:
         return self._queued
 
+    @property
+    def running(self) -> int:
+        """Keys with a runner (a job running or waiting for its turn)."""
+        return len(self._runners)
+
     async def _drain(self, key: Hashable) -> None:
         try:
             while self._waiting.get(key):
