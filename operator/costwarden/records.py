@@ -9,6 +9,7 @@ functions that never raise on odd input: a missing or unparsable field becomes a
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -125,7 +126,17 @@ def format_time(value: datetime) -> str:
 def _frozen(mapping: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(mapping, Mapping):
         return ()
-    return tuple(sorted((str(k), str(v)) for k, v in mapping.items()))
+    return tuple(sorted((sys.intern(str(k)), sys.intern(str(v))) for k, v in mapping.items()))
+
+
+def _shared(value: object) -> str | None:
+    """A string that many records repeat (a namespace, a node, a phase, a label, a SkyPilot
+    cluster): one object for all of them. Without it a record kept what its body's decoder made:
+    a list page shares its objects' keys, a watch event (one decode per pod) shares nothing, so a
+    pod's record grew from ~2.0 to ~2.3 KiB the first time a watch event replaced it, which the
+    soak (``bench/soak.py``) saw as memory rising with pod churn; shared, it is ~1.3-1.4 KiB
+    either way."""
+    return sys.intern(str(value)) if isinstance(value, str) else None
 
 
 def _map(value: object) -> Mapping[str, Any]:
@@ -267,11 +278,11 @@ class PodRecord:
         owners = _maps(meta.get("ownerReferences"))
         owner = next((o for o in owners if o.get("controller")), owners[0] if owners else None)
         return cls(
-            namespace=_str(meta.get("namespace")) or "",
+            namespace=_shared(meta.get("namespace")) or "",
             name=_str(meta.get("name")) or "",
             uid=_str(meta.get("uid")) or "",
-            node_name=_str(spec.get("nodeName")),
-            phase=_str(status.get("phase")) or "Pending",
+            node_name=_shared(spec.get("nodeName")),
+            phase=_shared(status.get("phase")) or "Pending",
             labels=_frozen(labels),
             gpus=gpus,
             cpu_request=cpu,
@@ -281,16 +292,17 @@ class PodRecord:
             finished=_finished_at(status),
             deleting=bool(meta.get("deletionTimestamp")),
             skypilot_cluster=(
-                _str(annotations.get(SKYPILOT_CLUSTER_ANNOTATION)) or _str(labels.get(SKYPILOT_CLUSTER_LABEL))
+                _shared(annotations.get(SKYPILOT_CLUSTER_ANNOTATION))
+                or _shared(labels.get(SKYPILOT_CLUSTER_LABEL))
             ),
             skypilot_user=(
-                _str(annotations.get(SKYPILOT_USER_ANNOTATION)) or _str(labels.get("skypilot-user"))
+                _shared(annotations.get(SKYPILOT_USER_ANNOTATION)) or _shared(labels.get("skypilot-user"))
             ),
             spend_mark=_spend_mark(annotations),
-            budgets_annotation=_str(annotations.get(ANNOTATION_BUDGETS)),
+            budgets_annotation=_shared(annotations.get(ANNOTATION_BUDGETS)),
             gpu_utilization=parse_decimal(annotations.get(ANNOTATION_GPU_UTIL)),
-            owner_kind=_str(owner.get("kind")) if owner else None,
-            owner_name=_str(owner.get("name")) if owner else None,
+            owner_kind=_shared(owner.get("kind")) if owner else None,
+            owner_name=_shared(owner.get("name")) if owner else None,
             pod_ip=str(status["podIP"]) if status.get("podIP") else None,
         )
 
