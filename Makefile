@@ -74,6 +74,15 @@ sim: install
 bench: install
 	$(PY) bench/run.py
 
+# The soak (issue 12): the real operator at 10,000 pods / 1,000 nodes / 1,000 budgets on the
+# stand-in through SOAK_SECONDS (600) of pod churn and budget crossings, about 12 minutes with
+# the seeding; prints JSON (bench/RESULTS.md, "Soak"). Smaller: COSTWARDEN_BENCH_PODS=1000
+# COSTWARDEN_BENCH_NODES=100 COSTWARDEN_BENCH_BUDGETS=100 make soak SOAK_SECONDS=180
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: install
+	$(PY) bench/soak.py --duration $(SOAK_SECONDS)
+
 # Issue 12's long resilience runs (tests/resilience/test_campaign.py, about 10 minutes): the real
 # operator killed with SIGKILL at every named point of a guardrail scenario and at random ones
 # (40+ kills), and two replicas with the leader killed, paused and partitioned at six points.

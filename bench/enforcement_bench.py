@@ -16,21 +16,18 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import kmock
-from tests import shapes
+from tests import churn, shapes
 
 from costwarden.crd import load_crd
-from costwarden.engine.rates import pod_rate
 from costwarden.operator.app import OperatorThread
 from costwarden.operator.settings import OperatorSettings
-from costwarden.pricing import PriceBook, load_bundled_catalog
-from costwarden.records import NodeRecord, PodRecord, format_time
+from costwarden.records import format_time
 from costwarden.sim.testing import ThreadedSimCluster
 
 BUDGETS = int(os.environ.get("COSTWARDEN_BENCH_BUDGETS", "1000"))
@@ -61,7 +58,6 @@ def seed(cluster: ThreadedSimCluster, t0: datetime) -> dict[str, datetime]:
     cluster.create(load_crd())
     for n in range(NAMESPACES):
         cluster.create(shapes.namespace(f"team-{n}"))
-    book = PriceBook(load_bundled_catalog())
     crossings = {}
     for n in range((BUDGETS + PODS_PER_NODE - 1) // PODS_PER_NODE):
         cluster.create(shapes.eks_p5_node(f"node-{n}"))
@@ -72,12 +68,9 @@ def seed(cluster: ThreadedSimCluster, t0: datetime) -> dict[str, datetime]:
         name = cluster.create(body)["metadata"]["name"]
         status = {"status": shapes.running_status(started)}
         created = cluster.patch("v1", "pods", name, status, namespace=ns, subresource="status")
-        node = NodeRecord.from_body(cluster.get("v1", "nodes", body["spec"]["nodeName"]) or {})
-        rate = pod_rate(PodRecord.from_body(created), book.price(node)).total
+        rate = churn.hourly_rate(created, cluster.get("v1", "nodes", body["spec"]["nodeName"]) or {})
         cross_after = FIRST_CROSS_S + (LAST_CROSS_S - FIRST_CROSS_S) * i / BUDGETS
-        limit = (rate * Decimal(str(LEAD_S + cross_after)) / Decimal(3600)).quantize(
-            Decimal("0.000001"), ROUND_CEILING
-        )
+        limit = churn.crossing_limit(rate, LEAD_S + cross_after)
         crossings[name] = t0 + timedelta(seconds=cross_after)
         cluster.create(
             {

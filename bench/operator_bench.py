@@ -275,75 +275,107 @@ def _process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-async def seed(url: str, cluster: Shape) -> dict[str, float]:
-    """Create everything through the HTTP API, SEED_CONCURRENCY requests at a time; seconds per kind."""
+class Client:
+    """The stand-in's HTTP API as the bench uses it: requests retried on 429 and 5xx."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session  # an aiohttp.ClientSession on the stand-in's URL
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        *,
+        read: bool = False,
+    ) -> dict[str, Any]:
+        """The answer's body when ``read``, else {} (the seeding reads none)."""
+        data = json.dumps(body) if body is not None else None
+        for attempt in range(5):
+            async with self.session.request(
+                method, path, data=data, headers={"Content-Type": content_type}
+            ) as r:
+                if r.status < 300:
+                    answer: dict[str, Any] = await r.json() if read else {}
+                    return answer
+                text = await r.text()
+                if r.status < 500 and r.status != 429:
+                    raise RuntimeError(f"{method} {path}: {r.status} {text[:300]}")
+            await asyncio.sleep(0.2 * (attempt + 1))
+        raise RuntimeError(f"{method} {path}: still failing")
+
+    async def create_pod(self, body: dict[str, Any], started: str | None = None) -> str:
+        """Create a pod, then make it Running since ``started`` (else since its creation second,
+        so that it is charged from one known instant whichever the operator reads); that time."""
+        meta = body["metadata"]
+        base = f"/api/v1/namespaces/{meta['namespace']}/pods"
+        created = await self.send("POST", base, body, read=started is None)
+        since = started or str(created["metadata"]["creationTimestamp"])
+        status = {"status": {**_running(since), "containerStatuses": _container_statuses(body, since)}}
+        await self.send("PATCH", f"{base}/{meta['name']}/status", status, "application/merge-patch+json")
+        return since
+
+    async def delete(self, path: str) -> None:
+        """Delete at once (grace period 0); gone already is fine."""
+        async with self.session.delete(path, json={"gracePeriodSeconds": 0}) as r:
+            if r.status >= 300 and r.status != 404:
+                raise RuntimeError(f"DELETE {path}: {r.status} {(await r.text())[:300]}")
+
+
+def _running(started: str) -> dict[str, Any]:
+    return {"phase": "Running", "startTime": started}
+
+
+def session(url: str) -> Any:
+    """An aiohttp session on the stand-in with its token, SEED_CONCURRENCY connections."""
     import aiohttp
 
+    headers = {"Authorization": "Bearer costwarden-sim-token"}
+    connector = aiohttp.TCPConnector(limit=SEED_CONCURRENCY)
+    return aiohttp.ClientSession(url, headers=headers, connector=connector)
+
+
+async def bounded(jobs: Iterator[Any], limit: int = SEED_CONCURRENCY) -> None:
+    """Await the coroutines of ``jobs``, at most ``limit`` at a time; the first error is raised."""
+    pending: set[asyncio.Task[Any]] = set()
+    for job in jobs:
+        pending.add(asyncio.ensure_future(job))
+        if len(pending) >= limit:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+    for result in await asyncio.gather(*pending, return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
+
+
+async def seed(url: str, cluster: Shape) -> dict[str, float]:
+    """Create everything through the HTTP API, SEED_CONCURRENCY requests at a time; seconds per kind."""
     from costwarden.records import format_time
 
     started = format_time(datetime.now(UTC) - STARTED_BEFORE)
-    running = {"phase": "Running", "startTime": started}
-    headers = {"Authorization": "Bearer costwarden-sim-token"}
     seconds: dict[str, float] = {}
-    connector = aiohttp.TCPConnector(limit=SEED_CONCURRENCY)
-    async with aiohttp.ClientSession(url, headers=headers, connector=connector) as session:
-
-        async def send(method: str, path: str, body: dict[str, Any], content_type: str) -> None:
-            data = json.dumps(body)
-            for attempt in range(5):
-                async with session.request(
-                    method, path, data=data, headers={"Content-Type": content_type}
-                ) as r:
-                    if r.status < 300:
-                        return
-                    text = await r.text()
-                    if r.status < 500 and r.status != 429:
-                        raise RuntimeError(f"{method} {path}: {r.status} {text[:300]}")
-                await asyncio.sleep(0.2 * (attempt + 1))
-            raise RuntimeError(f"{method} {path}: still failing")
-
-        async def pod(body: dict[str, Any]) -> None:
-            meta = body["metadata"]
-            base = f"/api/v1/namespaces/{meta['namespace']}/pods"
-            await send("POST", base, body, "application/json")
-            status = {"status": {**running, "containerStatuses": _container_statuses(body, started)}}
-            await send("PATCH", f"{base}/{meta['name']}/status", status, "application/merge-patch+json")
+    async with session(url) as http:
+        api = Client(http)
 
         async def in_batches(kind: str, jobs: Iterator[Any]) -> None:
             t0 = time.perf_counter()
-            pending: set[asyncio.Task[None]] = set()
-            for job in jobs:
-                pending.add(asyncio.ensure_future(job))
-                if len(pending) >= SEED_CONCURRENCY:
-                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        task.result()
-            for task in await asyncio.gather(*pending, return_exceptions=True):
-                if isinstance(task, BaseException):
-                    raise task
+            await bounded(jobs)
             seconds[kind] = round(time.perf_counter() - t0, 1)
 
         await in_batches(
-            "namespaces",
-            (send("POST", "/api/v1/namespaces", ns, "application/json") for ns in cluster.namespaces),
+            "namespaces", (api.send("POST", "/api/v1/namespaces", ns) for ns in cluster.namespaces)
         )
-        await in_batches(
-            "nodes", (send("POST", "/api/v1/nodes", n, "application/json") for n in cluster.nodes)
-        )
-        await in_batches("pods", (pod(body) for body in cluster.pods))
-        await in_batches(
-            "budgets",
-            (
-                send(
-                    "POST",
-                    f"/apis/costwarden.dev/v1alpha1/namespaces/{b['metadata']['namespace']}/costbudgets",
-                    b,
-                    "application/json",
-                )
-                for b in cluster.budgets
-            ),
-        )
+        await in_batches("nodes", (api.send("POST", "/api/v1/nodes", n) for n in cluster.nodes))
+        await in_batches("pods", (api.create_pod(body, started) for body in cluster.pods))
+        await in_batches("budgets", (api.send("POST", budget_path(b), b) for b in cluster.budgets))
     return seconds
+
+
+def budget_path(body: dict[str, Any]) -> str:
+    namespace = body["metadata"]["namespace"]
+    return f"/apis/costwarden.dev/v1alpha1/namespaces/{namespace}/costbudgets"
 
 
 def _container_statuses(body: dict[str, Any], started: str) -> list[dict[str, Any]]:
@@ -358,26 +390,35 @@ def _container_statuses(body: dict[str, Any], started: str) -> list[dict[str, An
 
 @dataclass
 class LoopProbe:
-    """On the operator's event loop: how late a 10 ms sleep wakes, worst per phase."""
+    """On the operator's event loop: how late a 10 ms sleep wakes, worst per phase; and how much
+    CPU the loop's thread itself used meanwhile (``busy``): a block in which it used little was
+    the thread waiting for a core (or for the GIL), not the operator's own work."""
 
     phase: str = "startup"
     worst: dict[str, float] = field(default_factory=dict)
     over_100ms: dict[str, int] = field(default_factory=dict)
+    busy_worst: dict[str, float] = field(default_factory=dict)  # the thread's CPU s between wakes
+    busy_over_100ms: dict[str, int] = field(default_factory=dict)
     blocks: list[tuple[float, float]] = field(default_factory=list)  # (seconds since start, ms late)
+    keep: int = 10_000  # blocks over 50 ms noted at most (0: none, so the probe's memory stays put)
     t0: float = 0.0
     stop: bool = False
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         while not self.stop:
-            asked = loop.time()
+            asked, cpu = loop.time(), time.thread_time()
             await asyncio.sleep(PROBE_INTERVAL_S)
             late = loop.time() - asked - PROBE_INTERVAL_S
+            busy = time.thread_time() - cpu
             phase = self.phase
             self.worst[phase] = max(self.worst.get(phase, 0.0), late)
+            self.busy_worst[phase] = max(self.busy_worst.get(phase, 0.0), busy)
             if late > 0.1:
                 self.over_100ms[phase] = self.over_100ms.get(phase, 0) + 1
-            if late > 0.05 and len(self.blocks) < 10_000:
+            if busy > 0.1:
+                self.busy_over_100ms[phase] = self.busy_over_100ms.get(phase, 0) + 1
+            if late > 0.05 and len(self.blocks) < self.keep:
                 self.blocks.append((round(time.monotonic() - self.t0, 2), round(late * 1000, 1)))
 
 
@@ -404,6 +445,21 @@ def _writes(metrics: Any) -> dict[str, float]:
             key = f"{label['kind']}:{label['result']}"
             totals[key] = totals.get(key, 0.0) + value
     return totals
+
+
+def writes_between(
+    before: dict[str, float], after: dict[str, float]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Writes between two ``_writes`` readings: done (or dry-run) by kind, and the others
+    (failed, deferred, ...) by ``kind:result``, those that happened only."""
+    done = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
+    per_kind: dict[str, float] = {}
+    for key, value in done.items():
+        kind, result = key.split(":")
+        if result in ("done", "dry_run"):
+            per_kind[kind] = per_kind.get(kind, 0.0) + value
+    failed = {key: value for key, value in done.items() if not key.endswith((":done", ":dry_run")) and value}
+    return per_kind, failed
 
 
 def _pass_counts(metrics: Any) -> dict[str, tuple[float, float, float]]:
@@ -484,20 +540,68 @@ def operator_process(kubeconfig: str, expected: dict[str, int], results: Any) ->
         raise
 
 
-def _observe(kubeconfig: Path, expected: dict[str, int]) -> dict[str, Any]:
-    from costwarden.operator.app import OperatorThread
+def operator_settings(kubeconfig: Path, **overrides: Any) -> Any:
+    """The bench's operator settings: the chart's defaults but the write rate (see the module doc)."""
     from costwarden.operator.settings import OperatorSettings
 
-    settings = OperatorSettings(
-        kubeconfig=kubeconfig,
-        metrics_port=0,
-        write_rate=WRITE_RATE,
-        max_destructive_per_minute=30,
-        billing_store=kubeconfig.parent / "billing.duckdb" if BILLING_STORE else None,
-    )
-    # As ``costwarden run`` does before starting the operator.
+    options: dict[str, Any] = {
+        "kubeconfig": kubeconfig,
+        "metrics_port": 0,
+        "write_rate": WRITE_RATE,
+        "max_destructive_per_minute": 30,
+        "billing_store": kubeconfig.parent / "billing.duckdb" if BILLING_STORE else None,
+    }
+    return OperatorSettings(**{**options, **overrides})
+
+
+def tune_gc() -> None:
+    """As ``costwarden run`` does before starting the operator."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+
+class PassWatch:
+    """Each pass's own figures, read from the operator's registry by polling it (``poll``, every
+    POLL_S): for each loop, (seconds since ``t0`` when seen, CPU s, longest step s) per pass; and
+    when the first complete accrual and evaluation passes were seen (``firsts``)."""
+
+    def __init__(self, runtime: Any, expected: dict[str, int], t0: float) -> None:
+        self.runtime = runtime
+        self.expected = expected
+        self.t0 = t0
+        self.per_pass: dict[str, list[tuple[float, float, float]]] = {"accrual": [], "budget": []}
+        self.firsts: dict[str, float] = {}
+        self._seen = _pass_counts(runtime.metrics)
+
+    def poll(self) -> None:
+        metrics, runtime = self.runtime.metrics, self.runtime
+        now = _pass_counts(metrics)
+        at = time.monotonic() - self.t0
+        for loop, passes in self.per_pass.items():
+            count, cpu, longest = now[loop]
+            before = self._seen[loop]
+            if count == before[0] + 1:  # one pass ended since the last poll: its own figures
+                passes.append((at, cpu - before[1], longest - before[2]))
+            elif count > before[0]:  # more than one (a slow poll): their mean
+                ended = count - before[0]
+                mean = ((cpu - before[1]) / ended, (longest - before[2]) / ended)
+                passes.extend([(at, *mean)] * int(ended))
+        self._seen = now
+        if "accrual" not in self.firsts and len(metrics.pod_rows) >= self.expected["pods"]:
+            self.firsts["accrual"] = at
+        if (
+            "budget" not in self.firsts
+            and runtime.evaluated
+            and len(metrics.budget_rows) >= self.expected["budgets"]
+        ):
+            self.firsts["budget"] = at
+
+
+def _observe(kubeconfig: Path, expected: dict[str, int]) -> dict[str, Any]:
+    from costwarden.operator.app import OperatorThread
+
+    settings = operator_settings(kubeconfig)
+    tune_gc()
     rss_before = _rss_mib()
     t0 = time.monotonic()
     operator = OperatorThread(settings)
@@ -512,31 +616,8 @@ def _observe(kubeconfig: Path, expected: dict[str, int]) -> dict[str, Any]:
     ready_s = time.monotonic() - t0
     runtime = operator.runtime
     metrics = runtime.metrics
-
-    per_pass: dict[str, list[tuple[float, float, float]]] = {
-        "accrual": [],
-        "budget": [],
-    }  # (at, cpu, longest)
-    seen = _pass_counts(metrics)
-    firsts: dict[str, float] = {}
-
-    def poll() -> None:
-        nonlocal seen
-        now = _pass_counts(metrics)
-        for loop, passes in per_pass.items():
-            count, cpu, longest = now[loop]
-            before = seen[loop]
-            if count == before[0] + 1:  # one pass ended since the last poll: its own figures
-                passes.append((time.monotonic() - t0, cpu - before[1], longest - before[2]))
-            elif count > before[0]:  # more than one (a slow poll): their mean
-                ended = count - before[0]
-                mean = ((cpu - before[1]) / ended, (longest - before[2]) / ended)
-                passes.extend([(time.monotonic() - t0, *mean)] * int(ended))
-        seen = now
-        if "accrual" not in firsts and len(metrics.pod_rows) >= expected["pods"]:
-            firsts["accrual"] = time.monotonic() - t0
-        if "budget" not in firsts and runtime.evaluated and len(metrics.budget_rows) >= expected["budgets"]:
-            firsts["budget"] = time.monotonic() - t0
+    watch = PassWatch(runtime, expected, t0)
+    per_pass, firsts, poll = watch.per_pass, watch.firsts, watch.poll
 
     rss_every_30s: list[float] = []
 
@@ -578,17 +659,7 @@ def _observe(kubeconfig: Path, expected: dict[str, int]) -> dict[str, Any]:
     steady_longest = {
         loop: [lg for at, _, lg in passes if at >= window_start] for loop, passes in per_pass.items()
     }
-    done = {key: writes1.get(key, 0.0) - writes0.get(key, 0.0) for key in writes1}
-    per_kind: dict[str, float] = {}
-    for key, value in done.items():
-        kind, result = key.split(":")
-        if result in ("done", "dry_run"):
-            per_kind[kind] = per_kind.get(kind, 0.0) + value
-    failed = {
-        key: round(value / minutes, 1)
-        for key, value in done.items()
-        if not key.endswith((":done", ":dry_run")) and value
-    }
+    per_kind, failed = writes_between(writes0, writes1)
     return {
         "operator_ready_s": round(ready_s, 1),
         **first_passes,
@@ -613,7 +684,9 @@ def _observe(kubeconfig: Path, expected: dict[str, int]) -> dict[str, Any]:
         "steady_window_s": round(t_w1 - t_w0, 1),
         "steady_cpu_percent_of_one_core": round(100 * (cpu_w1 - cpu_w0) / (t_w1 - t_w0), 1),
         "writes_per_minute": {kind: round(value / minutes, 1) for kind, value in sorted(per_kind.items())},
-        "writes_failed_or_deferred_per_minute": failed,
+        "writes_failed_or_deferred_per_minute": {
+            key: round(value / minutes, 1) for key, value in failed.items()
+        },
         "annotation_writes_per_pod_per_minute": round(
             per_kind.get("pod_annotation", 0.0) / minutes / expected["pods"], 3
         ),
