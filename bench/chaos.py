@@ -67,7 +67,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         faulted = f"{r['requests_faulted']} of {r['requests']}" if r["requests"] else "-"
         if r["deliveries_forced"]:
-            faulted = f"{r['deliveries_forced']} webhook deliveries failed or held"
+            faulted = f"{r['deliveries_forced']} receiver deliveries failed or held"
         if r["prometheus_queries"]:
             faulted = f"{r['prometheus_queries']} Prometheus answers, all garbage"
         steps = f"{r['slowest_step_s']:.1f} s / {sum(r['seconds_to_converge']):.1f} s"

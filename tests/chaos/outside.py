@@ -1,11 +1,19 @@
-"""The outside world of the chaos scenario, misbehaving on request: a webhook receiver that fails
-or hangs, and a Prometheus that answers garbage.
+"""The outside world of the chaos scenario, misbehaving on request: notification receivers
+(webhook, Slack, PagerDuty) that fail or hang, and a Prometheus that answers garbage.
 
-``HookReceiver`` counts deliveries by their ``Idempotency-Key`` (the notification record's id, the
-same on every resend): ``fail_first`` answers 500 to the first deliveries of each key (nothing
-taken in), ``hang_first`` takes the next ones in but holds the answer past the sender's timeout,
-so the sender cannot tell that the message arrived; the rest are acknowledged. Exactly once means
-one acknowledged delivery per key: every other delivery was forced by a failure or a hang.
+``HookReceiver`` serves all three channels on one port: the generic webhook at ``/hook``, Slack's
+Web API under ``/slack/`` (``chat.postMessage``, as slack-sdk calls it with ``base_url``) and
+PagerDuty's Events API v2 at ``/pagerduty``. It counts deliveries by channel and key: the webhook's
+``Idempotency-Key`` (the notification record's id), PagerDuty's ``dedup_key`` (derived from it),
+Slack's message summary (Slack has no idempotency key; the summary names the budget, the
+threshold and the spend, so it differs per record; the "Next:" part after it may say what an
+earlier attempt did). Each key is the same on every resend. ``fail_first``
+answers 500 to the first deliveries of each key (nothing taken in), ``hang_first`` takes the next
+ones in but holds the answer past the sender's timeout, so the sender cannot tell that the
+message arrived; the rest are acknowledged. Exactly once means one acknowledged delivery per key:
+every other delivery was forced by a failure or a hang. (A held Slack message was shown: Slack
+cannot deduplicate, so there a hang means the message shows twice; the webhook and PagerDuty
+receivers deduplicate by their keys.)
 
 ``JunkPrometheus`` answers ``POST /api/v1/query`` with one garbage answer after another: HTML,
 cut JSON, JSON of the wrong shape, values that are not numbers, series without pod labels, a
@@ -89,14 +97,14 @@ class HookReceiver(_Server):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body: Any = json.loads(self.rfile.read(length) or b"{}")
-                key = self.headers.get("Idempotency-Key") or str(body.get("id"))
-                fate = receiver._arrived(key)
+                channel, key, ok = _delivery(self.path, self.headers.get("Idempotency-Key"), body)
+                fate = receiver._arrived(f"{channel}:{key}")
                 if fate == "fail":
-                    self._answer(500, b'{"error": "receiver down"}')
+                    self._answer(500, json.dumps({"ok": False, "error": "receiver down"}).encode())
                     return
                 if fate == "hang":
                     time.sleep(receiver.hang_s)  # past the sender's timeout: it has gone
-                self._answer(200, b'{"received": true}')
+                self._answer(202 if channel == "pagerduty" else 200, ok)
 
             def _answer(self, code: int, text: bytes) -> None:
                 try:
@@ -116,6 +124,17 @@ class HookReceiver(_Server):
     def __enter__(self) -> HookReceiver:
         super().__enter__()
         return self
+
+
+def _delivery(path: str, idempotency_key: str | None, body: Any) -> tuple[str, str, bytes]:
+    """(channel, key, the channel's answer when it takes the message in) of one POST."""
+    if path.startswith("/slack/"):
+        summary = str(body.get("text")).split(" Next: ", 1)[0]  # what follows may tell a retry apart
+        return "slack", summary, b'{"ok": true, "ts": "1764590400.000100"}'
+    if path.startswith("/pagerduty"):
+        key = str(body.get("dedup_key"))
+        return "pagerduty", key, json.dumps({"status": "success", "dedup_key": key}).encode()
+    return "webhook", idempotency_key or str(body.get("id")), b'{"received": true}'
 
 
 JUNK: tuple[tuple[int, str, bytes], ...] = (

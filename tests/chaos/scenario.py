@@ -7,8 +7,9 @@ node). team-a runs a SkyPilot cluster (head and worker; a second worker joins at
 under ``serve`` (limit 450: Notify at 50 %, Scale at 100 %); team-c a Job's pod under ``evals``
 (limit 150: Suspend at 100 %) and, with a notebook pod that its user deletes at 3 h, under the
 namespace-wide ``research`` (limit 100,000, an idle-GPU Kill rule after 30 minutes). Every budget
-notifies a webhook. The harness plays the controllers: pods of a Deployment scaled to 0 and of a
-suspended Job are deleted once the operator has done so.
+notifies a webhook, Slack (a bot token and a channel) and PagerDuty, all served by one local
+receiver (``outside.HookReceiver``). The harness plays the controllers: pods of a Deployment
+scaled to 0 and of a suspended Job are deleted once the operator has done so.
 
 The timeline moves a ``ManualClock`` (start, +1 h, +1 h with a new node and worker, +1 h, the
 notebook deleted, +1 h, +2 h). After each step the harness waits until the operator has caught
@@ -20,9 +21,10 @@ last accrued figure (at most one accrual interval old when the clock runs, but a
 when the clock has just jumped an hour), so a deletion right after a jump would make the figure
 depend on whether an accrual pass came in between.
 
-A profile adds faults: the stand-in's fault layer (``costwarden.sim.faults``), a webhook receiver
-that fails or hangs, Prometheus answering garbage. ``run`` returns what it ended with;
-``compare`` says how it differs from the fault-free run (empty: it converged to the same place).
+A profile adds faults: the stand-in's fault layer (``costwarden.sim.faults``), notification
+receivers (webhook, Slack, PagerDuty) that fail or hang, Prometheus answering garbage. ``run``
+returns what it ended with; ``compare`` says how it differs from the fault-free run (empty: it
+converged to the same place).
 Elsewhere: a cloud API that throttles is tests/component/test_cloud_vms.py's 503 test (the Kill
 waits, attempts unspent, and proceeds once the cloud answers), a billing export cut in half is
 test_billing_cut.py here, watch cuts on a quiet stream test_watch_cuts.py, and throttled
@@ -73,7 +75,7 @@ class Profile:
     name: str
     about: str
     faults: Faults | None = None  # the stand-in's fault layer
-    hook_fail_first: int = 0  # the webhook answers 500 to the first deliveries of each notification
+    hook_fail_first: int = 0  # the receivers answer 500 to the first deliveries of each notification
     hook_hang_first: int = 0  # ... then holds the next ones past the sender's timeout
     prometheus_garbage: bool = False  # --prometheus-url answers garbage
 
@@ -111,16 +113,21 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile("write-conflicts", "30 % of PATCH/PUT answered 409", Faults(conflict=0.30, seed=6)),
         Profile("lost-writes", "10 % of writes carried out but answered 504", Faults(lost=0.10, seed=8)),
-        Profile("combined", f"all of them at once: {COMBINED.spec()}", COMBINED),
         Profile(
-            "webhook-down",
-            "the webhook answers 500 to the first 2 deliveries of each notification",
+            "combined",
+            f"all of them at once: {COMBINED.spec()}; the receivers fail the first delivery",
+            COMBINED,
+            hook_fail_first=1,
+        ),
+        Profile(
+            "receivers-down",
+            "the webhook, Slack and PagerDuty answer 500 to the first 2 deliveries of each notification",
             hook_fail_first=2,
         ),
         Profile(
-            "webhook-hang",
-            f"the webhook holds the first delivery of each notification past the sender's "
-            f"{HOOK_TIMEOUT_S:g} s timeout",
+            "receivers-hang",
+            f"the webhook, Slack and PagerDuty hold the first delivery of each notification past the "
+            f"sender's {HOOK_TIMEOUT_S:g} s timeout",
             hook_hang_first=1,
         ),
         Profile(
@@ -172,7 +179,11 @@ def _budget(namespace: str, name: str, limit: int, spec: dict[str, Any]) -> dict
         "spec": {
             "limit": limit,
             "period": "Lifetime",
-            "notify": {"webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}}},
+            "notify": {
+                "webhook": {"urlSecretRef": {"name": "hooks", "key": "url"}},
+                "slack": {"channel": "#gpu-costs", "tokenSecretRef": {"name": "hooks", "key": "slack-token"}},
+                "pagerduty": {"routingKeySecretRef": {"name": "hooks", "key": "pagerduty-key"}},
+            },
             **spec,
         },
     }
@@ -221,7 +232,14 @@ def seed_workload(cluster: ThreadedSimCluster, hook_url: str) -> None:
                 "apiVersion": "v1",
                 "kind": "Secret",
                 "metadata": {"name": "hooks", "namespace": namespace},
-                "data": {"url": base64.b64encode(f"{hook_url}/hook".encode()).decode()},
+                "data": {
+                    key: base64.b64encode(value.encode()).decode()
+                    for key, value in (
+                        ("url", f"{hook_url}/hook"),
+                        ("slack-token", "xoxb-chaos-token"),
+                        ("pagerduty-key", "R0UT1NGKEY0000000000000000000000"),
+                    )
+                },
             }
         )
     for index in range(len(NODES)):
@@ -538,7 +556,8 @@ def run(profile: Profile, workdir: Path) -> RunResult:
         cluster.set_faults(profile.faults)
         operator = OperatorThread(settings, clock=clock)
         operator.runtime.notifier = Notifier(
-            pagerduty_url=settings.pagerduty_url,
+            slack_base_url=f"{hooks.url}/slack/",
+            pagerduty_url=f"{hooks.url}/pagerduty",
             retry=RetryPolicy(max_attempts=settings.notify_attempts, base_delay=settings.notify_backoff),
             timeout_s=HOOK_TIMEOUT_S,
         )

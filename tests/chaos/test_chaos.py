@@ -1,9 +1,11 @@
 """The fast slice of the chaos scenario (tests/chaos/scenario.py): the fault-free run and the
-combined profile (every fault of the stand-in's fault layer at once), compared. ``make chaos``
+combined profile (every fault of the stand-in's fault layer at once, and every notification
+receiver failing its first delivery), compared. ``make chaos``
 runs every profile (bench/chaos.py); this slice runs in ``make test``."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from tests.chaos import scenario
@@ -35,10 +37,14 @@ def test_the_operator_converges_under_combined_faults_as_without(tmp_path: Path)
         "team-c/evals": {("threshold/100/lifetime", "Suspend", "Done")},
         "team-c/research": set(),
     }
-    assert len(baseline.deliveries) == 6 and set(baseline.deliveries.values()) == {1}
+    # 6 notifications, each acknowledged once on each of the three channels
+    channels = Counter(key.split(":", 1)[0] for key in baseline.deliveries)
+    assert channels == {"webhook": 6, "slack": 6, "pagerduty": 6}
+    assert set(baseline.deliveries.values()) == {1}
 
     faulted = scenario.run(scenario.PROFILES[scenario.FAST], tmp_path / "faults")
     assert scenario.compare(baseline, faulted) == []
     injected = faulted.faults
     assert injected["requests"] > 100
     assert {"error", "throttle", "delay", "conflict", "cut_watch"} <= set(injected)  # each kind hit
+    assert faulted.forced >= 18  # each channel's first delivery of each notification failed
