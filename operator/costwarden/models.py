@@ -84,15 +84,17 @@ def _json_number(value: Any) -> Any:
 JsonNumber = BeforeValidator(_json_number)
 # Below 1e14 (14 integer digits, as the CRD has it) with any number of decimal places: a JSON number
 # such as 70.00000000000001, which a tool that computes limits may well send, is taken exactly
-# rather than marked Invalid after the API server took it. At least a millionth of a dollar, which
-# the CRD does not say (Helm would render its minimum as 1e-06, which YAML 1.1 reads as text): a
-# smaller limit or expected rate would make percentUsed and the burn-rate ratio too large to show.
+# rather than marked Invalid after the API server took it. At least a millionth of a dollar, as the
+# CRD's rule ``self <= 0.0 || self >= 0.000001`` has it, in the same words (a rule, as Helm would
+# render a minimum of 0.000001 as 1e-06, which YAML 1.1 reads as text): a smaller limit or expected
+# rate would make percentUsed and the burn-rate ratio too large to show.
 _MICRODOLLAR = Decimal("0.000001")
+BELOW_A_MICRODOLLAR = "should be at least 0.000001 (a millionth of a dollar)"
 
 
 def _not_below_a_microdollar(amount: Decimal) -> Decimal:
     if amount < _MICRODOLLAR:
-        raise PydanticCustomError("greater_than_equal", "Input should be at least 0.000001")
+        raise PydanticCustomError("greater_than_equal", BELOW_A_MICRODOLLAR)
     return amount
 
 

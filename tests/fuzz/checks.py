@@ -260,9 +260,6 @@ def _model_problems(raw: Any) -> list[str]:
     return []
 
 
-_BELOW_A_MICRODOLLAR = re.compile(r"^spec\.(limit|expectedHourlyRate): Input should be at least 0\.000001$")
-
-
 def check_crd_and_model_agree(raw: Any) -> None:
     """A spec the API server admits is read by the operator (never Invalid after a successful
     ``kubectl apply``), and the operator reads no spec the API server refuses. The operator reads
@@ -272,8 +269,6 @@ def check_crd_and_model_agree(raw: Any) -> None:
         assert _model_problems(raw), f"the model took unknown fields {unknown}"
         return
     model = _model_problems(stored)
-    if not crd and all(_BELOW_A_MICRODOLLAR.match(line) for line in model):
-        return  # known: the CRD takes any amount above 0, the model none below 0.000001 (PositiveMoney)
     assert bool(crd) == bool(model), f"CRD: {crd or 'accepted'}; model: {model or 'accepted'}"
 
 

@@ -118,6 +118,40 @@ def test_invalid_is_refused_by_both_naming_the_field(schema: dict[str, Any], pat
 
 
 @pytest.mark.parametrize(
+    ("spec", "field", "refused"),
+    [
+        ({"limit": Decimal("0.0000009999")}, "spec.limit", True),
+        ({"limit": 1e-07}, "spec.limit", True),
+        ({"limit": 5e-324}, "spec.limit", True),
+        ({"limit": 0.000001}, "spec.limit", False),
+        ({"limit": 0.0000010001}, "spec.limit", False),
+        ({"limit": 1, "expectedHourlyRate": 9e-07}, "spec.expectedHourlyRate", True),
+        ({"limit": 1, "expectedHourlyRate": 0.000001}, "spec.expectedHourlyRate", False),
+    ],
+)
+def test_a_millionth_of_a_dollar_is_the_least_both_take_in_the_same_words(
+    schema: dict[str, Any], spec: dict[str, Any], field: str, refused: bool
+) -> None:
+    """The operator's money has 6 places (models.PositiveMoney); the CRD's rule on limit and
+    expectedHourlyRate refuses what it refuses, at the same field and in the same words."""
+    crd_spec = {k: float(v) if isinstance(v, Decimal) else v for k, v in spec.items()}
+    crd_problems = [str(p) for p in validate_custom_object(schema, {"spec": crd_spec})]
+    model_problems = _model_problems(spec)
+    if not refused:
+        assert (crd_problems, model_problems) == ([], [])
+        return
+    assert crd_problems == [f'{field}: Invalid value: "number": {models.BELOW_A_MICRODOLLAR}']
+    assert model_problems == [f"{field}: {models.BELOW_A_MICRODOLLAR}"]
+
+
+@pytest.mark.parametrize("limit", [0, -1, 0.0])
+def test_a_limit_of_zero_or_less_has_one_cause(schema: dict[str, Any], limit: float) -> None:
+    """The rule leaves amounts <= 0 to exclusiveMinimum: one cause, not two."""
+    (problem,) = validate_custom_object(schema, {"spec": {"limit": limit}})
+    assert str(problem).endswith("spec.limit in body should be greater than 0")
+
+
+@pytest.mark.parametrize(
     ("enum_path", "values"),
     [
         (("spec", "period"), [p.value for p in models.Period]),

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from costwarden.sim.celrules import RuleSet
 from costwarden.sim.crdvalidation import (
     CrdValidator,
     FieldProblem,
@@ -466,6 +467,166 @@ def test_non_blocking_problem_keeps_cel_rules() -> None:
     )
     problems = CrdValidator(schema).validate({"spec": {"rate": 5}})
     assert [p.field for p in problems] == ["spec.rate", "spec"]
+
+
+def _type_error(field: str, expected: str, actual: str) -> tuple[str, str, str]:
+    quoted = f'"{actual}"'
+    return (
+        field,
+        "FieldValueTypeInvalid",
+        f"Invalid value: {quoted}: {field} in body must be of type {expected}: {quoted}",
+    )
+
+
+NOT_CHECKED_ROW = (NOT_CHECKED.field, NOT_CHECKED.reason, NOT_CHECKED.message)
+
+
+@pytest.mark.parametrize(
+    ("value", "actual"),
+    [
+        (False, "boolean"),
+        (True, "boolean"),
+        ("50,80", "string"),
+        (80, "integer"),
+        (0.5, "number"),
+        ({"0": {"percent": 50}}, "object"),
+    ],
+)
+def test_a_list_rule_is_not_run_on_a_value_that_is_no_list(value: Any, actual: str) -> None:
+    """The rule maps over ``self``; cel-python raised TypeError on a boolean. The apiserver reports
+    the type error and runs no rule after it (hasBlockingErr)."""
+    problems = _problems(_root(THRESHOLDS), {"thresholds": value})
+    assert problems == [_type_error("spec.thresholds", "array", actual), NOT_CHECKED_ROW]
+
+
+def test_a_rule_on_the_parent_is_not_run_when_a_child_has_the_wrong_type() -> None:
+    rule = {"rule": "self.rate < 10.0", "message": "rate too high"}
+    schema = _root(SPEC_WITH_RATES, **{"x-kubernetes-validations": [rule]})
+    assert _problems(schema, {"rate": "eleven"}) == [
+        _type_error("spec.rate", "number", "string"),
+        NOT_CHECKED_ROW,
+    ]
+    assert _problems(schema, {"rate": [11]}) == [_type_error("spec.rate", "number", "array"), NOT_CHECKED_ROW]
+
+
+INT64_MAX = 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("properties", "spec", "expected"),
+    [
+        # the apiserver decodes an integer literal outside int64 as a float64: a "number"
+        ({"s": {"type": "string"}}, {"s": 10**20}, [_type_error("spec.s", "string", "number")]),
+        ({"s": {"type": "string"}}, {"s": 5}, [_type_error("spec.s", "string", "integer")]),
+        ({"i": {"type": "integer"}}, {"i": INT64_MAX}, []),
+        ({"i": {"type": "integer"}}, {"i": -INT64_MAX - 1}, []),
+        ({"i": {"type": "integer"}}, {"i": INT64_MAX + 1}, [_type_error("spec.i", "integer", "number")]),
+        ({"i": {"type": "integer"}}, {"i": -INT64_MAX - 2}, [_type_error("spec.i", "integer", "number")]),
+        # a float64 is an integer when whole and within 2^53 - 1 (go-openapi's IsFloat64AJSONInteger)
+        ({"i": {"type": "integer"}}, {"i": 5.0}, []),
+        ({"i": {"type": "integer"}}, {"i": float(2**53 - 1)}, []),
+        ({"i": {"type": "integer"}}, {"i": float(2**53)}, [_type_error("spec.i", "integer", "number")]),
+        ({"i": {"type": "integer"}}, {"i": 1.5}, [_type_error("spec.i", "integer", "number")]),
+        (
+            {"n": {"type": "number", "maximum": 1000}},
+            {"n": 10**20},
+            [
+                (
+                    "spec.n",
+                    "FieldValueInvalid",
+                    "Invalid value: 1e+20: spec.n in body should be less than or equal to 1000",
+                )
+            ],
+        ),
+        (
+            {"n": {"type": "number", "maximum": 1000}},
+            {"n": 10**400},  # past float64: Go's decoder refuses it; here it is +Inf, still refused
+            [
+                (
+                    "spec.n",
+                    "FieldValueInvalid",
+                    "Invalid value: +Inf: spec.n in body should be less than or equal to 1000",
+                )
+            ],
+        ),
+    ],
+    ids=[
+        "int-beyond-int64-for-a-string",
+        "int-for-a-string",
+        "int64-max",
+        "int64-min",
+        "beyond-int64-max",
+        "beyond-int64-min",
+        "whole-float",
+        "float-2^53-1",
+        "float-2^53",
+        "fraction",
+        "beyond-int64-for-a-number",
+        "beyond-float64-for-a-number",
+    ],
+)
+def test_numbers_are_typed_as_the_apiserver_decodes_them(
+    properties: dict[str, Any], spec: Any, expected: list[tuple[str, str, str]]
+) -> None:
+    assert _problems(_root(properties), spec) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (5.0, []),  # a whole float64 the schema took as an integer is a CEL int
+        (10**20, [_type_error("spec.i", "integer", "number"), NOT_CHECKED_ROW]),  # overflowed CEL's int
+    ],
+)
+def test_a_rule_on_an_integer_sees_an_int(value: Any, expected: list[tuple[str, str, str]]) -> None:
+    schema = _root({"i": {"type": "integer", "x-kubernetes-validations": [{"rule": "self == 5"}]}})
+    assert _problems(schema, {"i": value}) == expected
+
+
+def test_a_rule_that_fails_to_evaluate_is_named_by_its_message() -> None:
+    """ruleErrorString: the rule's message when it has one, else the rule."""
+    rule = {"rule": "self.burn / 0 > 1", "message": "burn too high"}
+    schema = _root(SPEC_WITH_RATES | {"burn": {"type": "integer"}}, **{"x-kubernetes-validations": [rule]})
+    ((field, reason, message),) = _problems(schema, {"rate": 2, "burn": 3})
+    assert (field, reason) == ("spec", "FieldValueInvalid")
+    assert message.startswith('Invalid value: "object": ')
+    assert message.endswith(" evaluating rule: burn too high")
+
+
+def test_a_rule_called_with_arguments_of_the_wrong_type_is_no_such_overload() -> None:
+    schema = _root({"s": {"type": "string"}}, **{"x-kubernetes-validations": [{"rule": "self.s > 1"}]})
+    assert _problems(schema, {"s": "x"}) == [
+        (
+            "spec",
+            "FieldValueInvalid",
+            "Invalid value: \"object\": 'no such overload': call arguments did not match a supported "
+            "operator, function or macro signature for rule: self.s > 1",
+        )
+    ]
+
+
+def test_a_message_expression_that_fails_falls_back_to_the_message() -> None:
+    rule = {"rule": "self.rate < 1.0", "messageExpression": "'rate ' + self.rate", "message": "too high"}
+    schema = _root(SPEC_WITH_RATES, **{"x-kubernetes-validations": [rule]})
+    assert _problems(schema, {"rate": 2}) == [
+        ("spec", "FieldValueInvalid", 'Invalid value: "object": too high')
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        (False, "'no such overload': call arguments did not match"),  # cel-python raised TypeError
+        (10**20, "evaluating rule: must be strictly ascending"),  # celtypes.IntType raised ValueError
+    ],
+)
+def test_rule_set_check_never_raises(value: Any, detail: str) -> None:
+    """Even handed a value the schema validation would have refused, ``RuleSet.check`` answers."""
+    schema = THRESHOLDS["thresholds"]
+    rules = RuleSet(schema)
+    (failure,) = rules.check(schema["x-kubernetes-validations"], value, schema)
+    assert failure.evaluation_error and failure.reason == "FieldValueInvalid"
+    assert detail in failure.message
 
 
 def test_invalid_cel_is_refused_when_the_validator_is_built() -> None:

@@ -4,6 +4,8 @@
 doubles even when written as integers, ``date-time`` strings are timestamps); Kubernetes' CEL list
 library (``isSorted``, ``sum``, ``min``, ``max``, ``indexOf``, ``lastIndexOf``) is provided since
 cel-python lacks it. Transition rules (``oldSelf``) need the stored object and are skipped.
+``RuleSet.check`` never raises: a rule that cannot be evaluated (cel-python's CELEvalError, or an
+exception of its own on a value of an unexpected type) is a failure in the apiserver's words.
 """
 
 from __future__ import annotations
@@ -53,8 +55,19 @@ class RuleSet:
     def check(
         self, rules: list[Mapping[str, Any]], value: Any, schema: Mapping[str, Any]
     ) -> Iterator[RuleFailure]:
-        """The failures of ``rules`` (one node's list) on ``value``, whose schema is ``schema``."""
-        activation = {"self": to_cel(value, schema)}
+        """The failures of ``rules`` (one node's list) on ``value``, whose schema is ``schema``.
+
+        Never raises: a rule that cannot be evaluated is a failure worded as the apiserver words
+        it (pkg/apiserver/schema/cel/validation.go in apiextensions-apiserver): ``'no such
+        overload': call arguments did not match ...`` for arguments of the wrong type, else
+        ``<error> evaluating rule: <rule>``; ``<rule>`` is the rule's message when it has one."""
+        try:
+            activation = {"self": to_cel(value, schema)}
+        except Exception as exc:  # a value no schema-valid object holds; refused, not crashed on
+            for rule in rules:
+                if rule["rule"] in self._programs:
+                    yield _evaluation_failure(rule, exc)
+            return
         for rule in rules:
             program = self._programs.get(rule["rule"])
             if program is None:  # a transition rule
@@ -62,11 +75,10 @@ class RuleSet:
             passed: Any
             try:
                 passed = program.evaluate(activation)
-            except CELEvalError as exc:
+            except Exception as exc:
                 passed = exc
-            if isinstance(passed, CELEvalError):
-                detail = f"{passed.args[0]} evaluating rule: {rule['rule']}"
-                yield RuleFailure((), "FieldValueInvalid", detail, evaluation_error=True)
+            if isinstance(passed, Exception):
+                yield _evaluation_failure(rule, passed)
             elif not passed:
                 path = field_path(rule.get("fieldPath", ""))
                 yield RuleFailure(
@@ -79,11 +91,27 @@ class RuleSet:
             text: Any
             try:
                 text = self._programs[expression].evaluate(activation)
-            except CELEvalError:
+            except Exception:
                 text = None
             if isinstance(text, str) and text.strip():
                 return str(text)
         return str(rule.get("message") or f"failed rule: {rule['rule']}")
+
+
+def _evaluation_failure(rule: Mapping[str, Any], error: Exception) -> RuleFailure:
+    """A rule that could not be evaluated: ``FieldValueInvalid`` at its node, as the apiserver has it."""
+    named = str(rule.get("message") or rule["rule"]).strip()  # ruleErrorString
+    reason = str(error.args[0] if isinstance(error, CELEvalError) and error.args else error)
+    # cel-python says "no such overload" or "found no matching overload ...", or raises TypeError
+    # (a macro over a value that is no list), where CEL's runtime says "no such overload"
+    if isinstance(error, TypeError) or "no such overload" in reason or "no matching overload" in reason:
+        detail = (
+            "'no such overload': call arguments did not match a supported operator, function or "
+            f"macro signature for rule: {named}"
+        )
+    else:
+        detail = f"{reason} evaluating rule: {named}"
+    return RuleFailure((), "FieldValueInvalid", detail, evaluation_error=True)
 
 
 def _rule_texts(node: Any) -> Iterator[str]:
@@ -121,6 +149,8 @@ def to_cel(value: Any, schema: Mapping[str, Any]) -> Any:
     if isinstance(value, bool):
         return celtypes.BoolType(value)
     declared = schema.get("x-k8s-type", schema.get("type"))
+    if isinstance(value, float) and declared == "integer" and value.is_integer():
+        return celtypes.IntType(int(value))  # a whole float64 the schema took as an integer
     if isinstance(value, float) or (isinstance(value, int) and declared == "number"):
         return celtypes.DoubleType(value)
     if isinstance(value, int):

@@ -7,10 +7,25 @@ and unknown fields with one problem per field, list-map key uniqueness, CEL
 cause type (reason) and message the way kube-apiserver renders them, e.g.
 ``spec.limit`` / ``FieldValueInvalid`` / ``Invalid value: 0: spec.limit in body should be greater than 0``.
 
-Like the apiserver, CEL rules are not evaluated when the object has a blocking problem (wrong type,
-unsupported enum value, missing required field, too long, too many); one problem at ``<nil>`` says
-so instead. Unknown fields are reported as ``FieldValueForbidden`` "field not declared in schema":
-the caller decides whether to refuse them (fieldValidation=Strict) or prune them.
+Like the apiserver, CEL rules run only after the schema validation, and not at all when it found a
+blocking problem (wrong type, unsupported enum value, missing required field, too long, too many):
+one problem at ``<nil>`` says so instead (``hasBlockingErr`` in apiextensions-apiserver's
+pkg/registry/customresource/strategy.go, which calls the CEL validator only when it returns false).
+So a rule never sees a value of the wrong type, e.g. ``self.map(t, t.percent)`` over
+``thresholds: false``: the answer is ``spec.thresholds: Invalid value: "boolean": spec.thresholds
+in body must be of type array: "boolean"``. A rule that still fails to evaluate is a
+``FieldValueInvalid`` problem at the rule's node, ``<error> evaluating rule: <rule>`` (as in
+apiextensions-apiserver's pkg/apiserver/schema/cel/validation.go), never an exception.
+
+Numbers are typed as the apiserver decodes them (k8s.io/apimachinery/pkg/util/json: an int64 when
+the JSON number is one, else a float64): an integer literal outside int64, such as ``1e20`` written
+out, is a ``number``, and a ``number`` passes as an ``integer`` only when it is whole and within
+±(2^53 - 1) (kube-openapi's type validator, go-openapi's ``IsFloat64AJSONInteger``). So
+``period: 100000000000000000000`` is ``spec.period: Invalid value: "number": spec.period in body
+must be of type string: "number"``.
+
+Unknown fields are reported as ``FieldValueForbidden`` "field not declared in schema": the caller
+decides whether to refuse them (fieldValidation=Strict) or prune them.
 """
 
 from __future__ import annotations
@@ -77,12 +92,20 @@ class FieldProblem:
 class _KubeError(ValidationError):
     """A problem raised by one of our keywords, already in the apiserver's words."""
 
-    def __init__(
-        self, reason: str, body: str, path: tuple[str | int, ...] = (), from_cel: bool = False
-    ) -> None:
+    def __init__(self, reason: str, body: str, path: tuple[str | int, ...] = ()) -> None:
         super().__init__(body, path=path)
         self.reason = reason
-        self.from_cel = from_cel
+
+
+class _RulesToCheck(ValidationError):
+    """Not a problem: one node's ``x-kubernetes-validations``, kept to evaluate after the schema
+    validation (the walk gives it the node's path)."""
+
+    def __init__(self, rules: list[Any], instance: Any, schema: Mapping[str, Any]) -> None:
+        super().__init__("x-kubernetes-validations")
+        self.rules = rules
+        self.node = instance
+        self.node_schema = schema
 
 
 class CrdValidator:
@@ -95,31 +118,76 @@ class CrdValidator:
             "x-closed": _unknown_fields,
             "x-kubernetes-list-map-keys": _duplicate_map_keys,
             "x-kubernetes-list-type": _duplicate_set_items,
-            "x-kubernetes-validations": self._cel,
+            "x-kubernetes-validations": _rules_to_check,
         }
-        cls = validators.extend(Draft7Validator, keywords)  # type: ignore[no-untyped-call]
+        checker = Draft7Validator.TYPE_CHECKER.redefine("integer", _is_integer)
+        cls = validators.extend(Draft7Validator, keywords, type_checker=checker)  # type: ignore[no-untyped-call]
         self._validator = cls(_convert(schema, root=True), format_checker=_format_checker())
 
     def validate(self, obj: Mapping[str, Any]) -> list[FieldProblem]:
         """Every problem of ``obj``; an empty list means the apiserver would accept it."""
-        schema_problems: list[FieldProblem] = []
-        cel_problems: list[FieldProblem] = []
-        for error in self._validator.iter_errors(obj):
-            problem = _problem(error)
-            is_cel = isinstance(error, _KubeError) and error.from_cel
-            (cel_problems if is_cel else schema_problems).append(problem)
-        if any(p.reason in _BLOCKING for p in schema_problems):
-            return [*schema_problems, _RULES_NOT_CHECKED] if self._rules else schema_problems
-        return schema_problems + cel_problems
+        problems: list[FieldProblem] = []
+        to_check: list[_RulesToCheck] = []
+        for error in self._validator.iter_errors(as_decoded(obj)):
+            if isinstance(error, _RulesToCheck):
+                to_check.append(error)
+            else:
+                problems.append(_problem(error))
+        if any(p.reason in _BLOCKING for p in problems):
+            return [*problems, _RULES_NOT_CHECKED] if self._rules else problems
+        for node in to_check:
+            problems.extend(self._cel_problems(node))
+        return problems
 
-    def _cel(self, _v: Any, rules: list[Any], instance: Any, schema: dict[str, Any]) -> Iterator[_KubeError]:
-        """The ``x-kubernetes-validations`` keyword: each rule with ``self`` bound to this node."""
-        if instance is None:
-            return
-        node_type = str(schema.get("x-k8s-type", "object"))
-        for failure in self._rules.check(rules, instance, schema):
+    def _cel_problems(self, node: _RulesToCheck) -> Iterator[FieldProblem]:
+        """The failures of one node's rules, each at the node's path (and the rule's fieldPath)."""
+        node_type = str(node.node_schema.get("x-k8s-type", "object"))
+        for failure in self._rules.check(node.rules, node.node, node.node_schema):
+            path = render_path([*node.absolute_path, *failure.path])
             body = _cel_body(failure.reason, node_type, failure.message)
-            yield _KubeError(failure.reason, body, failure.path, from_cel=True)
+            yield FieldProblem(path or "<nil>", failure.reason, body)
+
+
+def _rules_to_check(
+    _v: Any, rules: list[Any], instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    """The ``x-kubernetes-validations`` keyword: the rules of this node, to run after the schema."""
+    if instance is not None:
+        yield _RulesToCheck(rules, instance, schema)
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+_JSON_INTEGER = 2**53 - 1  # go-openapi's maxJSONFloat
+
+
+def as_decoded(value: Any) -> Any:
+    """``value`` with its numbers as the apiserver's JSON decoder makes them: an integer that
+    does not fit int64 becomes a float64 (an infinite one past float64's range, which Go's decoder
+    refuses outright and so no object of the apiserver's ever holds)."""
+    if isinstance(value, dict):
+        return {k: as_decoded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_decoded(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    return value
+
+
+def _is_integer(_checker: Any, value: Any) -> bool:
+    """kube-openapi's ``integer``: an int64, or a float64 that is whole within ±(2^53 - 1)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return (
+        isinstance(value, float)
+        and math.isfinite(value)
+        and value.is_integer()
+        and abs(value) <= _JSON_INTEGER
+    )
 
 
 _RULES_NOT_CHECKED = FieldProblem(
