@@ -301,6 +301,22 @@ def _add_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     hook.add_argument("--webhook-host", help="host name the API server calls (certificate SAN)")
     hook.add_argument("--webhook-cert-dir", type=Path, help="directory with tls.crt, tls.key (and ca.crt)")
     hook.add_argument(
+        "--webhook-client-ca",
+        type=Path,
+        metavar="FILE",
+        help="PEM CA bundle: only clients presenting a certificate it signed complete a TLS handshake; "
+        "the API server presents one only once its --admission-control-config-file names this webhook "
+        "(docs/security.md), until then every call fails; default: any client",
+    )
+    hook.add_argument(
+        "--webhook-client-name",
+        action="append",
+        default=[],
+        dest="webhook_client_names",
+        metavar="CN",
+        help="with --webhook-client-ca: accept only client certificates with this subject CN (repeatable)",
+    )
+    hook.add_argument(
         "--webhook-failure-policy",
         choices=("Ignore", "Fail"),
         default="Ignore",
@@ -427,6 +443,8 @@ def operator_settings(args: argparse.Namespace) -> OperatorSettings:
         webhook_cert_dir=args.webhook_cert_dir,
         webhook_failure_policy=args.webhook_failure_policy,
         webhook_managed=args.webhook_managed,
+        webhook_client_ca=args.webhook_client_ca,
+        webhook_client_names=tuple(dict.fromkeys(args.webhook_client_names)),
     )
 
 

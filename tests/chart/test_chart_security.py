@@ -8,7 +8,11 @@
   ever ``get``; nothing that escalates is granted;
 - protected namespaces reach the operator and the webhook;
 - the webhook serves the certificate the chart generates, TLS only, verified by the caBundle the
-  chart gives the API server (the probes of tests/component/test_security_webhook.py).
+  chart gives the API server (the probes of tests/component/test_security_webhook.py);
+- who may call the webhook: ``webhook.clientCA`` mounts the CA and passes ``--webhook-client-ca``
+  (and ``--webhook-client-name``) as the operator parses them; ``networkPolicy`` renders only when
+  enabled, admitting the webhook and metrics ports from their peers only, and refuses to render
+  without the webhook's peers.
 """
 
 from __future__ import annotations
@@ -355,3 +359,108 @@ async def test_the_webhook_serves_the_charts_certificate_over_tls_only(
     found = await probe(settings, host)
     assert found.client_config["caBundle"] == hook["clientConfig"]["caBundle"]
     assert_tls_only(found)
+
+
+# --- who may call the webhook: client CA and NetworkPolicy ----------------------------------------
+
+PEERS = [{"ipBlock": {"cidr": "10.0.0.10/32"}}]
+
+
+def pod_spec(manifests: list[Manifest]) -> dict[str, Any]:
+    return dict(find(manifests, "Deployment")["spec"]["template"]["spec"])
+
+
+def container_ports(manifests: list[Manifest]) -> dict[str, int]:
+    return {p["name"]: p["containerPort"] for p in pod_spec(manifests)["containers"][0]["ports"]}
+
+
+def test_by_default_any_caller_no_policy_no_client_ca(default_manifests: list[Manifest]) -> None:
+    assert not [m for m in default_manifests if m["kind"] == "NetworkPolicy"]
+    settings = settings_of(default_manifests)
+    assert settings.webhook_client_ca is None and settings.webhook_client_names == ()
+    assert "webhook-client-ca" not in {v["name"] for v in pod_spec(default_manifests)["volumes"]}
+
+
+def test_the_client_ca_is_mounted_where_the_flag_points(all_manifests: list[Manifest]) -> None:
+    client = yaml.safe_load(VALUES_ALL.read_text())["webhook"]["clientCA"]
+    settings = settings_of(all_manifests)
+    assert settings.webhook_client_ca is not None
+    assert settings.webhook_client_names == tuple(client["allowedNames"])
+    pod = pod_spec(all_manifests)
+    mounts = pod["containers"][0]["volumeMounts"]
+    (mount,) = [m for m in mounts if Path(m["mountPath"]) == settings.webhook_client_ca.parent]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == client["secretName"]
+    assert volume["secret"]["items"] == [{"key": client["key"], "path": settings.webhook_client_ca.name}]
+
+
+@pytest.mark.parametrize(
+    ("webhook", "message"),
+    [
+        (
+            {"clientCA": {"secretName": "", "key": "ca.crt", "allowedNames": ["x"]}},
+            "needs webhook.clientCA.secretName",
+        ),
+        (
+            {"enabled": False, "clientCA": {"secretName": "ca", "key": "ca.crt"}},
+            "webhook.clientCA needs webhook.enabled",
+        ),
+    ],
+)
+def test_client_ca_values_that_cannot_work_are_refused(
+    render: Render, webhook: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(HelmError) as refused:
+        render({"webhook": webhook})
+    assert message in refused.value.stderr
+
+
+def test_the_network_policy_admits_each_port_from_its_peers_only(all_manifests: list[Manifest]) -> None:
+    values = yaml.safe_load(VALUES_ALL.read_text())["networkPolicy"]
+    policy = find(all_manifests, "NetworkPolicy")["spec"]
+    template = find(all_manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= template.items()
+    agent = find(all_manifests, "DaemonSet")["spec"]["template"]["metadata"]["labels"]
+    assert not policy["podSelector"]["matchLabels"].items() <= agent.items(), (
+        "the agents are not the operator"
+    )
+    ports = container_ports(all_manifests)
+    assert policy["ingress"] == [
+        {"from": values["webhook"]["allowedFrom"], "ports": [{"protocol": "TCP", "port": ports["webhook"]}]},
+        {"from": values["metrics"]["allowedFrom"], "ports": [{"protocol": "TCP", "port": ports["metrics"]}]},
+    ]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["egress"] == values["egress"]
+
+
+def test_without_egress_rules_egress_is_not_restricted(render: Render) -> None:
+    manifests = render({"networkPolicy": {"enabled": True, "webhook": {"allowedFrom": PEERS}}})
+    policy = find(manifests, "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress"] and "egress" not in policy
+    port = container_ports(manifests)["webhook"]
+    assert policy["ingress"] == [{"from": PEERS, "ports": [{"protocol": "TCP", "port": port}]}]
+
+
+def test_without_the_webhook_and_scrapers_nothing_may_connect(render: Render) -> None:
+    manifests = render({"webhook": {"enabled": False}, "networkPolicy": {"enabled": True}})
+    assert find(manifests, "NetworkPolicy")["spec"]["ingress"] == []
+
+
+def test_a_policy_without_the_webhooks_peers_is_refused(render: Render) -> None:
+    with pytest.raises(HelmError) as refused:
+        render({"networkPolicy": {"enabled": True, "metrics": {"allowedFrom": PEERS}}})
+    assert "needs networkPolicy.webhook.allowedFrom" in refused.value.stderr
+
+
+def test_the_schema_refuses_what_is_not_a_peer(render: Render) -> None:
+    with pytest.raises(HelmError) as refused:
+        render(
+            {
+                "networkPolicy": {
+                    "enabled": True,
+                    "webhook": {"allowedFrom": [{"ipblock": {"cidr": "10.0.0.0/8"}}]},
+                }
+            }
+        )
+    assert "ipblock" in refused.value.stderr

@@ -71,6 +71,7 @@ def test_every_option_renders_its_objects(all_manifests: list[Manifest]) -> None
             "DaemonSet",
             "Deployment",
             "Issuer",
+            "NetworkPolicy",
             "PersistentVolumeClaim",
             "PodDisruptionBudget",
             "PrometheusRule",

@@ -25,9 +25,18 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 DOCS_PAGE = re.compile(r"(?<![\w./-])docs/[\w-]+\.md")
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]")
 # Other programs' flags the docs quote: etcd's (docs/ledger.md); Slurm's sbatch, scancel and the
-# client commands' (docs/slurm.md).
+# client commands' (docs/slurm.md); kube-apiserver's admission configuration (docs/security.md).
 FOREIGN_FLAGS = frozenset(
-    {"--max-request-bytes", "--clusters", "--signal", "--full", "--name", "--job-name", "--jobs"}
+    {
+        "--max-request-bytes",
+        "--clusters",
+        "--signal",
+        "--full",
+        "--name",
+        "--job-name",
+        "--jobs",
+        "--admission-control-config-file",
+    }
 )
 SKIPPED_DIRS = frozenset({".git", ".venv", ".tools", "out", "build", "dist", "__pycache__"})
 

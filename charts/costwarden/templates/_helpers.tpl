@@ -90,6 +90,24 @@ app.kubernetes.io/component: agent
 {{- printf "%s-webhook-tls" (include "costwarden.fullname" .) }}
 {{- end }}
 
+{{/* The CA bundle the webhook verifies clients against (webhook.clientCA), mounted from its Secret. */}}
+{{- define "costwarden.webhookClientCADir" -}}
+/etc/costwarden/webhook-client-ca
+{{- end }}
+
+{{- define "costwarden.validateWebhookAccess" -}}
+{{- $client := .Values.webhook.clientCA }}
+{{- if and $client.allowedNames (not $client.secretName) }}
+{{- fail "webhook.clientCA.allowedNames needs webhook.clientCA.secretName: the names are subject CNs of client certificates that CA signed" }}
+{{- end }}
+{{- if and $client.secretName (not .Values.webhook.enabled) }}
+{{- fail "webhook.clientCA needs webhook.enabled: it is the CA the webhook server verifies its callers against" }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled .Values.webhook.enabled (not .Values.networkPolicy.webhook.allowedFrom) }}
+{{- fail "networkPolicy.enabled with webhook.enabled needs networkPolicy.webhook.allowedFrom: the peers the API server's webhook calls come from (e.g. [{ipBlock: {cidr: 10.0.0.10/32}}] for a control-plane node). Without them the policy cuts the API server off: with failurePolicy Ignore the guard silently stops, with Fail no pod the webhook matches can start" }}
+{{- end }}
+{{- end }}
+
 {{- define "costwarden.webhookServicePort" -}}
 {{- if .Values.webhook.managedByOperator }}{{ .Values.webhook.port }}{{ else }}{{ .Values.service.webhookPort }}{{ end }}
 {{- end }}
@@ -190,6 +208,7 @@ reach them (docs/security.md), rather than every namespace by default.
 {{- include "costwarden.validateClouds" . }}
 {{- include "costwarden.validateSlurm" . }}
 {{- include "costwarden.validateOutside" . }}
+{{- include "costwarden.validateWebhookAccess" . }}
 {{- $le := .Values.leaderElection }}
 {{- if and (gt (int .Values.replicaCount) 1) (not $le.enabled) }}
 {{- fail "replicaCount > 1 needs leaderElection.enabled: without a Lease to elect one leader, every replica would price, evaluate and enforce at once" }}
@@ -307,6 +326,14 @@ reach them (docs/security.md), rather than every namespace by default.
 - --webhook-host={{ include "costwarden.fullname" . }}.{{ .Release.Namespace }}.svc
 {{- else }}
 - --no-webhook-managed
+{{- end }}
+{{- with .Values.webhook.clientCA }}
+{{- if .secretName }}
+- --webhook-client-ca={{ include "costwarden.webhookClientCADir" $ }}/ca.crt
+{{- range .allowedNames }}
+- {{ printf "--webhook-client-name=%s" . | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- range $op.extraArgs }}

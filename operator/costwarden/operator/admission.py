@@ -27,6 +27,19 @@ With ``webhook_managed`` (default) kopf creates and maintains the ``ValidatingWe
 named ``costwarden.dev`` itself, with a ``clientConfig.url`` pointing at ``webhook_host`` and the CA
 of the server's certificate. Without it, the Helm chart ships the configuration (a Service
 ``clientConfig``, its failurePolicy from values) and mounts the certificate into ``webhook_cert_dir``.
+
+**Who may call it.** By default the server authenticates no client (kopf's default): anything that
+reaches the port can send an AdmissionReview and learn whether a namespace's budget is exhausted.
+With ``webhook_client_ca`` (``--webhook-client-ca``) the TLS context requires a client certificate
+signed by that CA (``ssl.CERT_REQUIRED``, through kopf's ``verify_mode``/``verify_cafile``): a
+client without one, or with one another CA signed, fails the handshake and never reaches the
+handler. The API server presents such a certificate when its admission configuration
+(``--admission-control-config-file``, a ``WebhookAdmissionConfiguration`` whose kubeconfig names
+the webhook's host) says so; docs/security.md shows it. ``webhook_client_names`` further limits the
+accepted certificates to these subject common names (checked per request, answered 403 before the
+body is read: Python's ``ssl`` has no verification callback, so not at the handshake). kopf
+restarts the server when the serving certificate files change, not the client CA: after rotating
+the CA, restart the operator.
 """
 
 from __future__ import annotations
@@ -34,10 +47,13 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+import ssl
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import aiohttp.web
 import kopf
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -99,32 +115,119 @@ def self_signed_certificate(
     return certificate.public_bytes(serialization.Encoding.PEM), key_pem
 
 
+class WebhookSettingsError(ValueError):
+    """A webhook setting or file the operator cannot start with; the message names the flag."""
+
+
+def load_client_ca(path: Path, now: datetime) -> list[x509.Certificate]:
+    """The CA certificates of the ``--webhook-client-ca`` bundle at ``path``, checked as the
+    server will use them; WebhookSettingsError naming the flag and the file when it is missing,
+    unreadable, not PEM certificates, holds a certificate that is no CA, or none currently valid."""
+    where = f"--webhook-client-ca {path}"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WebhookSettingsError(f"{where}: {exc.strerror or exc}") from exc
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise WebhookSettingsError(
+            f"{where}: not a PEM CA bundle (one or more '-----BEGIN CERTIFICATE-----' blocks): {exc}"
+        ) from exc
+    for number, certificate in enumerate(certificates, 1):
+        try:
+            constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            continue  # a v1 certificate: OpenSSL takes it as a trust anchor
+        if not constraints.ca:
+            raise WebhookSettingsError(
+                f"{where}: certificate {number} ({certificate.subject.rfc4514_string()}) is not a CA "
+                "(basicConstraints CA:FALSE): give the CA that signs the API server's client "
+                "certificate, not a certificate it signed"
+            )
+    if not any(c.not_valid_before_utc <= now <= c.not_valid_after_utc for c in certificates):
+        ends = ", ".join(
+            f"{c.not_valid_before_utc:%Y-%m-%d} to {c.not_valid_after_utc:%Y-%m-%d}" for c in certificates
+        )
+        raise WebhookSettingsError(f"{where}: no certificate of the bundle is valid now ({ends})")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_verify_locations(cafile=str(path))
+    except ssl.SSLError as exc:
+        raise WebhookSettingsError(f"{where}: OpenSSL refuses it as a CA bundle: {exc}") from exc
+    return certificates
+
+
+def check_settings(settings: OperatorSettings, now: datetime) -> None:
+    """Refuse, before anything starts, webhook settings the server could not run with."""
+    if settings.webhook_client_names and settings.webhook_client_ca is None:
+        raise WebhookSettingsError(
+            "--webhook-client-name needs --webhook-client-ca (the CA whose certificates it names)"
+        )
+    if settings.webhook_client_ca is None:
+        return
+    if not settings.webhook_port:
+        raise WebhookSettingsError("--webhook-client-ca needs --webhook-port (the webhook server it guards)")
+    load_client_ca(settings.webhook_client_ca, now)
+
+
+def common_names(peercert: Any) -> list[str]:
+    """The subject common names of a certificate as ``ssl.SSLSocket.getpeercert()`` gives it."""
+    if not isinstance(peercert, dict):
+        return []
+    return [value for rdn in peercert.get("subject", ()) for key, value in rdn if key == "commonName"]
+
+
 class WebhookServer(kopf.WebhookServer):
-    """kopf's HTTPS webhook server, its self-signed certificate made with ``cryptography``.
+    """kopf's HTTPS webhook server, its self-signed certificate made with ``cryptography``, and
+    optionally only for clients whose certificate has one of ``client_names`` as its subject CN.
 
     kopf's own generator needs ``certbuilder``/``oscrypto``, and oscrypto 1.3 cannot parse the
     version string of OpenSSL 3.0.10 and later ("Error detecting the version of libcrypto").
     """
 
+    def __init__(self, *, client_names: Iterable[str] = (), **options: Any) -> None:
+        super().__init__(**options)
+        self.client_names = frozenset(client_names)
+
     @staticmethod
     def build_certificate(hostnames: Collection[str], password: str | None = None) -> tuple[bytes, bytes]:
         return self_signed_certificate(hostnames, password, datetime.now(UTC))
+
+    async def _serve(  # type: ignore[override]  # kopf's is static; kopf calls it as self._serve
+        self, fn: Any, request: aiohttp.web.Request
+    ) -> aiohttp.web.Response:
+        if self.client_names:
+            peer = request.transport.get_extra_info("peercert") if request.transport else None
+            names = common_names(peer)
+            if not self.client_names.intersection(names):
+                log.warning(
+                    "webhook request refused: client certificate CN %s is not one of --webhook-client-name",
+                    names or "(none)",
+                )
+                raise aiohttp.web.HTTPForbidden(reason="client certificate not accepted")
+        response: aiohttp.web.Response = await kopf.WebhookServer._serve(fn, request)
+        return response
 
 
 def webhook_server(settings: OperatorSettings) -> WebhookServer:
     """The admission server for ``settings``: certificate files from ``webhook_cert_dir``
     (``tls.crt``, ``tls.key``, optional ``ca.crt``: a kubernetes.io/tls Secret, as cert-manager
-    writes it; kopf restarts the server when they change), else a self-signed certificate."""
+    writes it; kopf restarts the server when they change), else a self-signed certificate; with
+    ``webhook_client_ca``, a client certificate signed by it is required (``check_settings``
+    has checked the file)."""
     files: dict[str, Any] = {}
     if settings.webhook_cert_dir is not None:
         directory = settings.webhook_cert_dir
         files = {"certfile": directory / "tls.crt", "pkeyfile": directory / "tls.key"}
         if (directory / "ca.crt").exists():
             files["cafile"] = directory / "ca.crt"
+    if settings.webhook_client_ca is not None:
+        files.update(verify_mode=ssl.CERT_REQUIRED, verify_cafile=settings.webhook_client_ca)
     return WebhookServer(
         addr=settings.webhook_addr,
         port=settings.webhook_port,
         host=settings.webhook_host,
+        client_names=settings.webhook_client_names,
         **files,
     )
 
@@ -135,6 +238,14 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
         return
     kopf_settings.admission.server = webhook_server(settings)
     kopf_settings.admission.managed = MANAGED_CONFIGURATION if settings.webhook_managed else None
+    if settings.webhook_client_ca is not None:
+        names = ", ".join(settings.webhook_client_names) or "any"
+        log.info(
+            "admission webhook: only clients with a certificate signed by %s (subject CN: %s) are "
+            "answered; the API server must present one (docs/security.md)",
+            settings.webhook_client_ca,
+            names,
+        )
 
 
 def budgets_of(

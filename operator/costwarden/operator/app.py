@@ -50,6 +50,11 @@ def build_runtime(
     """The runtime the settings describe; ``gpu_sources`` and ``vm_inventories`` are added to the
     telemetry sources and ``--cloud`` scopes the settings name (the demo's simulated DCGM and cloud);
     ``job_sources`` to the ``--slurm`` clusters."""
+    try:
+        # Real time whatever the operator's clock: TLS checks the CA's validity against it.
+        admission.check_settings(settings, utc_now())
+    except admission.WebhookSettingsError as exc:
+        raise ConfigurationError(str(exc)) from exc
     overrides = None
     if settings.price_overrides is not None:
         path = Path(settings.price_overrides)

@@ -80,6 +80,13 @@ class OperatorSettings:
     webhook_failure_policy: str = "Ignore"  # Ignore | Fail
     webhook_cert_dir: Path | None = None  # tls.crt, tls.key (ca.crt); None: a self-signed certificate
     webhook_managed: bool = True  # kopf maintains the ValidatingWebhookConfiguration "costwarden.dev"
+    # Client-certificate authentication (docs/security.md, finding 4): a PEM CA bundle; when set,
+    # the server completes a TLS handshake only with a client presenting a certificate it signed
+    # (the API server's, from its admission configuration). None: any client, as kopf's default.
+    webhook_client_ca: Path | None = None
+    # With webhook_client_ca: the subject common names (CN) accepted; others get 403 before their
+    # request is read. Empty: any certificate the CA signed.
+    webhook_client_names: tuple[str, ...] = ()
 
     def outside_warning(self) -> str | None:
         """What the operator warns about at start: every namespace's CostBudgets may stop the

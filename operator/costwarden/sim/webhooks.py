@@ -14,6 +14,12 @@ out or answers garbage is skipped under ``failurePolicy: Ignore`` and refuses th
 ``Fail`` (the v1 default). A denial becomes the apiserver's Status: the webhook's code (403 if it
 gives none below 400) and ``admission webhook "<name>" denied the request: <message>``.
 
+Client certificates: like kube-apiserver with an admission configuration whose kubeconfig names
+the webhook (``--admission-control-config-file``, "Authenticate apiservers" in the Kubernetes docs),
+``client_certificates`` maps a name to a certificate and key file the call presents: the URL's
+``host:port`` (or ``host`` without a port), a service's ``name.namespace.svc:port``, the same
+without ``:443``, else ``*``; no entry, no certificate.
+
 Limits: ``clientConfig.service`` cannot be resolved here, so a test maps services to URLs in
 ``service_urls``; an unmapped service counts as a failed call. The stored object gets its own uid,
 not the one of the dry run the webhook saw. Mutating webhooks are not called.
@@ -32,6 +38,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -150,6 +157,8 @@ class AdmissionWebhooks:
 
     api: ObjectApi
     service_urls: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, name) -> base URL
+    # kubeconfig user name (host[:port], svc DNS name:port, or *) -> (certificate file, key file)
+    client_certificates: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def _candidates(self, target: Target, operation: str) -> list[Mapping[str, Any]]:
         """Webhooks whose rules cover the request; selectors are checked once the object is known."""
@@ -247,11 +256,24 @@ class AdmissionWebhooks:
             )
         return base.rstrip("/") + str(service.get("path") or "")
 
+    def _client_certificate(self, hook: Mapping[str, Any], url: str) -> tuple[str, str] | None:
+        """The certificate the call presents, found as kube-apiserver finds a kubeconfig user."""
+        service = (hook.get("clientConfig") or {}).get("service")
+        if service:
+            target = f"{service.get('name')}.{service.get('namespace')}.svc:{service.get('port') or 443}"
+        else:
+            target = urlsplit(url).netloc
+        names = [target, target.removesuffix(":443"), "*"]
+        return next((self.client_certificates[n] for n in names if n in self.client_certificates), None)
+
     async def _call(self, hook: Mapping[str, Any], review: Review) -> Mapping[str, Any]:
         if "v1" not in (hook.get("admissionReviewVersions") or ["v1"]):
             raise WebhookCallError("the webhook does not accept admission.k8s.io/v1 AdmissionReview")
         url = self._url(hook)
         context = _ssl_context((hook.get("clientConfig") or {}).get("caBundle"))
+        certificate = self._client_certificate(hook, url)
+        if certificate is not None:
+            context.load_cert_chain(*certificate)
         uid = str(uuid.uuid4())
         timeout = aiohttp.ClientTimeout(total=float(hook.get("timeoutSeconds") or DEFAULT_TIMEOUT))
         try:
