@@ -7,14 +7,17 @@ from costwarden.engine.outcomes import (
     MAX_ATTEMPTS,
     MAX_NOTIFY_ATTEMPTS,
     NOTIFICATIONS,
+    RETRY_WARNING_EVERY,
     ActionOutcome,
     NotificationOutcome,
     ResumeOutcome,
     destructive_result,
     first_outcomes,
     fold,
+    held_up_result,
     pending_notifications,
     resumable,
+    retry_warning,
 )
 from costwarden.models import Action, ActionRecord, ActionResult, CostBudgetStatus, NotificationState
 
@@ -142,3 +145,36 @@ def test_outcomes_for_records_no_longer_held_are_ignored():
         fold(status, [ActionOutcome("gone", ActionResult.DONE, "x")], now_text=NOW, generation=1).actions
         == status.actions
     )
+
+
+def test_a_held_up_try_stays_pending_however_many_tries_it_took():
+    beyond = record(attempts=MAX_ATTEMPTS + 5, targets=("Pod/head",))
+    outcome = held_up_result(beyond, "transient", "Pod ns/head: HTTP 503")
+    assert (outcome.result, outcome.message) == (
+        ActionResult.PENDING,
+        "transient, will retry: Pod ns/head: HTTP 503",
+    )
+    [after] = fold(CostBudgetStatus(actions=[beyond]), [outcome], now_text=NOW, generation=1).actions
+    assert (after.result, after.attempts, after.targets) == (
+        ActionResult.PENDING,
+        MAX_ATTEMPTS + 5,
+        ("Pod/head",),
+    )
+
+
+def test_a_held_up_action_is_warned_about_every_so_many_tries():
+    def warning(attempts: int) -> str | None:
+        held = record(attempts=attempts)
+        return retry_warning(held, held_up_result(held, "throttled", "Pod ns/head: retry after 1s"))
+
+    assert [n for n in range(0, 3 * RETRY_WARNING_EVERY + 1) if warning(n)] == [
+        RETRY_WARNING_EVERY,
+        2 * RETRY_WARNING_EVERY,
+        3 * RETRY_WARNING_EVERY,
+    ]
+    assert warning(RETRY_WARNING_EVERY) == (
+        f"Kill threshold/100/lifetime not carried out after {RETRY_WARNING_EVERY} tries; "
+        "still retrying on every pass: throttled, will retry: Pod ns/head: retry after 1s"
+    )
+    done = record(attempts=RETRY_WARNING_EVERY)
+    assert retry_warning(done, destructive_result(done, failed=False, summary="deleted")) is None

@@ -16,6 +16,13 @@ A record's life (``status.actions``):
 
 A Pending destructive record that was attempted (``attempts > 0``) and whose targets are all gone
 was carried out before a restart: it is Done, not "Skipped: nothing running".
+
+``attempts`` counts every try. A try that failed for good (refused, invalid) leaves the record
+Pending while ``attempts < MAX_ATTEMPTS`` and makes it Failed after (``destructive_result``). A
+try that was only held up (throttled, or a transient API error: ``held_up_result``) leaves it
+Pending however many tries it took, and every ``RETRY_WARNING_EVERY`` such tries the shell says
+so in a Warning Event (``retry_warning``): the action waits on the API server, visibly, and is
+carried out once the API server serves it again.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from costwarden.models import (
 
 NOTIFICATIONS = "NotificationsDelivered"
 MAX_ATTEMPTS = 3  # tries of one destructive action before it is recorded as Failed
+RETRY_WARNING_EVERY = 10  # tries of an action held up (throttled, transient) between two Warnings
 MAX_NOTIFY_ATTEMPTS = 5  # passes that may retry a notification whose Secret could not be read
 VERBS = {Action.KILL: "kill", Action.SCALE: "scale to 0", Action.SUSPEND: "suspend"}
 
@@ -132,6 +140,25 @@ def destructive_result(record: ActionRecord, failed: bool, summary: str) -> Acti
         message = f"attempt {record.attempts} failed, will retry: {summary}"
         return ActionOutcome(record.id, ActionResult.PENDING, message)
     return ActionOutcome(record.id, ActionResult.FAILED if failed else ActionResult.DONE, summary)
+
+
+def held_up_result(record: ActionRecord, reason: str, summary: str) -> ActionOutcome:
+    """A try that was only held up (``reason``: "throttled" or "transient"): Pending, tried
+    again on the next pass, never Failed for it (its try still shows in ``attempts``)."""
+    return ActionOutcome(record.id, ActionResult.PENDING, f"{reason}, will retry: {summary}")
+
+
+def retry_warning(record: ActionRecord, outcome: ActionOutcome) -> str | None:
+    """The Warning Event's message when ``outcome`` holds ``record`` up for another
+    ``RETRY_WARNING_EVERY`` tries (10, 20, ...), else None."""
+    if outcome.result is not ActionResult.PENDING or record.attempts <= 0:
+        return None
+    if record.attempts % RETRY_WARNING_EVERY:
+        return None
+    return (
+        f"{record.action.value} {record.id} not carried out after {record.attempts} tries; "
+        f"still retrying on every pass: {outcome.message}"
+    )
 
 
 def fold(

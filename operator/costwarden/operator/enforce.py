@@ -4,9 +4,23 @@ These run as background jobs (``runtime.work``), never inside the evaluation pas
 first waits until the status holding its record is stored (a destructive record Pending with its
 targets and attempt, a notification Pending), so a crash or a handover after that point retries
 rather than forgets, and a failed write means the job does nothing (the next pass tries again).
-An attempt that failed makes the record Failed once it has had ``engine.outcomes.MAX_ATTEMPTS``
-tries; one that was only throttled never does: the next pass tries again, for as long as the
-throttling lasts (its try still shows in ``attempts``).
+
+Every try shows in the record's ``attempts``; what becomes of the record depends on why a try
+did not finish (``attempt_outcome``):
+
+- failed for good (refused: 401/403; invalid: 400, 422, ...; a conflict that kept recurring):
+  the record stays Pending while ``attempts < engine.outcomes.MAX_ATTEMPTS``, then is Failed;
+- throttled (a 429; a cloud or Slurm answer that is stale or transient) or transient (a request
+  answered 408, 500, 502, 503 or 504, or not answered: ``workloads.transient``; so far the read
+  before a Scale, as ``KubeClient`` reports such answers to a write as FAILED): the record stays
+  Pending, "throttled, will retry: ..." or "transient, will retry: ...", and the next pass tries
+  again, for as long as it lasts, without ever making it Failed. Each such try counts in
+  ``costwarden_action_retries_total{action,reason}``, and every
+  ``engine.outcomes.RETRY_WARNING_EVERY`` tries a Warning Event on the budget
+  (``CostBudgetActionRetrying``) says the action still waits. Retrying is safe: a pod is deleted
+  only with its uid as a precondition (a delete carried out but answered 504 finds it gone, and
+  the retry is Done), a scale carries the object's resourceVersion, a suspend is idempotent.
+
 Each job checks the leader fence before every side effect (each pod deleted, each object
 scaled or suspended, each Event), deletes a pod only if it is still the one decided on (its uid),
 and reports its outcome as data (``engine.outcomes``), folded into the budget's next status.
@@ -30,8 +44,19 @@ from costwarden.engine.outcomes import (
     acted_before,
     destructive_result,
     fold,
+    held_up_result,
+    retry_warning,
 )
-from costwarden.models import Action, ActionResult, CostBudgetSpec, CostBudgetStatus, NotificationState
+from costwarden.models import (
+    GROUP,
+    KIND,
+    VERSION,
+    Action,
+    ActionRecord,
+    CostBudgetSpec,
+    CostBudgetStatus,
+    NotificationState,
+)
 from costwarden.notify.delivery import Channels
 from costwarden.notify.message import Notification, PodSpend
 from costwarden.operator.budgetstate import BudgetState
@@ -40,12 +65,13 @@ from costwarden.operator.kube import KubeError, ObjectRef
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.vmactions import act_on_vms
 from costwarden.operator.workloads import Outcome as TargetOutcome
-from costwarden.operator.workloads import TargetResult, kill_pods, scale_to_zero, suspend
+from costwarden.operator.workloads import TargetResult, kill_pods, scale_to_zero, suspend, transient
 from costwarden.records import format_time, parse_time
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+HELD_UP = (TargetOutcome.THROTTLED, TargetOutcome.TRANSIENT)
+RETRY_EVENT = "CostBudgetActionRetrying"
 
 
 def stored_wait(runtime: Runtime) -> float:
@@ -77,26 +103,42 @@ async def act(runtime: Runtime, state: BudgetState, plan: ActionPlan, revision: 
         record = next((r for r in state.status.actions if r.id == plan.record_id), None)
         if record is None:
             return
-        failing = [r for r in results if r.result in (TargetOutcome.FAILED, TargetOutcome.THROTTLED)]
         earlier = acted_before(record, [str(t) for t in plan.targets])
-        summary = "; ".join(
-            [
-                *(f"{t}: gone (acted on by an earlier attempt)" for t in earlier),
-                *(f"{r.target}: {r.message}" for r in results),
-            ]
-        )
-        if failing and all(r.result is TargetOutcome.THROTTLED for r in failing):
-            # Throttled (a 429, a cloud or Slurm answer that is stale or transient) means "not
-            # now", not "cannot": the next pass tries again, however often; never Failed for it.
-            outcome = ActionOutcome(record.id, ActionResult.PENDING, f"throttled, will retry: {summary}")
-        else:
-            outcome = destructive_result(record, bool(failing), summary)
+        outcome, held_up = attempt_outcome(record, results, earlier)
         apply(runtime, state, [outcome])
         runtime.metrics.actions.labels(str(outcome.result)).inc()
+        if held_up is not None:
+            runtime.metrics.action_retries.labels(record.action.value, held_up).inc()
+            warning = retry_warning(record, outcome)
+            if warning is not None:
+                log.warning("CostBudget %s/%s: %s", state.namespace, state.name, warning)
+                await _post_budget_event(runtime, state, RETRY_EVENT, warning)
         if outcome.result.value != "Pending":
             await _post_pod_events(runtime, state, plan)
     finally:
         state.acting.discard(plan.record_id)
+
+
+def attempt_outcome(
+    record: ActionRecord, results: Sequence[TargetResult], earlier: Sequence[str] = ()
+) -> tuple[ActionOutcome, str | None]:
+    """What one try did to ``record`` (see the module doc), and why it was held up: "throttled",
+    "transient", or None (carried out, or failed for good: ``destructive_result``).
+
+    ``earlier``: targets an earlier try acted on that this one no longer found."""
+    failing = [r for r in results if r.result in (TargetOutcome.FAILED, *HELD_UP)]
+    summary = "; ".join(
+        [
+            *(f"{t}: gone (acted on by an earlier attempt)" for t in earlier),
+            *(f"{r.target}: {r.message}" for r in results),
+        ]
+    )
+    if not failing or any(r.result == TargetOutcome.FAILED for r in failing):
+        return destructive_result(record, bool(failing), summary), None
+    # "not now" (429, stale) or "maybe next time" (408, 5xx, unreachable), never "cannot"
+    throttled = all(r.result == TargetOutcome.THROTTLED for r in failing)
+    reason = "throttled" if throttled else "transient"
+    return held_up_result(record, reason, summary), reason
 
 
 async def execute(runtime: Runtime, plan: ActionPlan) -> list[TargetResult]:
@@ -132,6 +174,19 @@ async def execute(runtime: Runtime, plan: ActionPlan) -> list[TargetResult]:
     return results
 
 
+async def _post_budget_event(runtime: Runtime, state: BudgetState, reason: str, message: str) -> None:
+    if state.retired or not runtime.acting():
+        return
+    result = await runtime.kube.post_event(
+        ObjectRef(f"{GROUP}/{VERSION}", KIND, state.namespace, state.name, state.uid),
+        reason=reason,
+        message=message,
+        event_type="Warning",
+        now=runtime.clock(),
+    )
+    runtime.metrics.api_writes.labels("event", result.value).inc()
+
+
 async def _post_pod_events(runtime: Runtime, state: BudgetState, plan: ActionPlan) -> None:
     for target in plan.targets:
         if target.kind == "Pod" and runtime.acting():
@@ -157,6 +212,12 @@ class ChannelRead:
         return any((c.slack_token, c.slack_webhook_url, c.webhook_url, c.pagerduty_routing_key))
 
 
+def secret_retried(status: int | None) -> bool:
+    """A Secret read that failed so leaves its notification Pending for a later pass: transient
+    (``workloads.transient``), throttled (429) or a conflict (409)."""
+    return status in (409, 429) or transient(status)
+
+
 async def read_channels(runtime: Runtime, spec: CostBudgetSpec, namespace: str) -> ChannelRead:
     """Credentials from Secrets in the budget's own namespace; errors are reported, not raised."""
     notify = spec.notify
@@ -167,7 +228,7 @@ async def read_channels(runtime: Runtime, spec: CostBudgetSpec, namespace: str) 
         "pagerduty_routing_key": notify.pagerduty.routing_key_secret_ref if notify.pagerduty else None,
     }
     found: dict[str, str | None] = {}
-    errors, transient = [], False
+    errors, retried = [], False
     for name, ref in refs.items():
         if ref is None:
             continue
@@ -175,9 +236,9 @@ async def read_channels(runtime: Runtime, spec: CostBudgetSpec, namespace: str) 
             found[name] = await runtime.kube.read_secret_key(namespace, ref.name, ref.key)
         except KubeError as exc:
             errors.append(str(exc))
-            transient = transient or exc.status is None or exc.status in TRANSIENT_STATUSES
+            retried = retried or secret_retried(exc.status)
     channel = notify.slack.channel if notify.slack else None
-    return ChannelRead(Channels(slack_channel=channel, **found), "; ".join(errors) or None, transient)
+    return ChannelRead(Channels(slack_channel=channel, **found), "; ".join(errors) or None, retried)
 
 
 def has_channels(spec: CostBudgetSpec) -> bool:
@@ -276,4 +337,14 @@ def next_step(spec: CostBudgetSpec, percent_used: Decimal, action: Action, done:
     return said + f"At {upcoming.percent}% of {spec.limit} USD the action is {upcoming.action.value}."
 
 
-__all__ = ["VERBS", "act", "execute", "has_channels", "notification", "read_channels", "send_notification"]
+__all__ = [
+    "VERBS",
+    "act",
+    "attempt_outcome",
+    "execute",
+    "has_channels",
+    "notification",
+    "read_channels",
+    "secret_retried",
+    "send_notification",
+]

@@ -113,6 +113,13 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.action_retries = Counter(
+            "costwarden_action_retries",
+            "Tries of a destructive action held up and left Pending for the next pass, by action and "
+            "reason (throttled: a 429 or a stale cloud/Slurm answer; transient: 408, 5xx, unreachable)",
+            ["action", "reason"],
+            registry=self.registry,
+        )
         self.leader = Gauge(
             "costwarden_leader",
             "1 while this replica holds the leader Lease and acts",

@@ -3,6 +3,13 @@
 Each executor returns one ``TargetResult`` per object it acted on and never raises for an API
 failure: the shell records the results in ``status.actions`` as they are. Dry-run is honoured by
 the ``KubeClient`` (reads still run, so a "would ..." message names the real object and count).
+
+An API failure is classified by what it says about a retry: Throttled (a 429: "not now"),
+Transient (``TRANSIENT_STATUSES``, or the API server not reached: "maybe next time"), or Failed
+(a refusal or an invalid request: retrying the same request will not help). The shell retries
+the first two on every pass without counting them towards Failed (``operator.enforce``). A
+write's answer comes from ``KubeClient`` as a ``WriteResult``, which has no transient class yet:
+a write answered 408/5xx or not at all is Failed; a read so answered is Transient.
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from costwarden.operator.kube import SCALABLE_KINDS, KubeClient, KubeError, Writ
 ANNOTATION_REPLICAS_BEFORE = "costwarden.dev/replicas-before"
 SUSPENDABLE_KINDS = ("Job", "JobSet")
 _CONFLICT_RETRIES = 3
+TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
+"""HTTP answers that say the API server (or etcd behind it) could not serve the request now:
+a timeout, an internal error, a proxy in front of it without a backend. A 504 may even come
+after the write was carried out (the client cannot tell): retrying is safe, as every write here
+is idempotent or guarded (a pod delete carries the pod's uid; a scale, its resourceVersion)."""
 
 
 class Outcome(StrEnum):
@@ -25,7 +37,8 @@ class Outcome(StrEnum):
     GONE = "Gone"  # the object no longer exists: nothing left to stop
     SKIPPED = "Skipped"  # nothing to do, or not something this action can act on
     THROTTLED = "Throttled"  # 429: worth retrying after the API server's Retry-After
-    FAILED = "Failed"
+    TRANSIENT = "Transient"  # 408/5xx or the API server not reached: worth retrying next pass
+    FAILED = "Failed"  # refused or invalid: retrying the same request will not help
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,9 +261,18 @@ def _count(text: str) -> int | None:
     return value if value >= 0 else None
 
 
+def transient(status: int | None) -> bool:
+    """An answer worth retrying on the next pass: ``TRANSIENT_STATUSES``, or no answer at all
+    (``None``: the connection failed or timed out)."""
+    return status is None or status in TRANSIENT_STATUSES
+
+
 def _read_outcome(exc: KubeError) -> Outcome:
-    """A read that a 429 refused is throttled (worth retrying), any other failure failed."""
-    return Outcome.THROTTLED if exc.status == 429 else Outcome.FAILED
+    """A read that a 429 refused is throttled, one the API server could not serve now is
+    transient (both worth retrying), any other failure failed."""
+    if exc.status == 429:
+        return Outcome.THROTTLED
+    return Outcome.TRANSIENT if transient(exc.status) else Outcome.FAILED
 
 
 def _gone(target: str, why: str = "") -> TargetResult:
