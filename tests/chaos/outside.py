@@ -3,16 +3,17 @@
 
 ``HookReceiver`` serves all three channels on one port: the generic webhook at ``/hook``, Slack's
 Web API under ``/slack/`` (``chat.postMessage``, as slack-sdk calls it with ``base_url``) and
-PagerDuty's Events API v2 at ``/pagerduty``. It counts deliveries by channel and key: the webhook's
-``Idempotency-Key`` (the notification record's id), PagerDuty's ``dedup_key`` (derived from it),
-Slack's message summary (Slack has no idempotency key; the summary names the budget, the
+PagerDuty's Events API v2 at ``/pagerduty``. It counts deliveries by channel and key: the
+webhook's ``Idempotency-Key`` (the notification record's id), PagerDuty's ``dedup_key`` (derived
+from it), Slack's message summary (Slack has no idempotency key; the summary names the budget, the
 threshold and the spend, so it differs per record; the "Next:" part after it may say what an
-earlier attempt did). Each key is the same on every resend. ``fail_first``
-answers 500 to the first deliveries of each key (nothing taken in), ``hang_first`` takes the next
-ones in but holds the answer past the sender's timeout, so the sender cannot tell that the
-message arrived; the rest are acknowledged. Exactly once means one acknowledged delivery per key:
-every other delivery was forced by a failure or a hang. (A held Slack message was shown: Slack
-cannot deduplicate, so there a hang means the message shows twice; the webhook and PagerDuty
+earlier attempt did, and the hourly rate in it whether the pass that decided already saw a pod
+started at that very moment, so neither is part of the key). Each key is the same on every resend.
+``fail_first`` answers 500 to the first deliveries of each key (nothing taken in), ``hang_first``
+takes the next ones in but holds the answer past the sender's timeout, so the sender cannot tell
+that the message arrived; the rest are acknowledged. Exactly once means one acknowledged delivery
+per key: every other delivery was forced by a failure or a hang. (A held Slack message was shown:
+Slack cannot deduplicate, so there a hang means the message shows twice; the webhook and PagerDuty
 receivers deduplicate by their keys.)
 
 ``JunkPrometheus`` answers ``POST /api/v1/query`` with one garbage answer after another: HTML,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -126,10 +128,14 @@ class HookReceiver(_Server):
         return self
 
 
+_RATE = re.compile(r" at [0-9.,]+ USD/h")
+
+
 def _delivery(path: str, idempotency_key: str | None, body: Any) -> tuple[str, str, bytes]:
     """(channel, key, the channel's answer when it takes the message in) of one POST."""
     if path.startswith("/slack/"):
         summary = str(body.get("text")).split(" Next: ", 1)[0]  # what follows may tell a retry apart
+        summary = _RATE.sub("", summary)  # "... (82.6%) at 165.12 USD/h: spend ...": the rate races
         return "slack", summary, b'{"ok": true, "ts": "1764590400.000100"}'
     if path.startswith("/pagerduty"):
         key = str(body.get("dedup_key"))

@@ -26,6 +26,7 @@ from costwarden.operator.kube import (
     KubeClient,
     ObjectRef,
     SecretError,
+    StatusWrite,
     WriteResult,
 )
 from costwarden.operator.settings import OperatorSettings
@@ -439,14 +440,23 @@ async def test_budget_status_is_patched_at_once_except_in_dry_run(sim, kube, dry
         "action": "Kill",
     }
 
-    assert await dry_kube.patch_budget_status(NS, "sweep", {"actions": [record]}) is WriteResult.DRY_RUN
+    assert await dry_kube.patch_budget_status(NS, "sweep", {"actions": [record]}) == StatusWrite(
+        WriteResult.DRY_RUN
+    )
     assert "status" not in get(sim, "costwarden.dev/v1alpha1", "costbudgets", "sweep")
 
-    assert await kube.patch_budget_status(NS, "sweep", {"actions": [record]}) is WriteResult.DONE
+    read = get(sim, "costwarden.dev/v1alpha1", "costbudgets", "sweep")["metadata"]["resourceVersion"]
+    written = await kube.patch_budget_status(NS, "sweep", {"actions": [record]}, resource_version=read)
     budget = get(sim, "costwarden.dev/v1alpha1", "costbudgets", "sweep")
+    assert written == StatusWrite(WriteResult.DONE, budget["metadata"]["resourceVersion"])
+    assert written.resource_version != read
     assert budget["status"]["actions"] == [record]
     assert budget["spec"]["limit"] == 1
-    assert await kube.patch_budget_status(NS, "absent", {"actions": []}) is WriteResult.GONE
+    # at the version read before that write: refused, nothing written
+    stale = await kube.patch_budget_status(NS, "sweep", {"actions": []}, resource_version=read)
+    assert stale == StatusWrite(WriteResult.CONFLICT)
+    assert get(sim, "costwarden.dev/v1alpha1", "costbudgets", "sweep")["status"]["actions"] == [record]
+    assert (await kube.patch_budget_status(NS, "absent", {"actions": []})).result is WriteResult.GONE
 
 
 # ---- permissions

@@ -104,7 +104,8 @@ class FailoverResult:
     # (a partition holds them, as unacknowledged TCP data): (method, path, answer, records).
     late: list[tuple[str, str, int | None, str]]
     # For each late status write the API server took: seconds until the new leader's next one
-    # replaced it (the stored status was the old leader's meanwhile).
+    # replaced it (the stored status was the old leader's meanwhile). None since status writes
+    # carry a resourceVersion precondition: a late one is refused (409).
     stale_s: list[float]
     relaunched_alive: bool
     lease_transitions: int

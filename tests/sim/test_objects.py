@@ -67,6 +67,48 @@ async def test_stale_resource_version_conflicts_on_put_and_patch(api: Api) -> No
     assert "the object has been modified" in put.body["message"]
 
 
+async def test_a_status_merge_patch_with_a_stale_resource_version_conflicts(api: Api) -> None:
+    """As the API server: metadata.resourceVersion in a merge patch of the status subresource is
+    a precondition; any write since (a status write, a spec change) makes it 409 Conflict and
+    nothing is written, even when the patch would change nothing."""
+    created = (await api.post(BUDGETS, budget("b"))).body
+    first = created["metadata"]["resourceVersion"]
+    written = await api.patch(
+        f"{BUDGETS}/b/status", {"metadata": {"resourceVersion": first}, "status": {"spend": 1}}
+    )
+    assert written.status == 200 and written.body["status"] == {"spend": 1}
+    second = written.body["metadata"]["resourceVersion"]
+    assert second != first
+
+    late = await api.patch(
+        f"{BUDGETS}/b/status", {"metadata": {"resourceVersion": first}, "status": {"spend": 9}}
+    )
+    assert late.status == 409 and late.body["reason"] == "Conflict"
+    assert late.body["message"] == (
+        'Operation cannot be fulfilled on budgets.testing.costwarden.dev "b": '
+        "the object has been modified; please apply your changes to the latest version and try again"
+    )
+    same = await api.patch(
+        f"{BUDGETS}/b/status", {"metadata": {"resourceVersion": first}, "status": {"spend": 1}}
+    )
+    assert same.status == 409
+
+    spec = await api.patch(f"{BUDGETS}/b", {"spec": {"limit": 5}})  # a user's edit moves it too
+    third = spec.body["metadata"]["resourceVersion"]
+    after_edit = await api.patch(
+        f"{BUDGETS}/b/status", {"metadata": {"resourceVersion": second}, "status": {"spend": 2}}
+    )
+    assert after_edit.status == 409
+    stored = await api.get(f"{BUDGETS}/b")
+    assert stored.body["status"] == {"spend": 1} and stored.body["metadata"]["resourceVersion"] == third
+
+    current = await api.patch(
+        f"{BUDGETS}/b/status", {"metadata": {"resourceVersion": third}, "status": {"spend": 2}}
+    )
+    assert current.status == 200 and current.body["status"] == {"spend": 2}
+    assert current.body["spec"]["limit"] == 5
+
+
 async def test_failed_json_patch_test_is_422(api: Api) -> None:
     created = (await api.post(BUDGETS, budget("b"))).body
     ops: list[dict[str, Any]] = [

@@ -8,7 +8,7 @@ from typing import Any
 
 from costwarden.models import CostBudgetStatus, Phase
 from costwarden.operator.budgetstate import BudgetState
-from costwarden.operator.kube import WriteResult
+from costwarden.operator.kube import StatusWrite, WriteResult
 from costwarden.operator.metrics import Metrics
 from costwarden.operator.statuswriter import StatusWriter
 from costwarden.operator.workqueue import KeyedWorkQueue
@@ -76,16 +76,21 @@ class FlakyStatusApi:
         self.bodies: list[Mapping[str, Any]] = []
         self.last_retry_after: float | None = 0.01
 
-    async def patch_budget_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> WriteResult:
+    async def patch_budget_status(
+        self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> StatusWrite:
         self.bodies.append(status)
         if self.failures:
             self.failures -= 1
-            return self.result
-        return WriteResult.DONE
+            return StatusWrite(self.result)
+        return StatusWrite(WriteResult.DONE, "2")
+
+    async def read_budget(self, namespace: str, name: str) -> dict[str, Any] | None:
+        raise AssertionError("only a 409 reads the budget again (tests/unit/test_statuswriter.py)")
 
 
 async def test_a_refused_status_write_is_retried_and_waiters_learn_when_it_is_stored():
-    api = FlakyStatusApi(failures=2, result=WriteResult.CONFLICT)
+    api = FlakyStatusApi(failures=2, result=WriteResult.FAILED)
     writer = StatusWriter(
         api,
         Metrics(),

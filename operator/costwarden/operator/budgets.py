@@ -81,6 +81,7 @@ class BudgetObject:
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
     resume_request: str | None = None  # the costwarden.dev/resume annotation (a request time)
+    resource_version: str | None = None  # metadata.resourceVersion: status writes' precondition
 
     @property
     def resume_requested(self) -> bool:
@@ -101,6 +102,7 @@ class BudgetObject:
             spec=dict(body.get("spec") or {}),
             status=dict(body.get("status") or {}),
             resume_request=(meta.get("annotations") or {}).get(RESUME_ANNOTATION),
+            resource_version=str(meta.get("resourceVersion") or "") or None,
         )
 
     @property
@@ -122,11 +124,16 @@ def previous_status(raw: Mapping[str, Any], budget: str) -> CostBudgetStatus:
 
 
 def state_of(runtime: Runtime, budget: BudgetObject) -> BudgetState:
+    """The budget's state; a known one takes the watched resourceVersion where only the spec or
+    metadata changed (its status is still the one stored), so the next status write need not
+    fail with a 409 first."""
     known = runtime.budgets.get(budget.key)
     if known is not None and known.uid == budget.uid:
+        if budget.resource_version != known.resource_version:
+            known.observe(budget.resource_version, budget.status)
         return known
     stored = previous_status(budget.status, f"{budget.namespace}/{budget.name}")
-    return runtime.budgets.state(budget.key, budget.uid, stored, budget.status)
+    return runtime.budgets.state(budget.key, budget.uid, stored, budget.status, budget.resource_version)
 
 
 def evaluate(

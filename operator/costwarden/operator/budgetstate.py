@@ -7,6 +7,11 @@ and which of its action records are being worked on. Forgetting a budget is one 
 Revisions order the writes: each new status gets the next revision; the status writer reports
 the revision it stored, and a worker that must not act before its Pending record is stored
 waits for that revision (``wait_stored``).
+
+``resource_version`` is the budget's resourceVersion at which ``stored`` is its status: from the
+body the state was made from, the answer of each status write, and the watch when it shows a
+newer version whose status is still ``stored`` (a spec or annotation change). Status writes
+carry it as a precondition; after a 409 the writer reads the budget again (``refreshed``).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class BudgetState:
     uid: str
     status: CostBudgetStatus  # the latest: replaced by each pass and each folded outcome
     stored: Mapping[str, Any]  # the status body as last stored (merge patches are computed against it)
+    resource_version: str | None = None  # the budget's, with ``stored`` its status; None: unknown
     generation: int | None = None
     spec: CostBudgetSpec | None = None  # None while the spec does not validate
     covers: Coverage | None = None
@@ -55,6 +61,7 @@ class BudgetState:
     resuming: bool = False  # a resume job is queued or running
     resume_handled: str | None = None  # the resume request (annotation value) last carried out
     retired: bool = False  # dropped from the book (leadership changed, budget deleted): write nothing
+    _void_through: int = 0  # waits for revisions up to this one answer False (``refreshed``)
     _stored_event: asyncio.Event | None = None
 
     @property
@@ -86,19 +93,54 @@ class BudgetState:
             self.revision += 1
         return self.revision
 
-    def mark_stored(self, revision: int, body: Mapping[str, Any], at: float) -> None:
+    def mark_stored(
+        self, revision: int, body: Mapping[str, Any], at: float, resource_version: str | None = None
+    ) -> None:
         self.stored_revision = max(self.stored_revision, revision)
         self.stored = body
+        if resource_version is not None:
+            self.resource_version = resource_version
         self.status_written_at = at
+        self._wake()
+
+    def observe(self, resource_version: str | None, status_body: Mapping[str, Any]) -> bool:
+        """The watch shows the budget at ``resource_version``: taken as ours when its status is
+        the one stored (only its spec or metadata changed), so the next write need not fail
+        first. Whether it was taken. (A version taken wrongly costs one 409, never a status.)"""
+        if not resource_version or resource_version == self.resource_version:
+            return False
+        if dict(status_body) != dict(self.stored):
+            return False
+        self.resource_version = resource_version
+        return True
+
+    def refreshed(self, resource_version: str | None, stored_body: Mapping[str, Any], void: bool) -> None:
+        """The budget as read again after a 409: its status is what is stored now. ``void``: the
+        stored status settled a record a job of ours waits to carry out, so every wait for a
+        revision up to the current one answers False (the job leaves it to a later pass, which
+        plans from the merged records)."""
+        self.resource_version = resource_version
+        self.stored = dict(stored_body)
+        if void:
+            self._void_through = self.revision
+            self._wake()
+
+    def _wake(self) -> None:
         if self._stored_event is not None:
             self._stored_event.set()
             self._stored_event = None
 
     async def wait_stored(self, revision: int, timeout: float) -> bool:  # noqa: ASYNC109 -- a deadline, not a cancel scope
-        """Whether the status of ``revision`` (or a later one) was stored within ``timeout``."""
+        """Whether the status of ``revision`` (or a later one) was stored within ``timeout``; False
+        once a status read back from the API server voided the wait (``refreshed``), even if a
+        later revision is stored since."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.stored_revision < revision:
+        while True:
+            if revision <= self._void_through:
+                return False
+            if self.stored_revision >= revision:
+                return True
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
@@ -107,8 +149,7 @@ class BudgetState:
             try:
                 await asyncio.wait_for(self._stored_event.wait(), remaining)
             except TimeoutError:
-                return self.stored_revision >= revision
-        return True
+                return self.stored_revision >= revision > self._void_through
 
 
 class BudgetBook:
@@ -118,15 +159,26 @@ class BudgetBook:
         self._states: dict[BudgetKey, BudgetState] = {}
 
     def state(
-        self, key: BudgetKey, uid: str, stored_status: CostBudgetStatus, stored_body: Mapping[str, Any]
+        self,
+        key: BudgetKey,
+        uid: str,
+        stored_status: CostBudgetStatus,
+        stored_body: Mapping[str, Any],
+        resource_version: str | None = None,
     ) -> BudgetState:
-        """The budget's state, created from its stored status when new (or deleted and created
-        again: a new uid)."""
+        """The budget's state, created from its stored status (read at ``resource_version``) when
+        new (or deleted and created again: a new uid)."""
         known = self._states.get(key)
         if known is None or known.uid != uid:
             if known is not None:
                 known.retired = True
-            known = BudgetState(key=key, uid=uid, status=stored_status, stored=dict(stored_body))
+            known = BudgetState(
+                key=key,
+                uid=uid,
+                status=stored_status,
+                stored=dict(stored_body),
+                resource_version=resource_version or None,
+            )
             self._states[key] = known
         return known
 

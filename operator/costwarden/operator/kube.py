@@ -127,6 +127,15 @@ class WriteResult(Enum):
     FAILED = "failed"
 
 
+@dataclass(frozen=True, slots=True)
+class StatusWrite:
+    """What a status write did, and the budget's ``resourceVersion`` after it (from the answer;
+    None where nothing was stored, in dry-run mode, or an answer that named none)."""
+
+    result: WriteResult
+    resource_version: str | None = None
+
+
 class KubeError(Exception):
     """A read the caller cannot go on without; the message names the object and the reason.
 
@@ -339,7 +348,8 @@ class KubeClient:
         return await self._read(what, readers[kind], name, namespace)
 
     async def read_budget(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """A CostBudget as stored now (e.g. to re-read after a 409); None if it is gone."""
+        """A CostBudget as stored now (the status writer re-reads it after a 409); None if it is
+        gone. KubeError if it cannot be read."""
         return await self._read(
             f"CostBudget {namespace}/{name}",
             lambda a: a.custom.get_namespaced_custom_object,
@@ -613,13 +623,26 @@ class KubeClient:
             _content_type=MERGE_PATCH,
         )
 
-    async def patch_budget_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> WriteResult:
-        """Merge-patch a CostBudget's status now, outside kopf's end-of-handler patch.
+    async def patch_budget_status(
+        self,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> StatusWrite:
+        """Merge-patch a CostBudget's status (the status subresource).
 
+        With ``resource_version`` (the budget's as the writer last knew it) the patch is
+        conditional: CONFLICT if anything wrote the budget since (a status write of another
+        replica, a spec or annotation change). The answer's resourceVersion comes back with DONE.
         Enforcement writes its Pending action records this way before acting, so that a crash
         between deciding and acting retries the action instead of forgetting it.
         """
-        return await self._write(
+        body: dict[str, Any] = {"status": dict(status)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        result, answer = await self._write_answer(
             f"patch status of CostBudget {namespace}/{name} ({', '.join(sorted(status))})",
             lambda a: a.custom.patch_namespaced_custom_object_status,
             GROUP,
@@ -627,9 +650,11 @@ class KubeClient:
             namespace,
             PLURAL,
             name,
-            {"status": dict(status)},
+            body,
             _content_type=MERGE_PATCH,
         )
+        version = (answer.get("metadata") or {}).get("resourceVersion") if answer is not None else None
+        return StatusWrite(result, str(version) if version else None)
 
     async def post_event(
         self, involved: ObjectRef, *, reason: str, message: str, event_type: str, now: datetime
@@ -750,18 +775,30 @@ class KubeClient:
     async def _write(
         self, what: str, call: Call, *args: Any, cluster_change: bool = True, **kwargs: Any
     ) -> WriteResult:
+        result, _ = await self._write_answer(what, call, *args, cluster_change=cluster_change, **kwargs)
+        return result
+
+    async def _write_answer(
+        self, what: str, call: Call, *args: Any, cluster_change: bool = True, **kwargs: Any
+    ) -> tuple[WriteResult, dict[str, Any] | None]:
+        """The write's result and, for DONE, the object the API server answered with (None if
+        the answer was not a JSON object)."""
         if self.dry_run and cluster_change:
             log.info("dry-run: would %s", what)
-            return WriteResult.DRY_RUN
+            return WriteResult.DRY_RUN, None
         method = call(self._apis())
         try:
-            await self._send(what, method, *args, **kwargs)
+            raw = await self._send(what, method, *args, **kwargs)
         except _Failure as exc:
-            return self._classify(what, exc)
+            return self._classify(what, exc), None
         except Exception as exc:  # network errors: logged, retried by the caller's next pass
             log.warning("could not %s: %s", what, exc or type(exc).__name__)
-            return WriteResult.FAILED
-        return WriteResult.DONE
+            return WriteResult.FAILED, None
+        try:
+            answer = json.loads(raw) if raw else None
+        except ValueError:
+            answer = None
+        return WriteResult.DONE, answer if isinstance(answer, dict) else None
 
     def _classify(self, what: str, failure: _Failure) -> WriteResult:
         if failure.status == 404:

@@ -1,10 +1,21 @@
 """Writes budget statuses in the background, the latest one per budget.
 
 A write still queued is replaced by a newer status, so a slow API server slows the status
-display, never the evaluation pass. A failed write (a 409, a 429, a 5xx, a cut connection) is
-retried after a backoff (a 429's Retry-After honoured); the revision each successful write
-stored is reported to the budget's state, which is what lets a worker wait until its Pending
-record is stored before it acts.
+display, never the evaluation pass. A failed write (a 429, a 5xx, a cut connection) is retried
+after a backoff (a 429's Retry-After honoured); the revision each successful write stored is
+reported to the budget's state, which is what lets a worker wait until its Pending record is
+stored before it acts.
+
+Every write carries the budget's ``resourceVersion`` as this replica last knew it (from the watch,
+and from the answer of its own last write), so the API server refuses it (409) when anything
+wrote the budget since. A write an earlier leader sent before it was cut off and the network
+delivered late therefore cannot replace what the new leader stored. On a 409 the writer never
+sends the same body again: it reads the budget (one GET), drops the write if this replica no
+longer leads (or the budget is gone or was created anew), else merges the stored status's action
+records into its own (``engine.status_merge``: none lost, none done twice) and writes that, with
+the version just read; at most ``CONFLICT_ATTEMPTS`` times in a row, then after the backoff. A
+user's spec or annotation change bumps the version too, so a 409 is routine: it is logged at
+debug and counted in ``costwarden_api_writes_total{kind="status",result="conflict"}``.
 
 ``STATUS_WRITE_CONCURRENCY`` workers each take the next queued budget, one write per budget at
 a time (a budget queued again while it is written waits for that write, so writes of one
@@ -21,9 +32,12 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
+from costwarden.engine.status_merge import merge_status
 from costwarden.models import ActionResult, CostBudgetStatus, NotificationState
 from costwarden.operator.budgetstate import BudgetKey, BudgetState
-from costwarden.operator.kube import WriteResult
+from costwarden.operator.kube import KubeError, StatusWrite, WriteResult
 from costwarden.operator.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -32,6 +46,7 @@ STATUS_WRITE_CONCURRENCY = 8
 RETRY_BASE = 0.5  # seconds before the first retry of a failed write, doubling
 RETRY_CAP = 30.0
 STORED = (WriteResult.DONE, WriteResult.DRY_RUN)
+CONFLICT_ATTEMPTS = 3  # writes of one status in a row, each after a 409 and a read, before backing off
 
 PatchOf = Callable[[CostBudgetStatus, Mapping[str, Any]], dict[str, Any]]
 
@@ -40,8 +55,10 @@ class StatusApi(Protocol):
     last_retry_after: float | None
 
     async def patch_budget_status(
-        self, namespace: str, name: str, status: Mapping[str, Any]
-    ) -> WriteResult: ...
+        self, namespace: str, name: str, status: Mapping[str, Any], *, resource_version: str | None = None
+    ) -> StatusWrite: ...
+
+    async def read_budget(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
 
 class StatusWriter:
@@ -133,21 +150,87 @@ class StatusWriter:
                     self._wake.set()  # queued again meanwhile, skipped while this write ran
 
     async def _write(self, state: BudgetState) -> None:
+        for _ in range(CONFLICT_ATTEMPTS):
+            if state.retired or not self._acting():
+                return  # a standby writes nothing; the new leader starts from what is stored
+            revision, status = state.revision, state.status
+            body = status.to_k8s()
+            written = await self._api.patch_budget_status(
+                state.namespace,
+                state.name,
+                self._patch_of(status, state.stored),
+                resource_version=state.resource_version,
+            )
+            result = written.result
+            self._metrics.api_writes.labels("status", result.value).inc()
+            if result in STORED:
+                self._failures.pop(state.key, None)
+                state.mark_stored(revision, body, self._monotonic(), written.resource_version)
+                return
+            if result is WriteResult.GONE:
+                self._failures.pop(state.key, None)
+                return
+            if result is not WriteResult.CONFLICT:
+                self._retry_later(state, result)
+                return
+            log.debug(
+                "CostBudget %s/%s: status write at resourceVersion %s refused (409): reading it again",
+                state.namespace,
+                state.name,
+                state.resource_version,
+            )
+            if not await self._read_again(state):
+                return
+        self._retry_later(state, WriteResult.CONFLICT)
+
+    async def _read_again(self, state: BudgetState) -> bool:
+        """After a 409: the budget as stored now, merged into the state (see the module's
+        docstring). Whether to write again: not when this replica stopped leading, the budget is
+        gone or is another object of the same name, or it could not be read (then later)."""
         if state.retired or not self._acting():
-            return  # a standby writes nothing; the new leader starts from what is stored
-        revision, status = state.revision, state.status
-        body = status.to_k8s()
-        result = await self._api.patch_budget_status(
-            state.namespace, state.name, self._patch_of(status, state.stored)
-        )
-        self._metrics.api_writes.labels("status", result.value).inc()
-        if result in STORED:
+            log.debug("CostBudget %s/%s: no longer leading after a 409; the write is dropped", *state.key)
             self._failures.pop(state.key, None)
-            state.mark_stored(revision, body, self._monotonic())
-        elif result is not WriteResult.GONE:
-            self._retry_later(state, result)
-        else:
+            return False
+        try:
+            found = await self._api.read_budget(state.namespace, state.name)
+        except KubeError as exc:
+            log.debug("CostBudget %s/%s: could not read it after a 409: %s", *state.key, exc)
+            throttled = exc.status == 429
+            self._retry_later(state, WriteResult.THROTTLED if throttled else WriteResult.FAILED)
+            return False
+        if found is None:
             self._failures.pop(state.key, None)
+            return False
+        meta = found.get("metadata") or {}
+        if state.retired or not self._acting() or str(meta.get("uid") or "") != state.uid:
+            log.debug("CostBudget %s/%s: no longer ours to write (leader fence, uid); dropped", *state.key)
+            self._failures.pop(state.key, None)
+            return False
+        stored_body = found.get("status") or {}
+        try:
+            theirs = CostBudgetStatus.model_validate(dict(stored_body))
+        except ValidationError:
+            theirs = CostBudgetStatus()  # unreadable: nothing in it to keep; ours replaces it
+        known = {
+            str(record.get("id"))
+            for record in state.stored.get("actions") or ()
+            if isinstance(record, Mapping)
+        }
+        merge = merge_status(state.status, theirs, known)
+        void = bool(merge.settled & (state.acting | state.notifying))
+        state.refreshed(str(meta.get("resourceVersion") or "") or None, stored_body, void)
+        if merge.changed:
+            log.info(
+                "CostBudget %s/%s: merged action records another replica stored (taken in: %s; "
+                "further along: %s)%s",
+                state.namespace,
+                state.name,
+                ", ".join(merge.adopted) or "none",
+                ", ".join(merge.advanced) or "none",
+                "; jobs waiting on them will not run" if void else "",
+            )
+            state.replace_status(merge.status)
+        return True
 
     def _retry_later(self, state: BudgetState, result: WriteResult) -> None:
         failures = self._failures.get(state.key, 0) + 1
