@@ -15,7 +15,6 @@ import urllib.request
 from typing import Any
 
 import kmock
-import pytest
 
 from costwarden.engine.outcomes import MAX_ATTEMPTS, RETRY_WARNING_EVERY
 from costwarden.operator.enforce import RETRY_EVENT
@@ -100,11 +99,6 @@ def lose_deletes(cluster: ThreadedSimCluster, pod: str, deleted: list[str]) -> t
     return lost
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs KubeClient writes to report 408/5xx/unreachable apart from permanent failures "
-    "(WriteResult.TRANSIENT in operator/kube.py, issue 12); until then a 500 on a DELETE is FAILED",
-)
 def test_a_kill_whose_deletes_get_500s_and_504s_ends_done_each_pod_deleted_once(cluster, start_operator):
     head, worker = seed_skypilot_cluster(cluster, workers=1)
     deleted: list[str] = []

@@ -11,8 +11,7 @@ did not finish (``attempt_outcome``):
 - failed for good (refused: 401/403; invalid: 400, 422, ...; a conflict that kept recurring):
   the record stays Pending while ``attempts < engine.outcomes.MAX_ATTEMPTS``, then is Failed;
 - throttled (a 429; a cloud or Slurm answer that is stale or transient) or transient (a request
-  answered 408, 500, 502, 503 or 504, or not answered: ``workloads.transient``; so far the read
-  before a Scale, as ``KubeClient`` reports such answers to a write as FAILED): the record stays
+  answered 408, 500, 502, 503 or 504, or not answered: ``workloads.transient``): the record stays
   Pending, "throttled, will retry: ..." or "transient, will retry: ...", and the next pass tries
   again, for as long as it lasts, without ever making it Failed. Each such try counts in
   ``costwarden_action_retries_total{action,reason}``, and every

@@ -117,12 +117,21 @@ REQUIRED_PERMISSIONS: tuple[Permission, ...] = tuple(
 """Every (apiGroup, resource, verb) the operator uses: the Helm chart's ClusterRole must match."""
 
 
+TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
+"""HTTP answers that say the API server (or etcd behind it) could not serve the request now:
+a timeout, an internal error, a proxy in front of it without a backend. A 504 may even come
+after a write was carried out (the client cannot tell): retrying is safe, as every destructive
+write is idempotent or guarded (a pod delete carries the pod's uid; a scale, its
+resourceVersion)."""
+
+
 class WriteResult(Enum):
     DONE = "done"
     DRY_RUN = "dry-run"
     GONE = "gone"  # the object (or its resource type) no longer exists
     CONFLICT = "conflict"  # a resourceVersion precondition failed, or (create) it already exists
     THROTTLED = "throttled"  # 429 from the API server (Retry-After honoured by the caller)
+    TRANSIENT = "transient"  # TRANSIENT_STATUSES or no answer: a later try may work (or find it done)
     FORBIDDEN = "forbidden"  # 401/403: RBAC or credentials; retrying will not help
     FAILED = "failed"
 
@@ -793,7 +802,7 @@ class KubeClient:
             return self._classify(what, exc), None
         except Exception as exc:  # network errors: logged, retried by the caller's next pass
             log.warning("could not %s: %s", what, exc or type(exc).__name__)
-            return WriteResult.FAILED, None
+            return WriteResult.TRANSIENT, None
         try:
             answer = json.loads(raw) if raw else None
         except ValueError:
@@ -810,6 +819,8 @@ class KubeClient:
             log.warning("API server throttled us (%s); retry after %ss", what, self.last_retry_after)
             return WriteResult.THROTTLED
         log.warning("could not %s: HTTP %s %s", what, failure.status, failure.reason)
+        if failure.status in TRANSIENT_STATUSES:
+            return WriteResult.TRANSIENT
         return WriteResult.FORBIDDEN if failure.status in (401, 403) else WriteResult.FAILED
 
 

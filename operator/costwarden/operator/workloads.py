@@ -7,9 +7,7 @@ the ``KubeClient`` (reads still run, so a "would ..." message names the real obj
 An API failure is classified by what it says about a retry: Throttled (a 429: "not now"),
 Transient (``TRANSIENT_STATUSES``, or the API server not reached: "maybe next time"), or Failed
 (a refusal or an invalid request: retrying the same request will not help). The shell retries
-the first two on every pass without counting them towards Failed (``operator.enforce``). A
-write's answer comes from ``KubeClient`` as a ``WriteResult``, which has no transient class yet:
-a write answered 408/5xx or not at all is Failed; a read so answered is Transient.
+the first two on every pass without counting them towards Failed (``operator.enforce``).
 """
 
 from __future__ import annotations
@@ -19,16 +17,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from costwarden.operator.kube import SCALABLE_KINDS, KubeClient, KubeError, WriteResult
+from costwarden.operator.kube import SCALABLE_KINDS, TRANSIENT_STATUSES, KubeClient, KubeError, WriteResult
 
 ANNOTATION_REPLICAS_BEFORE = "costwarden.dev/replicas-before"
 SUSPENDABLE_KINDS = ("Job", "JobSet")
 _CONFLICT_RETRIES = 3
-TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
-"""HTTP answers that say the API server (or etcd behind it) could not serve the request now:
-a timeout, an internal error, a proxy in front of it without a backend. A 504 may even come
-after the write was carried out (the client cannot tell): retrying is safe, as every write here
-is idempotent or guarded (a pod delete carries the pod's uid; a scale, its resourceVersion)."""
 
 
 class Outcome(StrEnum):
@@ -295,6 +288,9 @@ def _result(kube: KubeClient, target: str, write: WriteResult, *, done: str, wou
     if write is WriteResult.THROTTLED:
         wait = kube.last_retry_after if kube.last_retry_after is not None else 1.0
         return TargetResult(target, Outcome.THROTTLED, f"throttled by the API server; retry after {wait:g}s")
+    if write is WriteResult.TRANSIENT:
+        why = "the API server failed or did not answer in time (HTTP 408/5xx or no answer)"
+        return TargetResult(target, Outcome.TRANSIENT, f"could not {would} now: {why}")
     if write is WriteResult.FORBIDDEN:
         return TargetResult(
             target, Outcome.FAILED, f"forbidden: the operator may not {would} (see the chart's ClusterRole)"
