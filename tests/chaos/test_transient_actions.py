@@ -20,7 +20,7 @@ from costwarden.engine.outcomes import MAX_ATTEMPTS, RETRY_WARNING_EVERY
 from costwarden.operator.enforce import RETRY_EVENT
 from costwarden.sim.testing import ThreadedSimCluster
 from tests.chaos.test_throttled_actions import gate, seed_deployment
-from tests.component.test_enforcement import kill_budget, record
+from tests.component.test_enforcement import CB, kill_budget, record
 from tests.component.test_operator_spend import NS, events_with, seed_skypilot_cluster
 
 DEPLOYMENTS = kmock.resource("apps", "v1", "deployments")
@@ -123,3 +123,42 @@ def test_a_kill_whose_deletes_get_500s_and_504s_ends_done_each_pod_deleted_once(
     assert cluster.list("v1", "pods", namespace=NS) == []
     assert deleted == [worker]  # the lost write was carried out once, not repeated
     assert sorted(kill()["targets"]) == sorted(f"Pod/{name}" for name in (head, worker))
+
+
+def test_a_resume_whose_restore_gets_500s_keeps_the_request_and_restores_once_served(cluster, start_operator):
+    from costwarden.cli import main
+
+    seed_deployment(cluster)
+    start_operator()
+
+    def scale() -> dict[str, Any]:
+        return record(cluster, "threshold/100", "serve")
+
+    def replicas() -> int:
+        return int(
+            (cluster.get("apps/v1", "deployments", "inference", namespace=NS) or {})["spec"]["replicas"]
+        )
+
+    def requested() -> bool:
+        meta = (cluster.get(CB, "costbudgets", "serve", namespace=NS) or {})["metadata"]
+        return "costwarden.dev/resume" in (meta.get("annotations") or {})
+
+    cluster.wait_for(lambda: scale().get("result") == "Done", timeout=20)
+    assert replicas() == 0
+    cluster.patch(CB, "costbudgets", "serve", {"spec": {"limit": 1_000_000}}, namespace=NS)
+    broken = gate(cluster, "patch", DEPLOYMENTS, 500)
+    assert main(["resume", "serve", "-n", NS, "--kubeconfig", str(cluster.kubeconfig)]) == 0
+    cluster.wait_for(lambda: "resume will retry" in scale().get("message", ""), timeout=20)
+    assert "resumedAt" not in scale() and replicas() == 0
+    assert requested()  # the request stands while the API server fails
+
+    broken.clear()
+    cluster.wait_for(lambda: scale().get("resumedAt"), timeout=20)
+    assert replicas() == 3
+    message = scale()["message"]  # the action's note, then the resume's, the retries' replaced by it
+    assert message.endswith(
+        "; resumed: Deployment research/inference: restored 3 replicas "
+        "(owner of ReplicaSet research/inference-5d9c)"
+    )
+    assert "resume will retry" not in message
+    cluster.wait_for(lambda: not requested(), timeout=20)

@@ -7,6 +7,7 @@ from costwarden.engine.outcomes import (
     MAX_ATTEMPTS,
     MAX_NOTIFY_ATTEMPTS,
     NOTIFICATIONS,
+    RESUME_RETRY_NOTE,
     RETRY_WARNING_EVERY,
     ActionOutcome,
     NotificationOutcome,
@@ -137,6 +138,27 @@ def test_resume_marks_the_record_once():
     )
     assert resumed.actions[0].resumed_at == NOW
     assert resumable(resumed) == []
+
+
+def test_a_resume_retried_every_pass_keeps_one_retry_note():
+    status = CostBudgetStatus(
+        actions=[record(Action.SCALE, result=ActionResult.DONE, targets=("Deployment/web",))]
+    )
+    scaled = status.actions[0].message
+    rid = status.actions[0].id
+    for _ in range(3):
+        retry = ResumeOutcome(rid, f"{RESUME_RETRY_NOTE}Deployment/web: HTTP 500", None)
+        status = fold(status, [retry], now_text=NOW, generation=1)
+    assert status.actions[0].message == _joined(scaled, f"{RESUME_RETRY_NOTE}Deployment/web: HTTP 500")
+    assert resumable(status)  # not resumed yet
+    done = ResumeOutcome(rid, "resumed: Deployment/web: 3 replicas", NOW)
+    status = fold(status, [done], now_text=NOW, generation=1)
+    assert status.actions[0].message == _joined(scaled, "resumed: Deployment/web: 3 replicas")
+    assert resumable(status) == []
+
+
+def _joined(before: str, note: str) -> str:
+    return f"{before}; {note}" if before else note
 
 
 def test_outcomes_for_records_no_longer_held_are_ignored():

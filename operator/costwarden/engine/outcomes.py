@@ -213,8 +213,17 @@ def _apply_notification(record: ActionRecord, outcome: NotificationOutcome) -> A
     return record.model_copy(update=update)
 
 
+RESUME_RETRY_NOTE = "resume will retry: "
+"""How a resume that the API server could not serve now starts its note: the next try replaces
+it rather than adding another (a resume is retried every pass while it lasts)."""
+
+
 def _apply_resume(record: ActionRecord, outcome: ResumeOutcome) -> ActionRecord:
-    update: dict[str, object] = {"message": _join(record.message, outcome.message)}
+    before = record.message
+    earlier_retry = before.find(RESUME_RETRY_NOTE)
+    if earlier_retry >= 0:
+        before = before[:earlier_retry].rstrip("; ")
+    update: dict[str, object] = {"message": _join(before, outcome.message)}
     if outcome.resumed_at is not None:
         update["resumed_at"] = outcome.resumed_at
     return record.model_copy(update=update)

@@ -5,6 +5,12 @@ does it); the operator then restores every Scale and Suspend it carried out in t
 records — but only once spend is back under the threshold that fired (raise ``spec.limit``
 first), so a resume never undoes a guardrail that still applies. Each record is resumed once
 (``resumedAt`` on the record); the annotation is removed once the outcome is stored.
+
+A restore the API server could not serve now (throttled, or a transient answer: 408/5xx or no
+answer) leaves the record unresumed and the annotation in place, so the next pass tries again
+(a target restored by the earlier try is found with nothing left to restore). A restore refused
+for good (403, an invalid request) leaves the record unresumed with the reason in its message,
+and the annotation is withdrawn: ask again once the cause is fixed.
 """
 
 from __future__ import annotations
@@ -12,17 +18,19 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from costwarden.engine.outcomes import ResumeOutcome, resumable
+from costwarden.engine.outcomes import RESUME_RETRY_NOTE, ResumeOutcome, resumable
 from costwarden.engine.thresholds import threshold_percent
 from costwarden.models import Action
 from costwarden.operator.budgetstate import BudgetState
 from costwarden.operator.enforce import apply, stored_wait
 from costwarden.operator.kube import KubeError
 from costwarden.operator.runtime import Runtime
-from costwarden.operator.workloads import TargetResult, resume_scaled, resume_suspended
+from costwarden.operator.workloads import Outcome, TargetResult, resume_scaled, resume_suspended
 from costwarden.records import format_time
 
 RESUME_ANNOTATION = "costwarden.dev/resume"
+
+RETRIED = (Outcome.THROTTLED, Outcome.TRANSIENT)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +43,7 @@ async def resume(runtime: Runtime, state: BudgetState, request: str) -> None:
         status = state.status
         used = status.percent_used or Decimal(0)
         outcomes = []
+        again = False
         for record in resumable(status):
             percent = threshold_percent(record.id)
             if percent is not None and used >= percent:
@@ -47,9 +56,17 @@ async def resume(runtime: Runtime, state: BudgetState, request: str) -> None:
             results = [
                 await _resume_target(runtime, state.namespace, record.action, t) for t in record.targets
             ]
-            message = "resumed: " + "; ".join(f"{r.target}: {r.message}" for r in results)
-            outcomes.append(ResumeOutcome(record.id, message, format_time(runtime.clock())))
+            said = "; ".join(f"{r.target}: {r.message}" for r in results)
+            if any(r.result in RETRIED for r in results):
+                again = True
+                outcomes.append(ResumeOutcome(record.id, f"{RESUME_RETRY_NOTE}{said}", None))
+            elif any(r.result is Outcome.FAILED for r in results):
+                outcomes.append(ResumeOutcome(record.id, f"resume failed: {said}", None))
+            else:
+                outcomes.append(ResumeOutcome(record.id, f"resumed: {said}", format_time(runtime.clock())))
         apply(runtime, state, outcomes)
+        if again:
+            return  # the annotation stays: the next pass carries the request out again
         if await state.wait_stored(state.revision, stored_wait(runtime)):
             state.resume_handled = request
             await _withdraw(runtime, state, request)
