@@ -101,9 +101,9 @@ def test_a_permanent_failure_counts_as_an_attempt_even_beside_transient_ones():
 
 def test_a_try_that_finds_its_pods_done_or_gone_is_done():
     results = [pod("worker", Outcome.GONE, "not found: nothing left to stop"), pod("head", Outcome.DONE)]
-    outcome, held_up = attempt_outcome(record(MAX_ATTEMPTS + 3), results, earlier=("Pod/other",))
+    outcome, held_up = attempt_outcome(record(MAX_ATTEMPTS + 3), results, earlier=("Pod ns/other",))
     assert (outcome.result, held_up) == (ActionResult.DONE, None)
     assert outcome.message == (
-        "Pod/other: gone (acted on by an earlier attempt); "
+        "Pod ns/other: gone (acted on by an earlier attempt); "
         "Pod ns/worker: not found: nothing left to stop; Pod ns/head: Done"
     )

@@ -64,7 +64,7 @@ from costwarden.operator.kube import KubeError, ObjectRef
 from costwarden.operator.runtime import Runtime
 from costwarden.operator.vmactions import act_on_vms
 from costwarden.operator.workloads import Outcome as TargetOutcome
-from costwarden.operator.workloads import TargetResult, kill_pods, scale_to_zero, suspend, transient
+from costwarden.operator.workloads import TargetResult, describe, kill_pods, scale_to_zero, suspend, transient
 from costwarden.records import format_time, parse_time
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,9 @@ async def act(runtime: Runtime, state: BudgetState, plan: ActionPlan, revision: 
         record = next((r for r in state.status.actions if r.id == plan.record_id), None)
         if record is None:
             return
-        earlier = acted_before(record, [str(t) for t in plan.targets])
+        earlier = [
+            _described(t, state.namespace) for t in acted_before(record, [str(t) for t in plan.targets])
+        ]
         outcome, held_up = attempt_outcome(record, results, earlier)
         apply(runtime, state, [outcome])
         runtime.metrics.actions.labels(str(outcome.result)).inc()
@@ -124,7 +126,8 @@ def attempt_outcome(
     """What one try did to ``record`` (see the module doc), and why it was held up: "throttled",
     "transient", or None (carried out, or failed for good: ``destructive_result``).
 
-    ``earlier``: targets an earlier try acted on that this one no longer found."""
+    ``earlier``: targets an earlier try acted on that this one no longer found, named as the
+    results name theirs ("Pod ns/name")."""
     failing = [r for r in results if r.result in (TargetOutcome.FAILED, *HELD_UP)]
     summary = "; ".join(
         [
@@ -138,6 +141,12 @@ def attempt_outcome(
     throttled = all(r.result == TargetOutcome.THROTTLED for r in failing)
     reason = "throttled" if throttled else "transient"
     return held_up_result(record, reason, summary), reason
+
+
+def _described(stored: str, namespace: str) -> str:
+    """A record's target ("Pod/name", "VM/aws:i-…") as the attempt's results name theirs."""
+    kind, _, name = stored.partition("/")
+    return f"{kind} {name}" if kind in ("VM", "SlurmJob") else describe(kind, namespace, name)
 
 
 async def execute(runtime: Runtime, plan: ActionPlan) -> list[TargetResult]:
