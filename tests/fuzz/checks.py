@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from costwarden.billing.estimates import EstimateStore, ReconcileQuery
 from costwarden.billing.store import BillingImportError, BillingStore
 from costwarden.clouds.aws import AwsInventory
 from costwarden.crd import load_crd, version_schema
@@ -25,6 +26,7 @@ from costwarden.engine.conditions import READY
 from costwarden.engine.evaluation import BudgetDecision, BudgetInput, evaluate_budget, invalid_decision
 from costwarden.engine.ledger import CoveredPod, PodAccrual, accrue
 from costwarden.engine.rates import pod_rate
+from costwarden.engine.reconcile import future_dated
 from costwarden.engine.selection import coverage
 from costwarden.engine.slurm import STATES as JOB_STATES
 from costwarden.engine.slurm import SlurmJob, covered_jobs
@@ -395,9 +397,14 @@ def check_overrides_mapping(data: Any) -> None:
 # ---- billing files ----------------------------------------------------------------------------
 
 
+BILLING_NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)  # the operator's clock for billing freshness
+
+
 def check_billing_file(path: Path, content: bytes) -> None:
     """A file is stored, or refused with BillingImportError naming it (and the column, when one
-    is at fault) with nothing stored; what is stored reads back with a charge period each."""
+    is at fault) with nothing stored; what is stored reads back with a charge period each, and
+    the store's freshness is the newest line not dated in the future (``future_dated``), the
+    others counted."""
     path.write_bytes(content)
     with BillingStore(":memory:") as store:
         try:
@@ -419,6 +426,13 @@ def check_billing_file(path: Path, content: bytes) -> None:
                 assert isinstance(moment, datetime) and moment.tzinfo is not None, (start, period, end)
             assert billed is None or Decimal(billed).is_finite()
             assert effective is None or Decimal(effective).is_finite()
+        found = EstimateStore(store.connection).reconcile(
+            ReconcileQuery(BILLING_NOW, timedelta(days=93), Decimal(2), timedelta(days=7))
+        )
+        evidence = [end or start for start, _, end, *_ in rows if not future_dated(start, end, BILLING_NOW)]
+        assert found.newest == max(evidence, default=None), (found.newest, rows)
+        assert found.future_lines == len(rows) - len(evidence), (found.future_lines, rows)
+        assert sum(lines for _, lines, _ in found.future) == found.future_lines
 
 
 def check_billing_bad_cell(path: Path, header: Sequence[str], row: Sequence[str], column: str) -> None:

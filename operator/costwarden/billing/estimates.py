@@ -27,6 +27,7 @@ from decimal import Decimal
 import duckdb
 
 from costwarden.billing.resources import billing_key_sql
+from costwarden.engine.reconcile import MAX_FUTURE_FILES, evidence_horizon
 
 NANO = Decimal("1e-9")
 _DDL = (
@@ -59,6 +60,10 @@ _HOURS_OF = (
     "ELSE INTERVAL 0 HOUR END, e, INTERVAL 1 HOUR))"
 )
 _BATCH = 500  # rows per INSERT … VALUES statement
+# A line's end (no end: its start), and whether it is dated in the future (engine.reconcile's
+# future_dated; parameters: the latest start and end of evidence_horizon).
+_LINE_END = "COALESCE(ChargePeriodEnd, ChargePeriodStart)"
+_FUTURE_DATED = f"(ChargePeriodStart > ? OR {_LINE_END} > ?)"
 # Billed resources that are VMs (compute), whether or not they are nodes of this cluster.
 _IS_VM = (
     "(starts_with(key, 'aws:') OR contains(key, '/virtualmachines') OR "
@@ -111,7 +116,9 @@ class ReconcileRows:
     budget_days: Sequence[tuple[str, date, Decimal, Decimal, datetime]]
     anomalies: Sequence[tuple[str, str, datetime, datetime, Decimal, Decimal]]  # budget first
     clusters: Sequence[tuple[str, date, Decimal]]
-    newest: datetime | None
+    newest: datetime | None  # the latest end of a line not dated in the future
+    future_lines: int = 0  # lines dated in the future (engine.reconcile.future_dated) at ``now``
+    future: Sequence[tuple[str, int, datetime]] = ()  # by file (or source): lines, earliest start
 
 
 def _insert(
@@ -272,9 +279,17 @@ class EstimateStore:
                 GROUP BY ALL""",
             [since],
         ).fetchall()
+        latest_start, latest_end = evidence_horizon(query.now)
         newest = db.execute(
-            "SELECT max(COALESCE(ChargePeriodEnd, ChargePeriodStart)) FROM billing_lines"
+            f"SELECT max({_LINE_END}) FROM billing_lines WHERE NOT {_FUTURE_DATED}",
+            [latest_start, latest_end],
         ).fetchone()
+        future = db.execute(
+            f"""SELECT COALESCE(f.path, l.source), count(*), min(l.ChargePeriodStart)
+               FROM billing_lines l LEFT JOIN billing_files f ON f.sha256 = l.file_sha256
+               WHERE {_FUTURE_DATED} GROUP BY ALL ORDER BY 2 DESC, 1""",
+            [latest_start, latest_end],
+        ).fetchall()
         for table in ("billed", "windows", "used"):
             db.execute(f"DROP TABLE IF EXISTS temp.{table}")
         return ReconcileRows(
@@ -290,4 +305,6 @@ class EstimateStore:
             ],
             clusters=[(str(c), d, dollars(cost)) for c, d, cost in clusters],
             newest=newest[0] if newest else None,
+            future_lines=sum(int(n) for _, n, _ in future),
+            future=[(str(o), int(n), first) for o, n, first in future[:MAX_FUTURE_FILES]],
         )

@@ -20,6 +20,10 @@ here (docs/billing.md, "Reconciliation"):
   them; anomalous windows are left out. Live estimates are multiplied by it (pricing.resolve).
 * A window whose billed cost exceeds its estimate more than ``factor`` times is an **anomaly**:
   one record per resource and UTC day (``anomaly/billing/<resource>/<day>``), a Notify.
+* Billing is **stale** when no line newer than ``stale_after`` is in the store. A line **dated in
+  the future** (``future_dated``: its period starts more than ``FUTURE_SKEW`` after now, or ends
+  more than ``FUTURE_END`` after now) is no evidence of that: a mistyped year would otherwise keep
+  ``BillingStale`` off for years. Such lines are counted and named by file instead.
 
 Pure: time is passed in; money is Decimal.
 """
@@ -40,6 +44,13 @@ from costwarden.records import format_time, parse_time
 BILLING_STALE = "BillingStale"  # condition: no billing newer than the operator's limit
 BILLING_ANOMALY = "BillingAnomaly"  # condition: a window this period billed far above its estimate
 MAX_FINDINGS = 10  # billing anomalies recorded per evaluation (the rest come in the next ones)
+# How far ahead of the operator's clock a billing line may be dated and still be evidence that
+# billing is fresh: its period may start up to FUTURE_SKEW ahead (clocks differ) and end up to
+# FUTURE_END ahead (a daily line of today, a monthly one of this month ends in the future).
+FUTURE_SKEW = timedelta(hours=1)
+FUTURE_END = timedelta(days=32)
+MAX_FUTURE_NAMED = 3  # files named in a condition message (the log names up to MAX_FUTURE_FILES)
+MAX_FUTURE_FILES = 10
 _ANOMALY_PREFIX = f"anomaly/{BILLING}/"
 _HOUR = timedelta(hours=1)
 _ZERO = Decimal(0)
@@ -78,15 +89,61 @@ class BudgetBilling:
     anomalies: tuple[WindowAnomaly, ...] = ()
 
 
+def evidence_horizon(now: datetime) -> tuple[datetime, datetime]:
+    """The latest start and the latest end of a billing line that is evidence of fresh billing
+    at ``now`` (the store's query takes them; ``future_dated`` is the same rule on one line)."""
+    return now + FUTURE_SKEW, now + FUTURE_END
+
+
+def future_dated(start: datetime, end: datetime | None, now: datetime) -> bool:
+    """Whether a line of ``[start, end)`` (no end: ``start``) is dated in the future at ``now``."""
+    latest_start, latest_end = evidence_horizon(now)
+    return start > latest_start or (end if end is not None else start) > latest_end
+
+
+@dataclass(frozen=True, slots=True)
+class FutureLines:
+    """Billing lines of one file (or, for lines that came as no file, one source) dated in the
+    future: ``first`` is the earliest start among them."""
+
+    origin: str
+    lines: int
+    first: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Freshness:
-    """How new the store's billing is: ``newest`` is the latest end of any billed line."""
+    """How new the store's billing is: ``newest`` is the latest end of a billed line that is not
+    dated in the future (when the snapshot was taken); ``future_lines`` counts those that are,
+    ``future`` names the files (or sources) most of them came from."""
 
     newest: datetime | None
     stale_after: timedelta
+    future_lines: int = 0
+    future: tuple[FutureLines, ...] = ()  # the first MAX_FUTURE_FILES of them, most lines first
 
     def stale(self, now: datetime) -> bool:
-        return self.newest is None or now - self.newest > self.stale_after
+        """No evidence newer than ``stale_after`` at ``now``; a ``newest`` dated in the future at
+        ``now`` is none."""
+        newest = self.newest
+        return newest is None or now - newest > self.stale_after or newest > now + FUTURE_END
+
+    def future_note(self) -> str:
+        """What the condition message says of the lines dated in the future ("" when none)."""
+        if not self.future_lines:
+            return ""
+        named = ", ".join(
+            f"{f.lines} in {f.origin} (the first from {format_time(f.first)})"
+            for f in self.future[:MAX_FUTURE_NAMED]
+        )
+        rest = sum(f.lines for f in self.future[:MAX_FUTURE_NAMED])
+        more = f", {self.future_lines - rest} elsewhere" if self.future_lines > rest else ""
+        lines = (
+            "1 billing line dated in the future is"
+            if self.future_lines == 1
+            else (f"{self.future_lines} billing lines dated in the future are")
+        )
+        return f"; {lines} not counted as recent billing: {named}{more}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +331,7 @@ def billing_conditions(
     states: list[ConditionState] = []
     freshness = truth.freshness
     if freshness is not None:
+        note = freshness.future_note()
         if freshness.stale(now):
             newest = format_time(freshness.newest) if freshness.newest else "none"
             hours = plain(Decimal(int(freshness.stale_after.total_seconds())) / 3600)
@@ -282,12 +340,17 @@ def billing_conditions(
                     BILLING_STALE,
                     "True",
                     "NoRecentBilling",
-                    f"newest billing line ends {newest}; expected within {hours} h",
+                    f"newest billing line ends {newest}; expected within {hours} h{note}",
                 )
             )
         else:
             states.append(
-                (BILLING_STALE, "False", "BillingCurrent", "billing has landed within the expected delay")
+                (
+                    BILLING_STALE,
+                    "False",
+                    "BillingCurrent",
+                    f"billing has landed within the expected delay{note}",
+                )
             )
     if fired:
         states.append(

@@ -30,12 +30,15 @@ from costwarden.billing.estimates import EstimateStore, ReconcileQuery, Reconcil
 from costwarden.billing.sources import BillingSource, BillingSourceError
 from costwarden.billing.store import BillingStore
 from costwarden.engine.reconcile import (
+    FUTURE_END,
+    FUTURE_SKEW,
     BillingSnapshot,
     BudgetBilling,
     BudgetTruth,
     DayFigures,
     FactorRow,
     Freshness,
+    FutureLines,
     WindowAnomaly,
     cluster_lines,
     learned_factors,
@@ -80,6 +83,9 @@ class BillingFeed:
         self._monotonic = monotonic
         self.buffer = EstimateBuffer()
         self.snapshot: BillingSnapshot | None = None
+        # each budget's truth in one snapshot, by what it depends on (``truth``)
+        self._truths_of: BillingSnapshot | None = None
+        self._truths: dict[tuple[str, str, str | None, str | None], BudgetTruth] = {}
 
     @property
     def is_open(self) -> bool:
@@ -186,6 +192,19 @@ class BillingFeed:
         snapshot = snapshot_from(rows, now, self._settings)
         self.snapshot = snapshot
         self._publish(snapshot)
+        if rows.future_lines:
+            files = "; ".join(
+                f"{origin}: {lines} from {first.isoformat()}" for origin, lines, first in rows.future
+            )
+            log.warning(
+                "billing store %s: %d billing line(s) dated in the future (starting after %s or "
+                "ending after %s), not counted as recent billing; fix or remove them: %s",
+                self._path,
+                rows.future_lines,
+                (now + FUTURE_SKEW).isoformat(),
+                (now + FUTURE_END).isoformat(),
+                files,
+            )
         return snapshot
 
     def _publish(self, snapshot: BillingSnapshot) -> None:
@@ -211,15 +230,30 @@ class BillingFeed:
         self._executor.shutdown(wait=False)
 
     def truth(self, namespace: str, name: str, spec: CostBudgetSpec) -> BudgetTruth | None:
-        """What the last reconciliation knows about one budget; None before the first one."""
+        """What the last reconciliation knows about one budget; None before the first one.
+
+        Worked out once per snapshot and budget (every pass asks; a snapshot changes every
+        ``billing_interval``): the same object until the snapshot or the clusters the budget
+        names change."""
         snapshot = self.snapshot
         if snapshot is None:
             return None
-        billing = snapshot.budgets.get((namespace, name), BudgetBilling())
-        lines = cluster_lines(snapshot.by_cluster, covered_clusters(spec, snapshot.by_cluster))
-        if lines:
-            billing = BudgetBilling(billing.days, billing.reconciled_through, lines, billing.anomalies)
-        return BudgetTruth(billing, snapshot.freshness, snapshot.anomaly_factor)
+        if snapshot is not self._truths_of:
+            self._truths_of, self._truths = snapshot, {}
+        key = (namespace, name, spec.skypilot_cluster, spec.selector.match_labels.get(SKYPILOT_CLUSTER_LABEL))
+        found = self._truths.get(key)
+        if found is None:
+            found = self._truths[key] = budget_truth(snapshot, namespace, name, spec)
+        return found
+
+
+def budget_truth(snapshot: BillingSnapshot, namespace: str, name: str, spec: CostBudgetSpec) -> BudgetTruth:
+    """One budget's figures in ``snapshot``, with the non-compute lines of the clusters it covers."""
+    billing = snapshot.budgets.get((namespace, name), BudgetBilling())
+    lines = cluster_lines(snapshot.by_cluster, covered_clusters(spec, snapshot.by_cluster))
+    if lines:
+        billing = BudgetBilling(billing.days, billing.reconciled_through, lines, billing.anomalies)
+    return BudgetTruth(billing, snapshot.freshness, snapshot.anomaly_factor)
 
 
 def _open_store(path: Path) -> tuple[BillingStore, EstimateStore, dict[str, datetime]]:
@@ -279,7 +313,12 @@ def snapshot_from(rows: ReconcileRows, now: datetime, settings: OperatorSettings
         budgets=budgets,
         by_cluster={k: tuple(sorted(v)) for k, v in by_cluster.items()},
         factors=factors,
-        freshness=Freshness(rows.newest, timedelta(seconds=settings.billing_stale_after)),
+        freshness=Freshness(
+            rows.newest,
+            timedelta(seconds=settings.billing_stale_after),
+            rows.future_lines,
+            tuple(FutureLines(origin, lines, first) for origin, lines, first in rows.future),
+        ),
         anomaly_factor=settings.billing_anomaly_factor,
     )
 

@@ -31,7 +31,7 @@ from costwarden.records import NodeRecord, parse_time
 
 _HOUR = timedelta(hours=1)
 _ZERO = Decimal(0)
-_UNSEEN = object()
+_MEMO_LIMIT = 65536  # node keys and figure times kept (a pass has a handful of times)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,11 @@ class EstimateBuffer:
     _budgets: dict[tuple[str, str, datetime], Decimal] = field(default_factory=dict)
     _aliases: dict[str, str] = field(default_factory=dict)
     _keys: dict[NodeRecord, tuple[str, ...]] = field(default_factory=dict)
+    # what the passes share: each node's keys by name, for the very record they were worked out
+    # from (a record's hash is its every field: too slow to look up once per pod and pass), and
+    # figure times (text -> time, the start of its UTC hour)
+    _resources: dict[str, tuple[NodeRecord, tuple[str, ...]]] = field(default_factory=dict)
+    _times: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
 
     def resume_from(self, marks: Mapping[str, datetime]) -> None:
         """Continue each node from its stored mark (unless this buffer saw it later)."""
@@ -77,6 +82,14 @@ class EstimateBuffer:
             found = self._keys[node] = node_keys(node)
         return found
 
+    def _keys_by_name(self, name: str, node: NodeRecord) -> tuple[str, ...]:
+        known = self._resources.get(name)
+        if known is None or known[0] is not node:
+            if len(self._resources) > _MEMO_LIMIT:
+                self._resources.clear()
+            known = self._resources[name] = (node, self.keys(node))
+        return known[1]
+
     def note_nodes(
         self, prices: Mapping[str, NodePrice], nodes: Mapping[str, NodeRecord], now: datetime
     ) -> None:
@@ -85,7 +98,7 @@ class EstimateBuffer:
             del self.seen[name]
         for name, node in nodes.items():
             price = prices.get(name)
-            keys = self.keys(node)
+            keys = self._keys_by_name(name, node)
             if price is None or not keys:
                 continue
             start = self.seen.get(name)
@@ -123,36 +136,56 @@ class EstimateBuffer:
     ) -> None:
         """What the covered pods accrued since the previous ledger (``ledgers``: before, after).
 
-        Runs in every evaluation: the figures of one pass share their time, so each time text is
-        parsed once, and an increment within one hour (nearly all of them) is added as it is."""
+        Runs in every evaluation, for every budget: only the deltas are taken (what each pod
+        accrued since its previous figure; nothing is recomputed), an increment within one hour
+        (nearly all of them) is added as it is, a ledger that did not change adds nothing, and what
+        the budgets share is worked out once: a node's resource key (again only for a changed node
+        record) and each figure time's parse and UTC hour."""
         before, after = ledgers[0].pods, ledgers[1].pods
-        parsed: dict[str, datetime | None] = {}
-        hours: dict[datetime, datetime] = {}  # a figure's time -> the start of its UTC hour
+        if after is before:  # nothing accrued: every delta would be zero
+            return
+        resources, times = self._resources, self._times
+        if len(times) > _MEMO_LIMIT:
+            times.clear()
         totals = self._budgets
         for item in covered:
             pod = item.pod
-            node = nodes.get(pod.node_name) if pod.node_name else None
-            keys = self.keys(node) if node is not None else ()
-            entry = after.get(pod.uid)
-            if not keys or entry is None:
+            name = pod.node_name
+            if not name:
                 continue
-            previous = before.get(pod.uid)
+            uid = pod.uid
+            entry = after.get(uid)
+            if entry is None:
+                continue
+            node = nodes.get(name)
+            if node is None:
+                continue
+            known = resources.get(name)
+            keys = known[1] if known is not None and known[0] is node else self._keys_by_name(name, node)
+            if not keys:  # a node without a billed resource
+                continue
+            resource = keys[0]
+            previous = before.get(uid)
             if previous is not None:
-                spent, since = entry.spend - previous.spend, _parsed(parsed, previous.at)
+                spent = entry.spend - previous.spend
+                if spent <= _ZERO:
+                    continue
+                when = times.get(previous.at) or _when(times, previous.at)
+                since = when[0]
             else:
-                spent, since = entry.spend - entry.baseline, pod.started or pod.created
-            if spent <= 0:
-                continue
-            until = _parsed(parsed, entry.at) or now
-            hour = hours.get(until)
-            if hour is None:
-                hour = hours[until] = until.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-            if since is not None and hour <= since <= until:
-                key = (budget, keys[0], hour)
+                spent = entry.spend - entry.baseline
+                if spent <= _ZERO:
+                    continue
+                since = pod.started or pod.created
+            until, hour = times.get(entry.at) or _when(times, entry.at)
+            if until is None:
+                until, hour = now, _hour_of(now)
+            if since is not None and hour is not None and hour <= since <= until:
+                key = (budget, resource, hour)
                 totals[key] = totals.get(key, _ZERO) + spent
                 continue
-            for hour, amount in split_hours(since or until, until, spent):
-                key = (budget, keys[0], hour)
+            for part_hour, amount in split_hours(since or until, until, spent):
+                key = (budget, resource, part_hour)
                 totals[key] = totals.get(key, _ZERO) + amount
 
     def drain(self) -> Drained:
@@ -174,10 +207,18 @@ class EstimateBuffer:
         self._nodes.clear()
         self._budgets.clear()
         self._aliases.clear()
+        self._resources.clear()
 
 
-def _parsed(memo: dict[str, datetime | None], text: str) -> datetime | None:
-    found = memo.get(text, _UNSEEN)
-    if found is _UNSEEN:
-        found = memo[text] = parse_time(text)
-    return found  # type: ignore[return-value]
+def _hour_of(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _when(
+    memo: dict[str, tuple[datetime | None, datetime | None]], text: str
+) -> tuple[datetime | None, datetime | None]:
+    """A figure's time and the start of its UTC hour (None, None: not a time), parsed and kept
+    (callers look in ``memo`` first)."""
+    at = parse_time(text)
+    found = memo[text] = (at, _hour_of(at) if at is not None else None)
+    return found
