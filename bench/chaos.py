@@ -54,6 +54,7 @@ def row(
         "tracebacks": result.tracebacks,
         "warnings_logged": result.warnings,
         "errors_logged": result.errors,
+        "errors": [line for line in result.logged if line.startswith(("ERROR", "CRITICAL"))],
         "prometheus_queries": result.prometheus_queries,
     }
 
@@ -67,7 +68,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         faulted = f"{r['requests_faulted']} of {r['requests']}" if r["requests"] else "-"
         if r["deliveries_forced"]:
-            faulted = f"{r['deliveries_forced']} receiver deliveries failed or held"
+            held = f"{r['deliveries_forced']} receiver deliveries failed or held"
+            faulted = f"{faulted}; {held}" if r["requests"] else held
         if r["prometheus_queries"]:
             faulted = f"{r['prometheus_queries']} Prometheus answers, all garbage"
         steps = f"{r['slowest_step_s']:.1f} s / {sum(r['seconds_to_converge']):.1f} s"
