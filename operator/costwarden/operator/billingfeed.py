@@ -217,9 +217,11 @@ class BillingFeed:
             metrics.billing_newest.set(newest.timestamp())
 
     async def close(self) -> None:
-        """Write what is gathered, then close the store (leadership lost, or the operator stops)."""
+        """Write what is gathered (with what the budgets accrued since their last estimate notes),
+        then close the store (leadership lost, or the operator stops)."""
         if self._store is None:
             return
+        self.buffer.note_pending()
         await self.flush()
         store, self._store, self._estimates = self._store, None, None
         self._next_reconcile = None

@@ -5,8 +5,18 @@ Two kinds (costwarden.billing.estimates has the tables):
 
 * node-hours, from the accrual pass: each node's price over the time since it was last seen,
   as charged and at list price (``NodePrice.factor`` undone), spread over the UTC hours;
-* budget-hours, from each evaluation: what the budget's covered pods accrued since their last
-  ledger figure, on the resource their node is.
+* budget-hours, from the evaluations: what the budget's covered pods accrued since their figures
+  in the ledger last noted, on the resource their node is. A budget is noted at most once a
+  minute (``NOTE_EVERY``) and at its first pass of each UTC hour, not on every pass: spend is
+  cumulative, so the increments of one note add up to those of the passes it stands for. The
+  first pass of an hour notes up to the previous pass first, so only its own interval is split
+  over the two hours, as before. Passes in between only look whether a pod left the ledger
+  (deleted, or no longer covered: its entry is closed and gone from the next ledger), which
+  notes the budget at once, up to that pod's last figure; a budget's ledger replaced (the budget
+  created again) or a budget gone (``retain``) first has what it had not noted yet noted, and so
+  does every budget when the store is closed (``note_pending``). What a budget accrued since its
+  last note (under a minute) is not noted when this replica stops leading (``clear``, before the
+  store is closed): the new leader notes from the ledger it reads from the budget's status.
 
 A node seen for the first time is only noted, not charged: the operator does not know what it
 did before. After a restart the store's marks say until when each node was recorded, and the
@@ -15,7 +25,7 @@ hours in between are charged (the node was running then, as it is now).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -25,11 +35,12 @@ from costwarden.billing.resources import node_keys
 from costwarden.engine.ledger import CoveredPod
 from costwarden.engine.money import MONEY_CONTEXT, cost_between
 from costwarden.engine.reconcile import split_hours
-from costwarden.models import BudgetLedger
+from costwarden.models import BudgetLedger, PodLedgerEntry
 from costwarden.pricing import NodePrice
 from costwarden.records import NodeRecord, parse_time
 
 _HOUR = timedelta(hours=1)
+NOTE_EVERY = timedelta(minutes=1)  # a budget's notes: at most this often (and each hour's first pass)
 _ZERO = Decimal(0)
 _MEMO_LIMIT = 65536  # node keys and figure times kept (a pass has a handful of times)
 
@@ -55,6 +66,19 @@ class _NodeHourSum:
     seconds: float = 0.0
 
 
+@dataclass(slots=True)
+class _Noted:
+    """Where a budget's notes stand: the ledger (its pods) last noted, when the next note is due,
+    and the ledger and covered pods of its latest pass (what a note then starts from)."""
+
+    base: Mapping[str, PodLedgerEntry]  # the ledger's pods at the last note
+    hour: datetime  # the UTC hour of the last note
+    due: datetime  # the last note + note_every, or the next hour if sooner
+    last: Mapping[str, PodLedgerEntry]  # the ledger's pods after the latest pass
+    covered: Sequence[CoveredPod]  # the pods the latest pass covered
+    at: datetime  # the latest pass
+
+
 @dataclass
 class EstimateBuffer:
     seen: dict[str, datetime] = field(default_factory=dict)  # node name -> recorded until
@@ -67,6 +91,8 @@ class EstimateBuffer:
     # figure times (text -> time, the start of its UTC hour)
     _resources: dict[str, tuple[NodeRecord, tuple[str, ...]]] = field(default_factory=dict)
     _times: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
+    _noted: dict[str, _Noted] = field(default_factory=dict)  # by budget
+    note_every: timedelta = NOTE_EVERY  # a budget's notes: at most this often (0: every pass)
 
     def resume_from(self, marks: Mapping[str, datetime]) -> None:
         """Continue each node from its stored mark (unless this buffer saw it later)."""
@@ -134,14 +160,66 @@ class EstimateBuffer:
         nodes: Mapping[str, NodeRecord],
         now: datetime,
     ) -> None:
-        """What the covered pods accrued since the previous ledger (``ledgers``: before, after).
+        """One evaluation of ``budget`` (``ledgers``: its ledger before and after it): what its
+        covered pods accrued since the ledger last noted, when a note is due.
 
-        Runs in every evaluation, for every budget: only the deltas are taken (what each pod
-        accrued since its previous figure; nothing is recomputed), an increment within one hour
-        (nearly all of them) is added as it is, a ledger that did not change adds nothing, and what
-        the budgets share is worked out once: a node's resource key (again only for a changed node
-        record) and each figure time's parse and UTC hour."""
+        Runs in every evaluation, for every budget, so a pass that notes nothing costs a few
+        comparisons: a note is due ``note_every`` after the last one, or at the first pass of
+        another UTC hour; a pod gone from the ledger (no longer covered) makes one due at once,
+        so that its last figure is noted. Such a note takes two steps: up to ``before`` (the
+        latest pass), then this pass. The budget's first pass here notes from ``before``.
+        A note takes only the deltas (each pod's figure against the noted one), an increment
+        within one hour (nearly all of them) is added as it is, and what the budgets share is
+        worked out once: a node's resource key and each figure time's parse and UTC hour."""
         before, after = ledgers[0].pods, ledgers[1].pods
+        state = self._noted.get(budget)
+        if state is not None and state.last is before:
+            gone = after is not before and not after.keys() >= before.keys()
+            if state.hour <= now < state.due and not gone:
+                state.last, state.covered, state.at = after, covered, now
+                return
+            base, hour = state.base, _hour_of(now)
+            if gone or hour != state.hour:
+                # first up to the latest pass, as it covered them: the pods gone, up to their last
+                # figures; at an hour's first pass, the hour before, so that only this pass's
+                # interval is split over the two
+                self._note_pods(budget, state.covered, (base, before), nodes, state.at)
+                base = before
+        else:
+            if state is not None:  # another ledger (the budget created again): the old one's first
+                self._note_pods(budget, state.covered, (state.base, state.last), nodes, state.at)
+            base, hour = before, _hour_of(now)
+        self._note_pods(budget, covered, (base, after), nodes, now)
+        self._noted[budget] = _Noted(
+            after, hour, min(now + self.note_every, hour + _HOUR), after, covered, now
+        )
+
+    def retain(self, budgets: Collection[str], nodes: Mapping[str, NodeRecord]) -> int:
+        """Forget the budgets not in ``budgets`` (deleted), noting first what they had not noted
+        yet; returns how many."""
+        gone = [budget for budget in self._noted if budget not in budgets]
+        for budget in gone:
+            state = self._noted.pop(budget)
+            self._note_pods(budget, state.covered, (state.base, state.last), nodes, state.at)
+        return len(gone)
+
+    def note_pending(self) -> None:
+        """Note what every budget accrued since its last note, on the resources last known for
+        its pods' nodes, and forget where the notes stood (the store is flushed and closed next:
+        a graceful stop loses nothing)."""
+        self.retain((), {})
+
+    def _note_pods(
+        self,
+        budget: str,
+        covered: Sequence[CoveredPod],
+        ledgers: tuple[Mapping[str, PodLedgerEntry], Mapping[str, PodLedgerEntry]],
+        nodes: Mapping[str, NodeRecord],
+        now: datetime,
+    ) -> None:
+        """What each of ``covered`` accrued from its figure in one ledger's pods to the next's
+        (``ledgers``), on its node's resource (the one last known for a node gone since)."""
+        before, after = ledgers
         if after is before:  # nothing accrued: every delta would be zero
             return
         resources, times = self._resources, self._times
@@ -157,11 +235,14 @@ class EstimateBuffer:
             entry = after.get(uid)
             if entry is None:
                 continue
-            node = nodes.get(name)
-            if node is None:
-                continue
             known = resources.get(name)
-            keys = known[1] if known is not None and known[0] is node else self._keys_by_name(name, node)
+            node = nodes.get(name)
+            if known is not None and (node is None or known[0] is node):
+                keys = known[1]
+            elif node is not None:
+                keys = self._keys_by_name(name, node)
+            else:  # a node this buffer never knew
+                continue
             if not keys:  # a node without a billed resource
                 continue
             resource = keys[0]
@@ -189,7 +270,10 @@ class EstimateBuffer:
                 totals[key] = totals.get(key, _ZERO) + amount
 
     def drain(self) -> Drained:
-        """Everything gathered since the last drain (the marks: every node seen, until when)."""
+        """Everything gathered since the last drain (the marks: every node seen, until when).
+
+        Where each budget's notes stand is kept: what it accrued since its last note is noted
+        by its next one."""
         nodes = [
             NodeHour(
                 resource, hour, s.cloud, s.instance_type, s.capacity_type, s.estimated, s.listed, s.seconds
@@ -208,6 +292,7 @@ class EstimateBuffer:
         self._budgets.clear()
         self._aliases.clear()
         self._resources.clear()
+        self._noted.clear()  # the new term notes each budget from the ledger it sees
 
 
 def _hour_of(at: datetime) -> datetime:

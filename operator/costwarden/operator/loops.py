@@ -146,6 +146,8 @@ async def evaluate_all(runtime: Runtime, view: ClusterView) -> Counter[str]:
     nodes = view.nodes()
     now = runtime.clock()
     runtime.budgets.retain({budget.key for budget in budgets})
+    if runtime.billing is not None:  # a deleted budget's estimate notes: the last ones, then forgotten
+        runtime.billing.buffer.retain({f"{b.namespace}/{b.name}" for b in budgets}, nodes)
     clock = time.perf_counter
     deadline = clock() + SLICE_S
     for budget in budgets:
