@@ -6,8 +6,10 @@ Two kinds (costwarden.billing.estimates has the tables):
 * node-hours, from the accrual pass: each node's price over the time since it was last seen,
   as charged and at list price (``NodePrice.factor`` undone), spread over the UTC hours;
 * budget-hours, from the evaluations: what the budget's covered pods accrued since their figures
-  in the ledger last noted, on the resource their node is. A budget is noted at most once a
-  minute (``NOTE_EVERY``) and at its first pass of each UTC hour, not on every pass: spend is
+  in the ledger last noted, on the resource their node is. A budget is noted once a minute
+  (``NOTE_EVERY``), at a second of the minute of its own (a hash of its name, so that each pass
+  notes about as many budgets as the next, not all of them in one pass of six), and at its first
+  pass of each UTC hour, not on every pass: spend is
   cumulative, so the increments of one note add up to those of the passes it stands for. The
   first pass of an hour notes up to the previous pass first, so only its own interval is split
   over the two hours, as before. Passes in between only look whether a pod left the ledger
@@ -29,6 +31,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zlib import crc32
 
 from costwarden.billing.estimates import BudgetHour, NodeHour
 from costwarden.billing.resources import node_keys
@@ -40,7 +43,9 @@ from costwarden.pricing import NodePrice
 from costwarden.records import NodeRecord, parse_time
 
 _HOUR = timedelta(hours=1)
-NOTE_EVERY = timedelta(minutes=1)  # a budget's notes: at most this often (and each hour's first pass)
+NOTE_EVERY = timedelta(minutes=1)  # a budget's notes: once in each (and each hour's first pass)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _ZERO = Decimal(0)
 _MEMO_LIMIT = 65536  # node keys and figure times kept (a pass has a handful of times)
 
@@ -73,7 +78,7 @@ class _Noted:
 
     base: Mapping[str, PodLedgerEntry]  # the ledger's pods at the last note
     hour: datetime  # the UTC hour of the last note
-    due: datetime  # the last note + note_every, or the next hour if sooner
+    due: datetime  # the budget's next second of its note_every slots, or the next hour if sooner
     last: Mapping[str, PodLedgerEntry]  # the ledger's pods after the latest pass
     covered: Sequence[CoveredPod]  # the pods the latest pass covered
     at: datetime  # the latest pass
@@ -92,7 +97,7 @@ class EstimateBuffer:
     _resources: dict[str, tuple[NodeRecord, tuple[str, ...]]] = field(default_factory=dict)
     _times: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
     _noted: dict[str, _Noted] = field(default_factory=dict)  # by budget
-    note_every: timedelta = NOTE_EVERY  # a budget's notes: at most this often (0: every pass)
+    note_every: timedelta = NOTE_EVERY  # a budget's notes: once in each (0: every pass)
 
     def resume_from(self, marks: Mapping[str, datetime]) -> None:
         """Continue each node from its stored mark (unless this buffer saw it later)."""
@@ -164,7 +169,8 @@ class EstimateBuffer:
         covered pods accrued since the ledger last noted, when a note is due.
 
         Runs in every evaluation, for every budget, so a pass that notes nothing costs a few
-        comparisons: a note is due ``note_every`` after the last one, or at the first pass of
+        comparisons: a note is due at the budget's next instant after the last one (``_next_note``:
+        one in each ``note_every``, at its own offset), or at the first pass of
         another UTC hour; a pod gone from the ledger (no longer covered) makes one due at once,
         so that its last figure is noted. Such a note takes two steps: up to ``before`` (the
         latest pass), then this pass. The budget's first pass here notes from ``before``.
@@ -191,8 +197,18 @@ class EstimateBuffer:
             base, hour = before, _hour_of(now)
         self._note_pods(budget, covered, (base, after), nodes, now)
         self._noted[budget] = _Noted(
-            after, hour, min(now + self.note_every, hour + _HOUR), after, covered, now
+            after, hour, min(self._next_note(budget, now), hour + _HOUR), after, covered, now
         )
+
+    def _next_note(self, budget: str, now: datetime) -> datetime:
+        """The budget's next note after ``now``: its own instant in each ``note_every`` (an
+        offset from its name's CRC-32; at most ``note_every`` away, ``now`` when that is 0)."""
+        every = int(self.note_every.total_seconds() * 1_000_000)
+        if every <= 0:
+            return now
+        offset = crc32(budget.encode()) % every
+        micros = int((now - _EPOCH) / _MICROSECOND)
+        return _EPOCH + _MICROSECOND * (micros + every - (micros - offset) % every)
 
     def retain(self, budgets: Collection[str], nodes: Mapping[str, NodeRecord]) -> int:
         """Forget the budgets not in ``budgets`` (deleted), noting first what they had not noted
