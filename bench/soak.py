@@ -73,10 +73,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import operator_bench as ob
 from tests import churn, shapes
 
+from costwarden.cli import TRIM_HEAP_EVERY
+
 DURATION_S = float(os.environ.get("COSTWARDEN_SOAK_DURATION", "600"))
 SAMPLE_S = float(os.environ.get("COSTWARDEN_SOAK_SAMPLE", "60"))
 CHURN_SHARE = float(os.environ.get("COSTWARDEN_SOAK_CHURN", "0.01"))
 CHURN_EVERY_S = float(os.environ.get("COSTWARDEN_SOAK_CHURN_EVERY", "10"))
+# malloc_trim every this many seconds, as `costwarden run` (0: never, to compare)
+TRIM_HEAP_S = float(os.environ.get("COSTWARDEN_SOAK_TRIM_HEAP", str(TRIM_HEAP_EVERY)))
 INTERVAL_S = float(os.environ.get("COSTWARDEN_SOAK_INTERVAL", "10"))
 COHORT_EVERY_S = 20.0
 CROSS_AFTER_S = (40.0, 80.0)  # a crossing pod's Kill comes this long after it started
@@ -142,6 +146,7 @@ def _observe(kubeconfig: Path, expected: dict[str, int], stop: Any, results: Any
         interval=INTERVAL_S,
         max_destructive_per_minute=MAX_DESTRUCTIVE_PER_MINUTE,
         freeze_heap_when_synced=True,  # as `costwarden run`
+        trim_heap_every=TRIM_HEAP_S,
     )
     ob.tune_gc()
     t0 = time.monotonic()
@@ -184,6 +189,11 @@ def _observe(kubeconfig: Path, expected: dict[str, int], stop: Any, results: Any
                     "log_first": errors.first,
                     "peak_rss_mib": round(_peak_rss_mib(), 1),
                     "operator_error": repr(operator.error) if operator.error else None,
+                    "heap_trims": {
+                        "every_s": TRIM_HEAP_S,
+                        "calls": runtime.heap.trims,
+                        "released": runtime.heap.released,
+                    },
                 },
             )
         )
@@ -745,6 +755,7 @@ def main(duration: float = DURATION_S) -> dict[str, Any]:
         "operator_log_first": end.get("log_first"),
         "operator_error": end.get("operator_error"),
         "operator_peak_rss_mib": end.get("peak_rss_mib"),
+        "operator_heap_trims": end.get("heap_trims"),
         "operator_after_full_collection": end.get("after_full_collection"),
         "event_watch_errors": driven.watch_errors[:5],
         "minutes": samples,

@@ -92,6 +92,7 @@ def _positive(kind: type[float] | type[int]):  # type: ignore[no-untyped-def]
 
 
 PRICE_FEEDS = ("aws", "gcp", "azure")
+TRIM_HEAP_EVERY = 300.0  # seconds between malloc_trim calls in costwarden run (operator/heap.py)
 
 
 def _feeds(text: str) -> tuple[str, ...]:
@@ -453,7 +454,9 @@ def _run(args: argparse.Namespace) -> int:
     from costwarden.operator.fileclock import FileClock
     from costwarden.operator.runtime import utc_now
 
-    settings = dataclasses.replace(operator_settings(args), freeze_heap_when_synced=True)
+    settings = dataclasses.replace(
+        operator_settings(args), freeze_heap_when_synced=True, trim_heap_every=TRIM_HEAP_EVERY
+    )
     try:
         clock = utc_now if args.clock_file is None else FileClock(args.clock_file)
     except ValueError as exc:

@@ -165,6 +165,8 @@ async def evaluate_all(runtime: Runtime, view: ClusterView) -> Counter[str]:
     if not runtime.evaluated and runtime.settings.freeze_heap_when_synced:
         gc.freeze()  # the long-lived records are all in now (see OperatorSettings)
     runtime.evaluated = True
+    if runtime.heap.due(runtime.monotonic()):
+        await asyncio.to_thread(runtime.heap.trim, runtime.monotonic())
     _publish_budget_rows(runtime)
     runtime.metrics.queued.labels("actions").set(runtime.work.actions.queued)
     runtime.metrics.queued.labels("notifications").set(runtime.work.notifications.queued)

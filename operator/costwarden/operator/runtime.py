@@ -19,6 +19,7 @@ from costwarden.notify.delivery import Notifier
 from costwarden.notify.retry import RetryPolicy
 from costwarden.operator.budgetstate import BudgetBook, BudgetKey
 from costwarden.operator.gpufeed import FeedSettings, GpuFeed
+from costwarden.operator.heap import HeapTrimmer
 from costwarden.operator.kube import KubeClient
 from costwarden.operator.leader import AlwaysLeader, LeaderElector
 from costwarden.operator.metrics import Metrics
@@ -113,9 +114,11 @@ class Runtime:
     factors: RateFactors | None = None  # the effective-rate factors of the last reconciliation
     vms: VMFeed | None = None  # with --cloud
     slurm: JobFeed | None = None  # with --slurm
+    heap: HeapTrimmer = field(init=False)
 
     def __post_init__(self) -> None:
         self.limits = Limits.from_settings(self.settings, self.monotonic())
+        self.heap = HeapTrimmer(self.settings.trim_heap_every)
         self.gpu = GpuFeed((), None, FeedSettings(stale_after=timedelta(seconds=45)))  # until started
         self.notifier = Notifier(
             slack_base_url=self.settings.slack_api_url,

@@ -63,6 +63,9 @@ class OperatorSettings:
     # out of the collector's reach with gc.freeze(): full collections then walk only what passes
     # allocate. costwarden run sets it; in-process operators (tests, the demo) leave it off.
     freeze_heap_when_synced: bool = False
+    # Seconds between handing the heap's free pages back to the system (glibc's malloc_trim, after
+    # an evaluation pass; operator/heap.py). costwarden run sets 300; 0: never.
+    trim_heap_every: float = 0.0
     protected_namespaces: tuple[str, ...] = field(default=("kube-system",))
     # Namespaces whose budgets may cover (and stop) cloud VMs and Slurm jobs, which are in no
     # namespace (docs/security.md); "*": every namespace, warned about at start with --cloud/--slurm.
