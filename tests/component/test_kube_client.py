@@ -262,3 +262,47 @@ def test_a_client_serves_the_loop_it_was_first_used_on(sim):
         with pytest.raises(RuntimeError, match="was first used on another event loop"):
             second.run(read())
         first.run(client.close())
+
+
+# ---- the environment's proxies (aiohttp's trust_env)
+
+
+def _dead_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the discard port: nothing answers
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+
+
+async def test_without_proxy_variables_or_netrc_requests_do_not_look_them_up(sim, monkeypatch, tmp_path):
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "absent-netrc"))
+    client = KubeClient(load_configuration(sim.kubeconfig))
+    try:
+        assert client.trust_env is False
+        assert await client.read_budget(NS, "absent") is None
+        assert client._apis().client.rest_client.pool_manager.trust_env is False
+    finally:
+        await client.close()
+
+
+async def test_a_proxy_variable_set_is_honoured(sim, monkeypatch):
+    """HTTP_PROXY names a proxy that is not there: the client goes through it, and fails."""
+    _dead_proxy(monkeypatch)
+    client = KubeClient(load_configuration(sim.kubeconfig))
+    try:
+        assert client.trust_env is True
+        with pytest.raises(KubeError):
+            await client.read_budget(NS, "absent")
+    finally:
+        await client.close()
+
+
+async def test_trust_env_false_goes_direct_whatever_the_environment_says(sim, monkeypatch):
+    _dead_proxy(monkeypatch)
+    client = KubeClient(load_configuration(sim.kubeconfig), trust_env=False)
+    try:
+        assert await client.read_budget(NS, "absent") is None
+    finally:
+        await client.close()

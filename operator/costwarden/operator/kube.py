@@ -26,6 +26,7 @@ import itertools
 import json
 import logging
 import os
+import urllib.request
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -261,14 +262,30 @@ class _Failure(Exception):
         self.body = body
 
 
+def environment_sets_http() -> bool:
+    """Whether the environment sets what aiohttp reads with ``trust_env``: a proxy variable
+    (``HTTPS_PROXY`` and the like, as ``urllib.request.getproxies`` finds them) or a netrc file.
+
+    kubernetes_asyncio opens its session with ``trust_env=True``, and aiohttp then looks both up
+    on a worker thread for every request: two thread hops, a file check and a scan of the
+    environment per write, at ~100 writes a second at 10,000 pods (bench/RESULTS.md). Where
+    neither is set that finds nothing, so the client leaves it off; where one is, it stays on."""
+    netrc = os.environ.get("NETRC") or str(Path.home() / ".netrc")
+    return bool(urllib.request.getproxies()) or Path(netrc).is_file()
+
+
 class KubeClient:
     """Async facade over kubernetes_asyncio; every cluster write goes through ``_write``."""
 
-    def __init__(self, configuration: k8s.Configuration, *, dry_run: bool = False) -> None:
+    def __init__(
+        self, configuration: k8s.Configuration, *, dry_run: bool = False, trust_env: bool | None = None
+    ) -> None:
         self.configuration = configuration
         self.dry_run = dry_run
         self.last_retry_after: float | None = None
         self._apis_now: _Apis | None = None
+        # None: as the environment has it (environment_sets_http)
+        self.trust_env = environment_sets_http() if trust_env is None else trust_env
 
     async def close(self) -> None:
         """Close the HTTP session (on the loop it was used on); the client may be used again after."""
@@ -295,6 +312,8 @@ class KubeClient:
         if apis is None:
             api = k8s.ApiClient(self.configuration)
             api.user_agent = "costwarden"
+            if not self.trust_env:  # kubernetes_asyncio always asks for it (see environment_sets_http)
+                api.rest_client.pool_manager._trust_env = False
             apis = _Apis(
                 client=api,
                 core=k8s.CoreV1Api(api),
