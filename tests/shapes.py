@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from costwarden.demo import shapes as demo_shapes
+from costwarden.models import Action, ActionRecord, ActionResult, NotificationState
 
 
 def eks_p5_node(name: str = "ip-10-0-1-23.ec2.internal", *, spot: bool = False) -> dict[str, Any]:
@@ -132,3 +133,32 @@ def plain_pod(
 
 def namespace(name: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+
+
+def action_record(
+    record_id: str,
+    action: Action,
+    result: ActionResult,
+    *,
+    attempts: int = 0,
+    targets: tuple[str, ...] = (),
+    notification: NotificationState | None = None,
+    notify_attempts: int = 0,
+    resumed_at: str | None = None,
+    message: str = "",
+    time: str = "2026-12-01T07:00:00Z",
+) -> ActionRecord:
+    """One ``status.actions`` record, its trigger its id."""
+    return ActionRecord(
+        id=record_id,
+        time=time,
+        trigger=record_id,
+        action=action,
+        result=result,
+        attempts=attempts,
+        targets=targets,
+        notification=notification,
+        notify_attempts=notify_attempts,
+        resumed_at=resumed_at,
+        message=message,
+    )

@@ -52,24 +52,8 @@ IDLE_ID = "anomaly/idleGpu/8d0c1f2e"
 WAIT_S = 10.0
 
 
-def record(
-    record_id: str,
-    action: Action,
-    result: ActionResult,
-    *,
-    attempts: int = 0,
-    notification: NotificationState | None = None,
-) -> ActionRecord:
-    return ActionRecord(
-        id=record_id,
-        time="2026-12-07T12:10:00Z",
-        trigger=record_id,
-        action=action,
-        result=result,
-        attempts=attempts,
-        notification=notification,
-        targets=(f"Pod {NS}/llama-sweep-2ea4-head",) if action is Action.KILL else (),
-    )
+def record(record_id: str, action: Action, result: ActionResult, **fields: Any) -> ActionRecord:
+    return shapes.action_record(record_id, action, result, time="2026-12-07T12:10:00Z", **fields)
 
 
 NOTIFIED = record(NOTIFY_ID, Action.NOTIFY, ActionResult.DONE, notification=NotificationState.SENT)

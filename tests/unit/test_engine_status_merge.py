@@ -3,8 +3,11 @@ action record lost, none carried out twice, a stale record never undoes a newer 
 
 from __future__ import annotations
 
+from typing import Any
+
 from costwarden.engine.status_merge import merge_record, merge_status
 from costwarden.models import Action, ActionRecord, ActionResult, CostBudgetStatus, NotificationState, Phase
+from tests import shapes
 
 KILL = "threshold/100/2026-12-01T00:00:00Z"
 NOTIFY = "threshold/80/2026-12-01T00:00:00Z"
@@ -17,26 +20,9 @@ def record(
     result: ActionResult = ActionResult.PENDING,
     *,
     action: Action = Action.KILL,
-    attempts: int = 0,
-    targets: tuple[str, ...] = (),
-    notification: NotificationState | None = None,
-    notify_attempts: int = 0,
-    resumed_at: str | None = None,
-    message: str = "",
+    **fields: Any,
 ) -> ActionRecord:
-    return ActionRecord(
-        id=record_id,
-        time="2026-12-01T07:00:00Z",
-        trigger=record_id,
-        action=action,
-        result=result,
-        attempts=attempts,
-        targets=targets,
-        notification=notification,
-        notify_attempts=notify_attempts,
-        resumed_at=resumed_at,
-        message=message,
-    )
+    return shapes.action_record(record_id, action, result, **fields)
 
 
 def status(*records: ActionRecord, spend: int = 5) -> CostBudgetStatus:

@@ -28,6 +28,7 @@ from costwarden.operator.statuswriter import (
     StatusWriter,
     urgent,
 )
+from tests import shapes
 
 
 class GatedStatusApi:
@@ -276,26 +277,6 @@ IDLE = "anomaly/idleGpu/pod-uid-1"
 OLD = "threshold/50/2026-11-01T00:00:00Z"
 
 
-def _record(
-    record_id: str,
-    action: Action,
-    result: ActionResult,
-    *,
-    attempts: int = 0,
-    notification: NotificationState | None = None,
-) -> ActionRecord:
-    return ActionRecord(
-        id=record_id,
-        time="2026-12-01T07:00:00Z",
-        trigger=record_id,
-        action=action,
-        result=result,
-        attempts=attempts,
-        notification=notification,
-        targets=("Pod ns/head",) if action is Action.KILL else (),
-    )
-
-
 def _status(*records: ActionRecord, spend: int = 8) -> CostBudgetStatus:
     return CostBudgetStatus(phase=Phase.EXCEEDED, spend=spend, actions=list(records))
 
@@ -368,11 +349,13 @@ async def test_after_a_users_edit_one_read_and_the_status_is_written_at_the_new_
 async def test_a_replica_whose_fence_ran_out_while_its_write_was_on_the_way_drops_it() -> None:
     """The old leader's write, delivered after the new leader wrote, is refused; the old
     leader, no longer leading when the 409 comes back, reads nothing and writes nothing more."""
-    base = _status(_record(KILL_100, Action.KILL, ActionResult.PENDING, attempts=1))
+    base = _status(shapes.action_record(KILL_100, Action.KILL, ActionResult.PENDING, attempts=1))
     api = StoredBudget(base)
     old_leader = _known(base)
     new_leaders = _status(
-        _record(KILL_100, Action.KILL, ActionResult.DONE, attempts=1, notification=NotificationState.SENT)
+        shapes.action_record(
+            KILL_100, Action.KILL, ActionResult.DONE, attempts=1, notification=NotificationState.SENT
+        )
     )
     leading = [True]
 
@@ -385,7 +368,7 @@ async def test_a_replica_whose_fence_ran_out_while_its_write_was_on_the_way_drop
     runner = asyncio.create_task(writer.run())
     try:
         revision = old_leader.replace_status(
-            _status(_record(KILL_100, Action.KILL, ActionResult.PENDING, attempts=2))
+            _status(shapes.action_record(KILL_100, Action.KILL, ActionResult.PENDING, attempts=2))
         )
         writer.submit(old_leader)
         assert not await old_leader.wait_stored(revision, timeout=0.3)
@@ -403,24 +386,28 @@ async def test_the_leader_keeps_what_another_replica_stored_and_never_undoes_its
     stored, each as far along as either replica got; a job waiting to carry out a record the
     stored status had settled does not run."""
     known = _status(
-        _record(OLD, Action.NOTIFY, ActionResult.DONE),
-        _record(NOTIFY_80, Action.NOTIFY, ActionResult.PENDING),
+        shapes.action_record(OLD, Action.NOTIFY, ActionResult.DONE),
+        shapes.action_record(NOTIFY_80, Action.NOTIFY, ActionResult.PENDING),
     )
     api = StoredBudget(known)
     state = _known(known)
     api.write(  # the earlier leader's last write: the Notify sent, the Kill carried out, an anomaly
         _status(
-            _record(OLD, Action.NOTIFY, ActionResult.DONE),
-            _record(NOTIFY_80, Action.NOTIFY, ActionResult.DONE, notification=NotificationState.SENT),
-            _record(KILL_100, Action.KILL, ActionResult.DONE, attempts=1),
-            _record(IDLE, Action.NOTIFY, ActionResult.DONE),
+            shapes.action_record(OLD, Action.NOTIFY, ActionResult.DONE),
+            shapes.action_record(
+                NOTIFY_80, Action.NOTIFY, ActionResult.DONE, notification=NotificationState.SENT
+            ),
+            shapes.action_record(KILL_100, Action.KILL, ActionResult.DONE, attempts=1),
+            shapes.action_record(IDLE, Action.NOTIFY, ActionResult.DONE),
         )
     )
     # This replica dropped OLD (bounded records), settled NOTIFY_80 with its notification still
     # to send, and decided the Kill itself: a job waits for that Pending record to be stored.
     ours = _status(
-        _record(NOTIFY_80, Action.NOTIFY, ActionResult.DONE, notification=NotificationState.PENDING),
-        _record(KILL_100, Action.KILL, ActionResult.PENDING, attempts=1),
+        shapes.action_record(
+            NOTIFY_80, Action.NOTIFY, ActionResult.DONE, notification=NotificationState.PENDING
+        ),
+        shapes.action_record(KILL_100, Action.KILL, ActionResult.PENDING, attempts=1),
         spend=11,
     )
     revision = state.replace_status(ours)
@@ -451,14 +438,14 @@ async def test_a_late_write_of_an_earlier_leader_that_landed_first_is_merged_not
     """Delivered after the takeover but before the new leader's first write, the earlier
     leader's write is taken (its version was current); the new leader's write is then refused
     and what it writes instead has its own records, not the earlier leader's older ones."""
-    base = _status(_record(KILL_100, Action.KILL, ActionResult.PENDING, attempts=1))
+    base = _status(shapes.action_record(KILL_100, Action.KILL, ActionResult.PENDING, attempts=1))
     api = StoredBudget(base)
     new_leader = _known(base)
-    api.write(_status(_record(KILL_100, Action.KILL, ActionResult.PENDING, attempts=1), spend=7))
+    api.write(_status(shapes.action_record(KILL_100, Action.KILL, ActionResult.PENDING, attempts=1), spend=7))
     writer = _conflict_writer(api, Metrics())
     runner = asyncio.create_task(writer.run())
     try:
-        done = _record(
+        done = shapes.action_record(
             KILL_100, Action.KILL, ActionResult.DONE, attempts=1, notification=NotificationState.SENT
         )
         revision = new_leader.replace_status(_status(done, spend=9))
