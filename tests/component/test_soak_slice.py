@@ -6,6 +6,7 @@ every crossing acted on exactly once. No timing: the figures are the soak's."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 from datetime import timedelta
@@ -24,6 +25,7 @@ CYCLES, SHARE = 4, 0.25  # each cycle replaces a quarter of the pods: every pod 
 CROSSINGS_PER_CYCLE = 2
 KILL_AFTER_S = 40  # a crossing pod's spend reaches its limit 40 s after it started
 CB = "costwarden.dev/v1alpha1"
+POD_REQUESTS = kmock.resource("", "v1", "pods")
 # The operator's tables that hold an entry per live pod, label, node or budget: after the churn
 # each holds what it held before it (the others hold per-write or per-record entries).
 FOLLOWING = (
@@ -42,7 +44,9 @@ FOLLOWING = (
     "budget_covered_pods",
     "budget_ledger_entries",
 )
-QUEUES = ("status_queued", "status_retries", "actions_running", "notifications_running", "events_running")
+# Empty once the churn stops. Statuses still wait to be written at any moment on a slow machine
+# (each pass queues some while the writer works): those are checked to be live budgets' instead.
+QUEUES = ("status_retries", "actions_running", "notifications_running", "events_running")
 
 
 def _pods() -> list[dict[str, Any]]:
@@ -157,6 +161,7 @@ def test_churn_leaves_nothing_behind_and_every_crossing_is_acted_on_once(
 
     deleted: set[str] = set()
     crossings: list[tuple[str, str]] = []  # (budget, pod)
+    kills: list[str] = []  # the pods the operator's DELETEs named
     generations = [0] * len(seeded)
     for cycle in range(CYCLES):
         for slot in churn.churn_slots(cycle, len(seeded), SHARE):
@@ -182,6 +187,9 @@ def test_churn_leaves_nothing_behind_and_every_crossing_is_acted_on_once(
         cluster.wait_for(lambda: recorded(names, 80), timeout=30)  # noqa: B023
         clock.advance(timedelta(seconds=KILL_AFTER_S * 0.2))  # past 100 %: Kill
         cluster.wait_for(lambda: recorded(names, 100), timeout=30)  # noqa: B023
+        # the stand-in's request log keeps the latest requests only: read this cycle's DELETEs now
+        pods_now = {pod for _, pod in opened}
+        kills += [r.name for r in cluster.cluster.emulator["delete", POD_REQUESTS] if r.name in pods_now]
         for name in names:  # budgets churn too
             cluster.delete(CB, "costbudgets", name, namespace=churn.CROSSING_NAMESPACE)
         cluster.wait_for(lambda: settled(len(seeded), len(budgets)), timeout=30)
@@ -193,7 +201,13 @@ def test_churn_leaves_nothing_behind_and_every_crossing_is_acted_on_once(
         return {table: tracked.get(table) for table in (*FOLLOWING, *QUEUES)}
 
     expected = {**{table: baseline[table] for table in FOLLOWING}, **dict.fromkeys(QUEUES, 0)}
-    cluster.wait_for(lambda: following() == expected, timeout=30)
+    with contextlib.suppress(TimeoutError):
+        cluster.wait_for(lambda: following() == expected, timeout=30)
+    assert following() == expected  # the tables that did not follow, named
+    live_budgets = {
+        (b["metadata"]["namespace"], b["metadata"]["name"]) for b in cluster.list(CB, "costbudgets")
+    }
+    assert operator.runtime.work.writer.waiting() <= live_budgets  # no deleted budget's status
     assert _tracked(operator)["spend_written"] <= len(seeded)
     cluster.wait_for(lambda: not _records_in_memory(deleted), timeout=30)
 
@@ -204,8 +218,7 @@ def test_churn_leaves_nothing_behind_and_every_crossing_is_acted_on_once(
         assert (
             events[(churn.CROSSING_NAMESPACE, name, 80)] == events[(churn.CROSSING_NAMESPACE, name, 100)] == 1
         )
-    kills = [r.name for r in cluster.cluster.emulator["delete", kmock.resource("", "v1", "pods")]]
-    assert sorted(kills) == sorted(pod for _, pod in crossings)
+    assert sorted(kills) == sorted(pod for _, pod in crossings)  # one DELETE per crossing pod
     assert cluster.list("v1", "pods", namespace=churn.CROSSING_NAMESPACE) == []
     crossed = sorted(key[:2] for key in events if key[0] != churn.CROSSING_NAMESPACE)
     assert crossed == [(f"team-{n}", f"group-{g}") for n in range(NAMESPACES) for g in (1, 11)]

@@ -94,6 +94,10 @@ class StatusWriter:
             self._queued[key] = state
         self._wake.set()
 
+    def waiting(self) -> set[BudgetKey]:
+        """The budgets whose statuses wait to be written (urgent or not)."""
+        return {*self._urgent, *self._queued}
+
     def sizes(self) -> dict[str, int]:
         """Statuses waiting (urgent ones apart), being written, budgets with failed writes,
         retries scheduled."""
